@@ -1,0 +1,94 @@
+/**
+ * The contract between the construct and its custom-resource handler. Both import this module, so
+ * the property names cannot drift apart. These names are a contract with deployed stacks: do not
+ * rename them.
+ *
+ * CloudFormation passes every custom-resource property to the handler as a string, so numbers and
+ * booleans travel as strings here too.
+ */
+
+/** The CloudFormation type of the custom resource. */
+export const UNIKERNEL_AMI_RESOURCE_TYPE = 'Custom::MirageUnikernelAmi';
+
+/** How the handler writes the disk image into an EBS snapshot. */
+export enum BuildStrategyKind {
+  /** A transient helper instance writes the image onto an EBS volume, which is then snapshotted. */
+  HELPER_INSTANCE = 'helper-instance',
+  /** The EBS direct APIs write the image straight into a new snapshot. */
+  EBS_DIRECT = 'ebs-direct',
+}
+
+/** What the resource's deletion does to the AMI and its snapshot. */
+export enum AmiRemovalKind {
+  /** Deregister the AMI and delete its snapshot. */
+  DESTROY = 'destroy',
+  /** Leave the AMI and its snapshot in the account. */
+  RETAIN = 'retain',
+}
+
+/** Properties of the helper-instance build, present when `Strategy` is `helper-instance`. */
+export interface HelperInstanceBuildProperties {
+  /** Instance type of the helper that writes the volume. */
+  readonly InstanceType: string;
+  /** Subnet the helper is launched in. */
+  readonly SubnetId: string;
+  /** Security group of the helper (no inbound rules). */
+  readonly SecurityGroupId: string;
+  /** ARN of the instance profile of the helper. */
+  readonly InstanceProfileArn: string;
+  /** AMI id of the helper's operating system (Amazon Linux 2023, from the public SSM parameter). */
+  readonly ImageId: string;
+}
+
+/** The resource properties of `Custom::MirageUnikernelAmi`, as the handler receives them. */
+export interface UnikernelAmiProperties {
+  /** Bucket that holds the kernel. */
+  readonly KernelBucket: string;
+  /** Key of the kernel object. */
+  readonly KernelKey: string;
+  /** Version of the kernel object, if the bucket is versioned. */
+  readonly KernelObjectVersion?: string;
+  /** Name of the unikernel: menu.lst title, kernel file name, AMI name prefix, Name tag. */
+  readonly Name: string;
+  /** Kernel command line, possibly empty. */
+  readonly KernelArgs: string;
+  /** Disk layout: `whole` (filesystem on the whole volume) or `mbr` (first MBR partition). */
+  readonly Layout: string;
+  /** Volume (and snapshot) size in GiB, as a decimal string. */
+  readonly VolumeSizeGiB: string;
+  /** `x86_64` or `i386`. */
+  readonly Architecture: string;
+  /** The PV-GRUB AKI registered as the AMI's kernel. */
+  readonly KernelId: string;
+  /** `true` to encrypt the snapshot. */
+  readonly Encrypted: string;
+  /** KMS key for encryption; absent for the AWS managed key. */
+  readonly KmsKeyArn?: string;
+  /** `destroy` or `retain` (AmiRemovalKind). */
+  readonly RemovalPolicy: string;
+  /** `helper-instance` or `ebs-direct` (BuildStrategyKind). */
+  readonly Strategy: string;
+  /** Bucket where the handler stages the disk image for the helper; present for `helper-instance`. */
+  readonly StagingBucket?: string;
+  /** Settings of the helper-instance build. */
+  readonly Helper?: HelperInstanceBuildProperties;
+  /** Tags applied to everything the build creates, besides the build's own tags. */
+  readonly Tags?: { readonly [key: string]: string };
+}
+
+/** Attributes the resource returns (`Fn::GetAtt`). */
+export interface UnikernelAmiAttributes {
+  /** The registered AMI. */
+  readonly ImageId: string;
+  /** The snapshot behind the AMI's root volume. */
+  readonly SnapshotId: string;
+  /** The PV-GRUB AKI of the AMI. */
+  readonly KernelId: string;
+}
+
+/** Tag keys the handler puts on everything it creates, so that Delete can find what a build left. */
+export const BUILD_ID_TAG = 'mirage-unikernel-ami:build-id';
+export const STACK_TAG = 'mirage-unikernel-ami:stack';
+export const NAME_TAG = 'Name';
+/** Tag key on the helper's resources only, used by IAM conditions to narrow the helper build's role. */
+export const MANAGED_TAG = 'mirage-unikernel-ami:managed';
