@@ -60,10 +60,10 @@ export function architectureOfKernelId(kernelId: string): KernelArchitecture | u
  */
 export const PV_INSTANCE_FAMILIES: readonly string[] = ['c1', 'c3', 'hs1', 'm1', 'm2', 'm3', 't1'];
 
-/** Whether an instance type such as `t1.micro` belongs to a family that runs PV AMIs. */
+/** Whether an instance type such as `t1.micro` (family.size) belongs to a family that runs PV AMIs. */
 export function isPvInstanceType(instanceType: string): boolean {
-  const family = instanceType.split('.')[0].toLowerCase();
-  return PV_INSTANCE_FAMILIES.includes(family);
+  const match = /^([a-z0-9]+)\.[a-z0-9]+$/i.exec(instanceType);
+  return match !== null && PV_INSTANCE_FAMILIES.includes(match[1].toLowerCase());
 }
 
 /** PV-GRUB reads the kernel's command line into Xen's guest command line: 1024 bytes with the terminator. */
