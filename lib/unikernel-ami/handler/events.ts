@@ -1,0 +1,63 @@
+/**
+ * The events of the CDK provider framework (custom_resources.Provider) as this handler sees them.
+ * They mirror aws-cdk-lib's OnEventRequest/OnEventResponse/IsCompleteRequest/IsCompleteResponse,
+ * written out here so that the Lambda bundle does not pull in aws-cdk-lib.
+ */
+import { UnikernelAmiAttributes, UnikernelAmiProperties } from '../types';
+
+export type RequestType = 'Create' | 'Update' | 'Delete';
+
+/** What the framework passes to onEvent. The ResponseURL is a presigned secret: never log it. */
+export interface OnEventRequest {
+  readonly RequestType: RequestType;
+  readonly ServiceToken?: string;
+  readonly ResponseURL?: string;
+  readonly StackId: string;
+  readonly RequestId: string;
+  readonly LogicalResourceId: string;
+  readonly ResourceType: string;
+  /** Absent on Create; on Update and Delete, the id the resource has now. */
+  readonly PhysicalResourceId?: string;
+  readonly ResourceProperties: UnikernelAmiProperties;
+  /** Update only: the properties before the update. */
+  readonly OldResourceProperties?: UnikernelAmiProperties;
+}
+
+/** What a build has to do, decided by onEvent and carried to every isComplete call. */
+export enum BuildAction {
+  /** Write a new disk image, snapshot it and register an AMI. */
+  BUILD = 'build',
+  /** Only tags or the removal policy changed: the AMI stays, its tags are updated. */
+  RETAG = 'retag',
+  /** Remove what the build made (the AMI and snapshot only under the destroy removal policy). */
+  DELETE = 'delete',
+}
+
+/**
+ * State onEvent hands to isComplete. A custom top-level field rather than `Data`, because the
+ * framework turns every `Data` key into a resource attribute, and these ids are transient.
+ */
+export interface BuildState {
+  readonly Action: BuildAction;
+  /** Helper-instance build: the helper instance. */
+  readonly InstanceId?: string;
+  /** Helper-instance build: the volume the helper writes. */
+  readonly VolumeId?: string;
+  /** EBS-direct build: the snapshot written by the EBS direct APIs. */
+  readonly SnapshotId?: string;
+}
+
+export interface OnEventResponse {
+  readonly PhysicalResourceId: string;
+  readonly Data?: Partial<UnikernelAmiAttributes>;
+  readonly BuildState: BuildState;
+}
+
+/** The framework calls isComplete with onEvent's request merged with onEvent's response. */
+export type IsCompleteRequest = OnEventRequest & OnEventResponse;
+
+export interface IsCompleteResponse {
+  readonly IsComplete: boolean;
+  /** Only when complete: the framework refuses Data while IsComplete is false. */
+  readonly Data?: UnikernelAmiAttributes;
+}

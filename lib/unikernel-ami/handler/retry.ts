@@ -1,0 +1,93 @@
+/**
+ * Retry of AWS calls on throttling and server errors, with exponential backoff and full jitter.
+ *
+ * The SDK already retries each call a few times within about a second; EC2's request-rate buckets
+ * (RequestLimitExceeded) refill over seconds, so a build that launches, tags and polls many
+ * resources needs this slower second layer.
+ */
+
+export interface RetryOptions {
+  /** Attempts in total, the first included. @default 6 */
+  readonly attempts?: number;
+  /** Upper bound of the first retry's delay. @default 250 */
+  readonly baseDelayMs?: number;
+  /** Upper bound of any delay. @default 10000 */
+  readonly maxDelayMs?: number;
+  /** Which errors are worth another attempt. @default isRetryableError */
+  readonly isRetryable?: (err: unknown) => boolean;
+  /** How to wait; tests inject a recorder. @default setTimeout */
+  readonly sleep?: (ms: number) => Promise<void>;
+}
+
+const RETRYABLE_ERROR_NAMES = new Set([
+  'ThrottlingException',
+  'Throttling',
+  'RequestLimitExceeded',
+  'TooManyRequestsException',
+  'RequestThrottled',
+  'RequestThrottledException',
+  'SlowDown',
+  'ServiceUnavailable',
+  'InternalError',
+  'InternalFailure',
+]);
+
+const TRANSIENT_NETWORK_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNREFUSED']);
+
+interface AwsErrorShape {
+  readonly name?: string;
+  readonly code?: string;
+  readonly $retryable?: unknown;
+  readonly $metadata?: { readonly httpStatusCode?: number };
+}
+
+/** Throttling, server-side (5xx) and transient network errors; everything else is the caller's problem. */
+export function isRetryableError(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) {
+    return false;
+  }
+  const e = err as AwsErrorShape;
+  const status = e.$metadata?.httpStatusCode ?? 0;
+  return (
+    RETRYABLE_ERROR_NAMES.has(e.name ?? '') ||
+    Boolean(e.$retryable) ||
+    status >= 500 ||
+    status === 429 ||
+    TRANSIENT_NETWORK_CODES.has(e.code ?? '')
+  );
+}
+
+const sleepWithTimer = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/**
+ * Runs `fn`, retrying retryable errors up to `attempts` times in total. The n-th retry waits a
+ * random time in [0, min(maxDelayMs, baseDelayMs * 2^(n-1))] ("full jitter", which spreads
+ * concurrent callers best). The last error is rethrown with `label` and the attempt count added.
+ */
+export async function withRetry<T>(label: string, fn: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
+  const attempts = options.attempts ?? 6;
+  const baseDelayMs = options.baseDelayMs ?? 250;
+  const maxDelayMs = options.maxDelayMs ?? 10_000;
+  const isRetryable = options.isRetryable ?? isRetryableError;
+  const sleep = options.sleep ?? sleepWithTimer;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (attempt >= attempts || !isRetryable(err)) {
+        throw annotate(err, label, attempt);
+      }
+      const ceiling = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
+      await sleep(Math.floor(Math.random() * ceiling));
+    }
+  }
+}
+
+/** Adds which call failed to the error's message, keeping its name (callers test `name`, e.g. NotFound). */
+function annotate(err: unknown, label: string, attempts: number): unknown {
+  if (err instanceof Error) {
+    const tries = attempts > 1 ? ` after ${attempts} attempts` : '';
+    err.message = `${label} failed${tries}: ${err.message}`;
+  }
+  return err;
+}
