@@ -1,0 +1,10 @@
+/**
+ * The disk image writer: the ext2 disk that PV-GRUB reads, with /boot/grub/menu.lst and the kernel.
+ * Pure TypeScript, so it runs in Lambda and in the CLI alike.
+ */
+export { DiskLayout, DiskImageError } from './types';
+export type { DiskExtent, DiskBlock } from './types';
+export { buildDiskImage, writeSparseFile, maxKernelBytes } from './disk-image';
+export type { DiskImageOptions, DiskImage } from './disk-image';
+export { validateUnikernelName, validateKernelArgs } from './validation';
+export { renderMenuLst } from './menu-lst';
