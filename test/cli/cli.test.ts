@@ -1,0 +1,183 @@
+import { execFileSync, spawnSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { EC2Client, GetConsoleOutputCommand } from '@aws-sdk/client-ec2';
+import { mockClient } from 'aws-sdk-client-mock';
+import { runCli } from '../../lib/cli';
+
+const repoRoot = path.resolve(__dirname, '..', '..');
+const helloKernel = path.join(repoRoot, 'examples', 'hello', 'hello.xen');
+const pvhKernel = path.join(repoRoot, 'test', 'fixtures', 'kernels', 'pvh-only.elf');
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+async function run(argv: string[], ec2?: EC2Client): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(argv, {
+    stdout: (text) => (stdout += text),
+    stderr: (text) => (stderr += text),
+    ec2Client: ec2 ? () => ec2 : undefined,
+  });
+  return { code, stdout, stderr };
+}
+
+function debugfs(image: string, request: string): Buffer {
+  return execFileSync('debugfs', ['-R', request, image], { stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+/** Counts non-zero bytes of a file by reading it, independently of the writer's own count. */
+function countNonZeroBytes(file: string): number {
+  const fd = fs.openSync(file, 'r');
+  const chunk = Buffer.alloc(1 << 20);
+  let count = 0;
+  try {
+    for (let offset = 0; ; offset += chunk.length) {
+      const read = fs.readSync(fd, chunk, 0, chunk.length, offset);
+      if (read === 0) break;
+      for (let i = 0; i < read; i++) if (chunk[i] !== 0) count++;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return count;
+}
+
+let workDir: string;
+beforeEach(() => {
+  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mua-cli-'));
+});
+afterEach(() => {
+  fs.rmSync(workDir, { recursive: true, force: true });
+});
+
+describe('inspect', () => {
+  test('accepts the example PV kernel and names its architecture', async () => {
+    const result = await run(['inspect', helloKernel]);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/x86_64/);
+    expect(result.stderr).toBe('');
+  });
+
+  test('refuses a PVH-only kernel with the reason, exit 1', async () => {
+    const result = await run(['inspect', pvhKernel]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/PVH/);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  test('refuses a file that is not a kernel', async () => {
+    const junk = path.join(workDir, 'notes.txt');
+    fs.writeFileSync(junk, 'this is not a kernel\n');
+    const result = await run(['inspect', junk]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(junk);
+  });
+});
+
+describe('disk', () => {
+  test('writes a sparse image whose filesystem holds the kernel and the menu.lst', async () => {
+    // GIVEN
+    const out = path.join(workDir, 'hello.img');
+
+    // WHEN
+    const result = await run(['disk', helloKernel, '--out', out, '--args', 'verbose=1 net=off']);
+
+    // THEN
+    expect(result.code).toBe(0);
+    expect(fs.statSync(out).size).toBe(2 ** 30);
+    // Sparse: far fewer blocks allocated than the 1 GiB size.
+    expect(fs.statSync(out).blocks * 512).toBeLessThan(64 * 2 ** 20);
+    execFileSync('e2fsck', ['-fn', out], { stdio: 'pipe' });
+    const dumped = path.join(workDir, 'kernel.out');
+    debugfs(out, `dump /boot/hello.xen ${dumped}`);
+    expect(fs.readFileSync(dumped).equals(fs.readFileSync(helloKernel))).toBe(true);
+    expect(debugfs(out, 'cat /boot/grub/menu.lst').toString()).toBe(
+      'default 0\ntimeout 0\n\ntitle hello\nroot (hd0)\nkernel /boot/hello.xen verbose=1 net=off\n',
+    );
+    expect(result.stdout).toContain(`${2 ** 30} bytes`);
+    expect(result.stdout).toContain(`${countNonZeroBytes(out)} bytes non-zero`);
+  });
+
+  test('writes the MBR layout with a chosen name and size', async () => {
+    const out = path.join(workDir, 'mbr.img');
+    const result = await run(['disk', helloKernel, '--out', out, '--name', 'greeter', '--layout', 'mbr', '--size-gib', '2']);
+    expect(result.code).toBe(0);
+    expect(fs.statSync(out).size).toBe(2 * 2 ** 30);
+    const table = JSON.parse(execFileSync('sfdisk', ['--json', out]).toString());
+    expect(table.partitiontable.label).toBe('dos');
+    expect(table.partitiontable.partitions).toHaveLength(1);
+    const partition = table.partitiontable.partitions[0];
+    const fsImage = path.join(workDir, 'partition.img');
+    execFileSync('dd', [`if=${out}`, `of=${fsImage}`, 'bs=512', `skip=${partition.start}`, `count=${partition.size}`, 'conv=sparse', 'status=none']);
+    execFileSync('e2fsck', ['-fn', fsImage], { stdio: 'pipe' });
+    expect(debugfs(fsImage, 'cat /boot/grub/menu.lst').toString()).toBe(
+      'default 0\ntimeout 0\n\ntitle greeter\nroot (hd0,0)\nkernel /boot/greeter.xen\n',
+    );
+  });
+
+  test('refuses a kernel PV-GRUB cannot boot and writes nothing', async () => {
+    const out = path.join(workDir, 'pvh.img');
+    const result = await run(['disk', pvhKernel, '--out', out]);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/PVH/);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  test.each([
+    [['disk', 'k.xen'], /--out FILE/],
+    [['disk', 'HELLO', '--out', 'x.img', '--layout', 'gpt'], /--layout must be 'whole'.*'mbr'.*got 'gpt'/],
+    [['disk', 'HELLO', '--out', 'x.img', '--size-gib', '0.5'], /--size-gib must be a whole number.*got '0.5'/],
+    [['disk', 'HELLO', '--out', 'x.img', '--args', 'a\nb'], /argument|newline|control/i],
+    [['disk', 'HELLO', '--out', 'x.img', '--name', 'no spaces'], /name/i],
+    [['disk', 'HELLO', '--out', 'x.img', '--colour', 'red'], /unknown option --colour/],
+    [['disk', '/nonexistent/kernel.xen', '--out', 'x.img'], /cannot read kernel \/nonexistent\/kernel.xen: ENOENT/],
+    [['frobnicate'], /unknown command 'frobnicate'/],
+  ])('%j is a usage error: one line, exit 2', async (argv, message) => {
+    const result = await run(argv.map((arg) => (arg === 'HELLO' ? helloKernel : arg)));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+    expect(result.stderr).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('console', () => {
+  const ec2Mock = mockClient(EC2Client);
+  beforeEach(() => ec2Mock.reset());
+
+  test('prints the decoded console output of an instance', async () => {
+    ec2Mock.on(GetConsoleOutputCommand).resolves({ Output: Buffer.from('Hello from MirageUnikernelAmi\n').toString('base64') });
+    const result = await run(['console', 'i-0123456789abcdef0', '--region', 'us-east-1'], new EC2Client({}));
+    expect(result.code).toBe(0);
+    expect(result.stdout).toBe('Hello from MirageUnikernelAmi\n');
+    expect(ec2Mock).toHaveReceivedCommandWith(GetConsoleOutputCommand, { InstanceId: 'i-0123456789abcdef0', Latest: true });
+  });
+
+  test('says when there is no output yet', async () => {
+    ec2Mock.on(GetConsoleOutputCommand).resolves({});
+    const result = await run(['console', 'i-0123456789abcdef0'], new EC2Client({}));
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/no console output yet/);
+  });
+
+  test('refuses something that is not an instance id before calling AWS', async () => {
+    const result = await run(['console', 'ami-12345678'], new EC2Client({}));
+    expect(result.code).toBe(2);
+    expect(ec2Mock.calls()).toHaveLength(0);
+  });
+});
+
+test('the installed binary reports a user mistake as one line without a stack trace', () => {
+  const result = spawnSync('npx', ['ts-node', '--transpile-only', path.join(repoRoot, 'bin', 'mirage-unikernel-ami.ts'), 'inspect'], {
+    cwd: repoRoot,
+    encoding: 'utf8',
+  });
+  expect(result.status).toBe(2);
+  expect(result.stderr).toBe('mirage-unikernel-ami: expected exactly one KERNEL, got none\n');
+});
