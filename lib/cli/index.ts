@@ -99,7 +99,7 @@ function diskCommand(args: readonly string[], io: CliIo): number {
   io.stdout(
     `wrote ${out}: ${image.sizeBytes} bytes (${image.sizeBytes / 2 ** 30} GiB), ${image.nonZeroBytes} bytes non-zero\n` +
       `  ${image.kernelPath} (${inspection.format}, ${inspection.architecture ?? 'unknown architecture'})\n` +
-      `  /boot/grub/menu.lst:\n${image.menuLst.replace(/^/gm, '    ')}`,
+      `  /boot/grub/menu.lst:\n${image.menuLst.replace(/^(?=.)/gm, '    ')}`,
   );
   return 0;
 }
