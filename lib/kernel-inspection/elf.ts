@@ -115,7 +115,7 @@ export function parseElf(bytes: Uint8Array): ElfFile {
     if (shnum === 0) shnum = sectionHeader(0).size;
     if (phnum === PN_XNUM) phnum = reader.u32(at + (bits === 64 ? 44 : 28), 'section header 0 (sh_info)');
     if (shstrndx === SHN_XINDEX) shstrndx = reader.u32(at + (bits === 64 ? 40 : 24), 'section header 0 (sh_link)');
-    reader.range(header.shoff, shnum * shentsize, `section header table (${shnum} entries)`);
+    reader.range(header.shoff, shnum * shentsize, `section header table of ${shnum} entries`);
   } else {
     shnum = 0;
   }
@@ -123,7 +123,7 @@ export function parseElf(bytes: Uint8Array): ElfFile {
   const segmentNotes: ElfNote[] = [];
   if (phnum > 0) {
     checkEntrySize(phentsize, bits === 64 ? 56 : 32, 'e_phentsize');
-    reader.range(header.phoff, phnum * phentsize, `program header table (${phnum} entries)`);
+    reader.range(header.phoff, phnum * phentsize, `program header table of ${phnum} entries`);
     for (let index = 0; index < phnum; index++) {
       const at = header.phoff + index * phentsize;
       const what = `program header ${index}`;
