@@ -1,0 +1,165 @@
+/** The real tools that own the formats the disk image writer produces, run as child processes. */
+import { spawnSync } from 'child_process';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'fs';
+import { tmpdir } from 'os';
+import { join } from 'path';
+
+export interface ToolResult {
+  readonly status: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a tool; a missing tool fails the test loudly instead of skipping it. */
+export function runTool(command: string, args: string[]): ToolResult {
+  const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
+  if (result.error) {
+    throw new Error(`Cannot run ${command} (${result.error.message}); install it (e2fsprogs, file, coreutils, python3).`);
+  }
+  return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** `e2fsck -fn`: forced full check, read-only. */
+export function e2fsck(image: string): ToolResult {
+  return runTool('e2fsck', ['-fn', image]);
+}
+
+export function debugfs(image: string, request: string): ToolResult {
+  return runTool('debugfs', ['-R', request, image]);
+}
+
+/** `dumpe2fs -h` as a map of field name to value. */
+export function superblockFields(image: string): Map<string, string> {
+  const { stdout } = runTool('dumpe2fs', ['-h', image]);
+  const fields = new Map<string, string>();
+  for (const line of stdout.split('\n')) {
+    const match = /^([^:]+):\s*(.*)$/.exec(line);
+    if (match) {
+      fields.set(match[1].trim(), match[2].trim());
+    }
+  }
+  return fields;
+}
+
+/**
+ * Copies `length` bytes at `offset` of `from` into a new sparse file of that length; python3 copies only
+ * the data regions (SEEK_DATA/SEEK_HOLE), so a 16 GiB sparse disk takes no longer than its data.
+ */
+export function extractRegion(from: string, to: string, offset: number, length: number): void {
+  const script = `
+import os, sys
+src, dst, offset, length = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+fin = os.open(src, os.O_RDONLY)
+fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+os.ftruncate(fout, length)
+pos = offset
+while pos < offset + length:
+    try:
+        start = os.lseek(fin, pos, os.SEEK_DATA)
+    except OSError:
+        break
+    end = min(os.lseek(fin, start, os.SEEK_HOLE), offset + length)
+    while start < end:
+        chunk = os.pread(fin, min(end - start, 1 << 22), start)
+        os.pwrite(fout, chunk, start - offset)
+        start += len(chunk)
+    pos = end
+`;
+  const result = runTool('python3', ['-c', script, from, to, String(offset), String(length)]);
+  if (result.status !== 0) {
+    throw new Error(`extracting ${length} bytes at ${offset} of ${from} failed: ${result.stderr}`);
+  }
+}
+
+/** Whether the file's bytes equal `expected`, read in chunks (no whole-file copy in memory). */
+export function fileEquals(path: string, expected: Uint8Array): boolean {
+  const chunk = Buffer.alloc(4 * 2 ** 20);
+  const fd = openSync(path, 'r');
+  try {
+    let offset = 0;
+    for (;;) {
+      const read = readSync(fd, chunk, 0, chunk.length, offset);
+      if (read === 0) {
+        return offset === expected.length;
+      }
+      if (offset + read > expected.length || !chunk.subarray(0, read).equals(expected.subarray(offset, offset + read))) {
+        return false;
+      }
+      offset += read;
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Indices of the non-zero blocks of a file, found by python3 reading only the file's data regions
+ * (SEEK_DATA/SEEK_HOLE; holes read as zero), with each block's SHA-256.
+ */
+export function scanNonZeroBlocks(path: string, blockSize: number): Map<number, string> {
+  const script = `
+import hashlib, os, sys
+path, bs = sys.argv[1], int(sys.argv[2])
+fd = os.open(path, os.O_RDONLY)
+size = os.fstat(fd).st_size
+found = {}
+pos = 0
+while pos < size:
+    try:
+        start = os.lseek(fd, pos, os.SEEK_DATA)
+    except OSError:
+        break
+    end = os.lseek(fd, start, os.SEEK_HOLE)
+    for index in range(start // bs, (end + bs - 1) // bs):
+        if index not in found:
+            block = os.pread(fd, bs, index * bs)
+            if block.count(0) != len(block):
+                found[index] = hashlib.sha256(block).hexdigest()
+    pos = end
+for index in sorted(found):
+    print(index, found[index])
+`;
+  const result = runTool('python3', ['-c', script, path, String(blockSize)]);
+  if (result.status !== 0) {
+    throw new Error(`scan failed: ${result.stderr}`);
+  }
+  return new Map(result.stdout.trim().split('\n').filter(Boolean).map((line) => {
+    const [index, digest] = line.split(' ');
+    return [Number(index), digest];
+  }));
+}
+
+/** A fresh directory under the OS temp dir, and a function that removes it. */
+export function makeTempDir(): { dir: string; path: (name: string) => string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'disk-image-test-'));
+  return { dir, path: (name) => join(dir, name), remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Pseudo-random kernel bytes with an all-zero 1 MiB stretch (kernels have zero-filled sections), same for the same size. */
+export function fakeKernel(bytes: number): Buffer {
+  const kernel = Buffer.alloc(bytes, 0x5a);
+  const words = new Uint32Array(kernel.buffer, kernel.byteOffset, Math.floor(bytes / 4));
+  let state = (bytes ^ 0x9e3779b9) >>> 0 || 1;
+  for (let i = 0; i < words.length; i++) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    words[i] = state >>> 0;
+  }
+  if (bytes > 4 * 2 ** 20) {
+    kernel.fill(0, 2 * 2 ** 20, 3 * 2 ** 20);
+  }
+  return kernel;
+}
+
+/** `length` bytes of a file at `offset`. */
+export function readBytes(path: string, offset: number, length: number): Buffer {
+  const bytes = Buffer.alloc(length);
+  const fd = openSync(path, 'r');
+  try {
+    readSync(fd, bytes, 0, length, offset);
+  } finally {
+    closeSync(fd);
+  }
+  return bytes;
+}
