@@ -1,0 +1,23 @@
+/**
+ * SDK clients, created once per Lambda container. The SDK reads the region from AWS_REGION (set by
+ * Lambda) and an endpoint override from AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>, so tests and
+ * local stacks can point the handler elsewhere without code changes.
+ */
+import { EBSClient } from '@aws-sdk/client-ebs';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SSMClient } from '@aws-sdk/client-ssm';
+
+export interface AwsClients {
+  readonly ec2: EC2Client;
+  readonly s3: S3Client;
+  readonly ssm: SSMClient;
+  readonly ebs: EBSClient;
+}
+
+export const clients: AwsClients = {
+  ec2: new EC2Client({}),
+  s3: new S3Client({}),
+  ssm: new SSMClient({}),
+  ebs: new EBSClient({}),
+};
