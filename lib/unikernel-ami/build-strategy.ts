@@ -1,0 +1,113 @@
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import { UnikernelAmiBuildInfrastructure } from './build-infrastructure';
+import { BuildStrategyKind, HelperInstanceBuildProperties } from './types';
+
+/** ec2.InstanceClass has no T1 (a previous-generation family), hence the string. */
+export const DEFAULT_HELPER_INSTANCE_TYPE = 't1.micro';
+
+/** Options of the helper-instance build. */
+export interface HelperInstanceBuildOptions {
+  /**
+   * Instance type of the helper. The helper runs Amazon Linux 2023 (HVM, x86_64) and only copies the
+   * image onto a volume, so any small x86_64 type does.
+   * @default t1.micro
+   */
+  readonly instanceType?: ec2.InstanceType;
+  /**
+   * VPC of the helper. The helper's subnet must reach SSM and S3: a public subnet that gives
+   * instances public IPs, a NAT gateway, or VPC endpoints.
+   * @default - a minimal VPC shared by the stack's unikernels (public subnets, no NAT gateway)
+   */
+  readonly vpc?: ec2.IVpc;
+  /**
+   * Subnets of `vpc` for the helper; the first selected subnet is used.
+   * @default - the public subnets of the shared VPC; the VPC's default selection of a given VPC
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+}
+
+/** Custom-resource properties that say how to build. */
+export interface BuildStrategyConfig {
+  /** `helper-instance` or `ebs-direct`. */
+  readonly strategy: BuildStrategyKind;
+  /**
+   * Name of the staging bucket.
+   * @default - none (EBS direct)
+   */
+  readonly stagingBucketName?: string;
+  /**
+   * Helper launch settings.
+   * @default - none (EBS direct)
+   */
+  readonly helper?: HelperInstanceBuildProperties;
+}
+
+/** How the disk image is written into the EBS snapshot behind the AMI. */
+export abstract class BuildStrategy {
+  /**
+   * A transient helper instance (reached only through SSM) writes the image onto an EBS volume, which
+   * is then snapshotted. Works wherever EC2 does.
+   */
+  public static helperInstance(options: HelperInstanceBuildOptions = {}): BuildStrategy {
+    return new HelperInstanceStrategy(options);
+  }
+
+  /**
+   * The EBS direct APIs write the image straight into a new snapshot: no instance, no volume, no VPC,
+   * no staging bucket, and a narrower handler role.
+   */
+  public static ebsDirect(): BuildStrategy {
+    return new EbsDirectStrategy();
+  }
+
+  /** Which strategy this is. */
+  public abstract readonly kind: BuildStrategyKind;
+
+  /**
+   * Grants the shared handler what this strategy needs and returns the custom-resource settings.
+   * @internal
+   */
+  public abstract _bind(infrastructure: UnikernelAmiBuildInfrastructure): BuildStrategyConfig;
+}
+
+class HelperInstanceStrategy extends BuildStrategy {
+  public readonly kind = BuildStrategyKind.HELPER_INSTANCE;
+
+  constructor(private readonly options: HelperInstanceBuildOptions) {
+    super();
+  }
+
+  public _bind(infrastructure: UnikernelAmiBuildInfrastructure): BuildStrategyConfig {
+    const vpc = this.options.vpc ?? infrastructure.defaultVpc;
+    const selection = this.options.vpcSubnets ?? (this.options.vpc === undefined ? { subnetType: ec2.SubnetType.PUBLIC } : undefined);
+    const [subnetId] = vpc.selectSubnets(selection).subnetIds;
+    if (subnetId === undefined) {
+      throw new Error(
+        `The helper instance's subnet selection ${JSON.stringify(selection ?? 'default')} selects no subnet of the VPC. ` +
+        'Give BuildStrategy.helperInstance({ vpcSubnets }) a selection that matches a subnet reaching SSM and S3.',
+      );
+    }
+    const securityGroup = infrastructure.helperSecurityGroup(vpc);
+    const launch = infrastructure.enableHelperBuilds({ subnetId, securityGroup });
+    return {
+      strategy: this.kind,
+      stagingBucketName: launch.stagingBucket.bucketName,
+      helper: {
+        InstanceType: (this.options.instanceType ?? new ec2.InstanceType(DEFAULT_HELPER_INSTANCE_TYPE)).toString(),
+        SubnetId: subnetId,
+        SecurityGroupId: securityGroup.securityGroupId,
+        InstanceProfileArn: launch.instanceProfileArn,
+        ImageId: launch.imageId,
+      },
+    };
+  }
+}
+
+class EbsDirectStrategy extends BuildStrategy {
+  public readonly kind = BuildStrategyKind.EBS_DIRECT;
+
+  public _bind(infrastructure: UnikernelAmiBuildInfrastructure): BuildStrategyConfig {
+    infrastructure.enableDirectBuilds();
+    return { strategy: this.kind };
+  }
+}

@@ -1,0 +1,96 @@
+import * as fs from 'fs';
+import * as path from 'path';
+import { Token } from 'aws-cdk-lib';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as s3_assets from 'aws-cdk-lib/aws-s3-assets';
+import { Construct } from 'constructs';
+import { assertBootableKernel, KernelInspection } from '../kernel-inspection';
+
+/** Where a unikernel's kernel is, as its custom resource needs it. */
+export interface UnikernelKernelConfig {
+  /** Bucket that holds the kernel. */
+  readonly bucket: s3.IBucket;
+  /** Key of the kernel object. */
+  readonly objectKey: string;
+  /**
+   * Version of the kernel object.
+   * @default - the latest version
+   */
+  readonly objectVersion?: string;
+  /**
+   * What inspecting the kernel at synth time found.
+   * @default - not inspected at synth time: the handler inspects the object before building anything
+   */
+  readonly inspection?: KernelInspection;
+  /**
+   * Size of the kernel file in bytes.
+   * @default - unknown at synth time
+   */
+  readonly sizeBytes?: number;
+}
+
+/** The Xen PV kernel of a unikernel (a MirageOS `*.xen` file, a Unikraft or Mini-OS image). */
+export abstract class UnikernelKernel {
+  /**
+   * A kernel file on this machine. It is read and inspected at synth time (a kernel PV-GRUB cannot
+   * boot stops the synth) and uploaded by `cdk deploy` as a file asset.
+   */
+  public static fromFile(filePath: string): UnikernelKernel {
+    return new FileKernel(filePath);
+  }
+
+  /**
+   * A kernel object already in S3. The handler inspects it at deploy time, before it creates anything.
+   * @param objectVersion the version to use in a versioned bucket; by default the latest
+   */
+  public static fromBucket(bucket: s3.IBucket, key: string, objectVersion?: string): UnikernelKernel {
+    return new BucketKernel(bucket, key, objectVersion);
+  }
+
+  /** Called once by the unikernel that uses this kernel. */
+  public abstract bind(scope: Construct): UnikernelKernelConfig;
+}
+
+class FileKernel extends UnikernelKernel {
+  constructor(private readonly filePath: string) {
+    super();
+  }
+
+  public bind(scope: Construct): UnikernelKernelConfig {
+    const file = path.resolve(this.filePath);
+    let bytes: Buffer;
+    try {
+      bytes = fs.readFileSync(file);
+    } catch (err) {
+      throw new Error(
+        `Cannot read the unikernel kernel file ${file}: ${(err as Error).message}. ` +
+        'Give UnikernelKernel.fromFile the path of a Xen PV kernel file such as hello.xen.',
+      );
+    }
+    let inspection: KernelInspection;
+    try {
+      inspection = assertBootableKernel(bytes);
+    } catch (err) {
+      throw new Error(`The kernel file ${file} cannot be booted by AWS PV-GRUB: ${(err as Error).message}`);
+    }
+    const asset = new s3_assets.Asset(scope, 'Kernel', { path: file });
+    return { bucket: asset.bucket, objectKey: asset.s3ObjectKey, inspection, sizeBytes: bytes.length };
+  }
+}
+
+class BucketKernel extends UnikernelKernel {
+  constructor(
+    private readonly bucket: s3.IBucket,
+    private readonly key: string,
+    private readonly objectVersion?: string,
+  ) {
+    super();
+    if (!Token.isUnresolved(key) && key.length === 0) {
+      throw new Error('UnikernelKernel.fromBucket was given an empty object key: give the key of the kernel object, e.g. "kernels/hello.xen".');
+    }
+  }
+
+  public bind(_scope: Construct): UnikernelKernelConfig {
+    return { bucket: this.bucket, objectKey: this.key, objectVersion: this.objectVersion };
+  }
+}

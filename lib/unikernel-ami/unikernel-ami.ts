@@ -1,0 +1,297 @@
+import {
+  CustomResource,
+  ITaggable,
+  RemovalPolicy,
+  Size,
+  SizeRoundingBehavior,
+  TagManager,
+  TagType,
+  Token,
+  Tokenization,
+  Lazy,
+} from 'aws-cdk-lib';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import { Construct } from 'constructs';
+import { DiskLayout, maxKernelBytes, validateKernelArgs, validateUnikernelName } from '../disk-image';
+import { isPvInstanceType, KernelArchitecture, PV_INSTANCE_FAMILIES } from '../pv-grub';
+import { UnikernelAmiBuildInfrastructure } from './build-infrastructure';
+import { BuildStrategy } from './build-strategy';
+import { UnikernelKernel } from './kernel';
+import { PvGrubKernel } from './pv-grub-kernel';
+import { AmiRemovalKind, UNIKERNEL_AMI_RESOURCE_TYPE, UnikernelAmiAttributes, UnikernelAmiProperties } from './types';
+
+/** The smallest, cheapest type of a family that runs PV AMIs. */
+const DEFAULT_INSTANCE_TYPE = 't1.micro';
+
+/** Instances launched from the unikernel's AMI. */
+export interface UnikernelInstancesOptions {
+  /**
+   * How many instances to launch.
+   * @default 1
+   */
+  readonly count?: number;
+  /**
+   * Instance type; it must belong to a family that runs PV AMIs (c1, c3, hs1, m1, m2, m3, t1).
+   * @default t1.micro
+   */
+  readonly instanceType?: ec2.InstanceType;
+  /**
+   * VPC of the instances.
+   * @default - the minimal VPC shared by the stack's unikernels (public subnets, no NAT gateway)
+   */
+  readonly vpc?: ec2.IVpc;
+  /**
+   * Subnets of the instances.
+   * @default - the public subnets of the shared VPC; the default selection of a given VPC
+   */
+  readonly vpcSubnets?: ec2.SubnetSelection;
+  /**
+   * Security group of the instances. Add the ingress rules your unikernel serves.
+   * @default - a new security group with no inbound rule that allows all outbound traffic
+   */
+  readonly securityGroup?: ec2.ISecurityGroup;
+}
+
+/** Properties of a MirageUnikernelAmi. */
+export interface MirageUnikernelAmiProps {
+  /** The Xen PV kernel to boot. */
+  readonly kernel: UnikernelKernel;
+  /**
+   * Name of the unikernel (as MirageOS registers it): the menu.lst title, the kernel's file name in
+   * /boot, the prefix of the AMI name and the Name tag. Letters, digits, '.', '_' and '-'.
+   */
+  readonly name: string;
+  /**
+   * Kernel command line, e.g. MirageOS boot parameters such as `--hello=world`.
+   * @default ''
+   */
+  readonly kernelArgs?: string;
+  /**
+   * Where the filesystem sits on the volume.
+   * @default DiskLayout.WHOLE_VOLUME
+   */
+  readonly layout?: DiskLayout;
+  /**
+   * Size of the root volume (and snapshot); a whole number of GiB.
+   * @default Size.gibibytes(1)
+   */
+  readonly volumeSize?: Size;
+  /**
+   * Architecture of the kernel.
+   * @default - what inspecting a kernel file found; x86_64 for a kernel in S3
+   */
+  readonly architecture?: KernelArchitecture;
+  /**
+   * The PV-GRUB kernel (AKI) that boots the unikernel.
+   * @default PvGrubKernel.forRegion()
+   */
+  readonly pvGrubKernel?: PvGrubKernel;
+  /**
+   * Whether to encrypt the snapshot (and so the instances' root volumes).
+   * @default - true when `encryptionKey` is given, false otherwise
+   */
+  readonly encryption?: boolean;
+  /**
+   * KMS key that encrypts the snapshot; implies `encryption`.
+   * @default - the AWS managed key for EBS when `encryption` is true
+   */
+  readonly encryptionKey?: kms.IKey;
+  /**
+   * What deleting the resource does to the AMI and its snapshot: DESTROY deregisters and deletes
+   * them, RETAIN keeps them in the account.
+   * @default RemovalPolicy.DESTROY
+   */
+  readonly removalPolicy?: RemovalPolicy;
+  /**
+   * How the disk image is written into the snapshot.
+   * @default BuildStrategy.helperInstance()
+   */
+  readonly buildStrategy?: BuildStrategy;
+  /**
+   * Instances to launch from the AMI.
+   * @default - none
+   */
+  readonly instances?: UnikernelInstancesOptions;
+}
+
+/**
+ * An EBS-backed paravirtual AMI that boots a Xen PV unikernel (MirageOS up to 3.8, Unikraft, Mini-OS,
+ * HaLVM) with AWS PV-GRUB, and optionally instances running it.
+ *
+ * The kernel is checked at synth time when it is a local file; a custom resource writes an ext2
+ * disk image holding /boot/grub/menu.lst and the kernel into a snapshot and registers the AMI.
+ * Tags added with `Tags.of(...)` go on the AMI, the snapshot and everything the build creates.
+ */
+export class MirageUnikernelAmi extends Construct implements ITaggable {
+  /** The AMI id. */
+  public readonly imageId: string;
+  /** The snapshot behind the AMI's root volume. */
+  public readonly snapshotId: string;
+  /** The PV-GRUB AKI of the AMI. */
+  public readonly kernelId: string;
+  /** The architecture of the kernel and the AMI. */
+  public readonly architecture: KernelArchitecture;
+  /** Instances launched from the AMI (empty unless `instances` was given). */
+  public readonly instances: ec2.Instance[];
+  /** Tags of the AMI, its snapshot and the build's resources. */
+  public readonly tags: TagManager;
+
+  constructor(scope: Construct, id: string, props: MirageUnikernelAmiProps) {
+    super(scope, id);
+    this.tags = new TagManager(TagType.MAP, UNIKERNEL_AMI_RESOURCE_TYPE);
+
+    if (!Token.isUnresolved(props.name)) {
+      validateUnikernelName(props.name);
+    }
+    const kernelArgs = props.kernelArgs ?? '';
+    if (!Token.isUnresolved(kernelArgs)) {
+      validateKernelArgs(kernelArgs);
+    }
+    const layout = props.layout ?? DiskLayout.WHOLE_VOLUME;
+    const volumeSizeGiB = volumeSizeInGiB(props.volumeSize ?? Size.gibibytes(1));
+    const removal = amiRemovalKind(props.removalPolicy ?? RemovalPolicy.DESTROY);
+    if (props.encryption === false && props.encryptionKey !== undefined) {
+      throw new Error('encryptionKey was given but encryption is false: remove encryptionKey, or set encryption to true (or leave it out).');
+    }
+    const encrypted = props.encryption ?? props.encryptionKey !== undefined;
+
+    const kernel = props.kernel.bind(this);
+    const inspected = kernel.inspection?.architecture;
+    if (props.architecture !== undefined && inspected !== undefined && props.architecture !== inspected) {
+      throw new Error(
+        `architecture is ${props.architecture}, but the kernel file is a ${inspected} kernel. ` +
+        'Leave architecture out to use what the kernel says, or give the kernel built for that architecture.',
+      );
+    }
+    this.architecture = props.architecture ?? inspected ?? KernelArchitecture.X86_64;
+    if (!Token.isUnresolved(volumeSizeGiB)) {
+      // The disk-image writer knows how much of the volume the filesystem and its metadata take.
+      let maxBytes: number;
+      try {
+        maxBytes = maxKernelBytes(volumeSizeGiB, layout);
+      } catch (err) {
+        throw new Error(`volumeSize ${volumeSizeGiB} GiB with layout '${layout}' cannot be used: ${(err as Error).message}`);
+      }
+      if (kernel.sizeBytes !== undefined && kernel.sizeBytes > maxBytes) {
+        throw new Error(
+          `The kernel is ${kernel.sizeBytes} bytes, but a ${volumeSizeGiB} GiB volume (layout '${layout}') holds a kernel of at most ${maxBytes} bytes. ` +
+          'Give a larger volumeSize.',
+        );
+      }
+    }
+    const kernelId = (props.pvGrubKernel ?? PvGrubKernel.forRegion()).bind(this, this.architecture);
+
+    const infrastructure = UnikernelAmiBuildInfrastructure.of(this);
+    infrastructure.grantKernelRead(kernel.bucket, kernel.objectKey, kernel.objectVersion);
+    if (props.encryptionKey !== undefined) {
+      infrastructure.grantKey(props.encryptionKey);
+    }
+    const build = (props.buildStrategy ?? BuildStrategy.helperInstance())._bind(infrastructure);
+
+    const properties: UnikernelAmiProperties = {
+      KernelBucket: kernel.bucket.bucketName,
+      KernelKey: kernel.objectKey,
+      KernelObjectVersion: kernel.objectVersion,
+      Name: props.name,
+      KernelArgs: kernelArgs,
+      Layout: layout,
+      VolumeSizeGiB: Tokenization.stringifyNumber(volumeSizeGiB),
+      Architecture: this.architecture,
+      KernelId: kernelId,
+      Encrypted: String(encrypted),
+      KmsKeyArn: props.encryptionKey?.keyArn,
+      RemovalPolicy: removal,
+      Strategy: build.strategy,
+      StagingBucket: build.stagingBucketName,
+      Helper: build.helper,
+      Tags: Lazy.any({ produce: () => this.tags.renderTags() }) as unknown as { [key: string]: string },
+    };
+    const resource = new CustomResource(this, 'Resource', {
+      serviceToken: infrastructure.provider.serviceToken,
+      resourceType: UNIKERNEL_AMI_RESOURCE_TYPE,
+      properties,
+      // Always Delete in CloudFormation, so the handler hears of every deletion and removes what a
+      // build left behind (helper, volume, staged image); it keeps the AMI when RemovalPolicy is retain.
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    resource.node.addDependency(infrastructure.handlerRole);
+
+    const attribute = (name: keyof UnikernelAmiAttributes) => resource.getAttString(name);
+    this.imageId = attribute('ImageId');
+    this.snapshotId = attribute('SnapshotId');
+    this.kernelId = attribute('KernelId');
+    this.instances = props.instances === undefined ? [] : this.launchInstances(props.instances, infrastructure, props.name);
+  }
+
+  /** The AMI as a machine image for ec2.Instance, launch templates or auto scaling groups. */
+  public machineImage(): ec2.IMachineImage {
+    const imageId = this.imageId;
+    return {
+      getImage: () => ({
+        imageId,
+        osType: ec2.OperatingSystemType.LINUX,
+        // A unikernel reads no user data.
+        userData: ec2.UserData.custom(''),
+      }),
+    };
+  }
+
+  private launchInstances(options: UnikernelInstancesOptions, infrastructure: UnikernelAmiBuildInfrastructure, name: string): ec2.Instance[] {
+    const count = options.count ?? 1;
+    if (!Token.isUnresolved(count) && (!Number.isInteger(count) || count < 1)) {
+      throw new Error(`instances.count is ${count}: give a whole number of instances, 1 or more (leave instances out for none).`);
+    }
+    const instanceType = options.instanceType ?? new ec2.InstanceType(DEFAULT_INSTANCE_TYPE);
+    if (!Token.isUnresolved(instanceType.toString()) && !isPvInstanceType(instanceType.toString())) {
+      throw new Error(
+        `instances.instanceType ${instanceType} cannot run a paravirtual AMI: current-generation instance types do not support PV. ` +
+        `Use a type of the ${PV_INSTANCE_FAMILIES.join(', ')} families, e.g. t1.micro or m3.medium.`,
+      );
+    }
+    const vpc = options.vpc ?? infrastructure.defaultVpc;
+    const vpcSubnets = options.vpcSubnets ?? (options.vpc === undefined ? { subnetType: ec2.SubnetType.PUBLIC } : undefined);
+    const securityGroup = options.securityGroup ?? new ec2.SecurityGroup(this, 'InstanceSecurityGroup', {
+      vpc,
+      allowAllOutbound: true,
+      description: `${name} unikernel instances: no inbound rule until you add one`,
+    });
+    const instances: ec2.Instance[] = [];
+    for (let i = 0; i < count; i++) {
+      instances.push(new ec2.Instance(this, `Instance${i + 1}`, {
+        vpc,
+        vpcSubnets,
+        instanceType,
+        machineImage: this.machineImage(),
+        securityGroup,
+        // IMDSv2 on the instance itself: requireImdsv2 would add a launch template with a fixed name.
+        httpTokens: ec2.HttpTokens.REQUIRED,
+        instanceName: count === 1 ? name : `${name}-${i + 1}`,
+      }));
+    }
+    return instances;
+  }
+}
+
+/** The volume size in whole GiB (or a token for it); the disk-image writer checks the upper bound. */
+function volumeSizeInGiB(size: Size): number {
+  const gib = size.toGibibytes({ rounding: SizeRoundingBehavior.NONE });
+  if (!Token.isUnresolved(gib) && (!Number.isInteger(gib) || gib < 1)) {
+    throw new Error(`volumeSize is ${gib} GiB: an EBS volume is a whole number of GiB, at least 1. Give e.g. Size.gibibytes(1).`);
+  }
+  return gib;
+}
+
+function amiRemovalKind(policy: RemovalPolicy): AmiRemovalKind {
+  switch (policy) {
+    case RemovalPolicy.DESTROY:
+      return AmiRemovalKind.DESTROY;
+    case RemovalPolicy.RETAIN:
+      return AmiRemovalKind.RETAIN;
+    default:
+      throw new Error(
+        `removalPolicy ${policy} is not supported for a unikernel AMI: an AMI has no snapshot-on-delete. ` +
+        'Use RemovalPolicy.DESTROY (deregister the AMI and delete its snapshot) or RemovalPolicy.RETAIN (keep both).',
+      );
+  }
+}
