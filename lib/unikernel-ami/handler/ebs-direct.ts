@@ -1,0 +1,285 @@
+/**
+ * Writes a disk image straight into a new EBS snapshot with the EBS direct APIs
+ * (StartSnapshot, PutSnapshotBlock, CompleteSnapshot): no helper instance, no volume.
+ *
+ * AWS facts relied on (EC2 user guide, "EBS direct APIs"): snapshots are written in 512 KiB
+ * blocks; blocks never written read as zeros, so all-zero blocks are not sent; each block carries a
+ * base64 SHA-256 checksum; CompleteSnapshot may verify a LINEAR aggregate checksum, the SHA-256 of
+ * the raw per-block digests in block-index order (as awslabs/coldsnap computes it).
+ */
+import { createHash } from 'crypto';
+import {
+  ChecksumAggregationMethod,
+  ChecksumAlgorithm,
+  CompleteSnapshotCommand,
+  EBSClient,
+  PutSnapshotBlockCommand,
+  StartSnapshotCommand,
+  Status,
+} from '@aws-sdk/client-ebs';
+import { DeleteSnapshotCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DiskImage } from '../../disk-image';
+import { EBS_SNAPSHOT_BLOCK_BYTES } from '../../pv-grub';
+import { StepLog } from './log';
+import { isRetryableError, RetryOptions, withRetry } from './retry';
+
+export interface DirectUploadOptions {
+  /** The disk image to write. */
+  readonly image: DiskImage;
+  /** The build id; the StartSnapshot client token is derived from it, so a retried build reuses its snapshot. */
+  readonly buildId: string;
+  /** Size of the snapshot (and of volumes made from it) in GiB. */
+  readonly volumeSizeGiB: number;
+  /** Tags of the snapshot, including the build's own tags. */
+  readonly tags: { Key: string; Value: string }[];
+  /** Whether to encrypt the snapshot. */
+  readonly encrypted: boolean;
+  /** KMS key for encryption; absent for the AWS managed key. */
+  readonly kmsKeyArn?: string;
+  /** Description of the snapshot. */
+  readonly description: string;
+  /** PutSnapshotBlock requests in flight at once. @default 16 */
+  readonly concurrency?: number;
+  /** StartSnapshot Timeout in minutes. @default 60 */
+  readonly timeoutMinutes?: number;
+  /** Retry settings for every EBS call (tests inject `sleep`). @default - the retry module's defaults, with block attempts raised to ride out the not-found window */
+  readonly retry?: RetryOptions;
+  /** Where the steps are logged; pass the handler's own to share its elapsed time. @default - a new StepLog for buildId */
+  readonly log?: StepLog;
+}
+
+export interface DirectUploadResult {
+  readonly snapshotId: string;
+  /** PutSnapshotBlock requests that succeeded (the snapshot's changed blocks). */
+  readonly blocksSent: number;
+  /** Bytes of block data in those requests. */
+  readonly bytesSent: number;
+  /** StartSnapshot, PutSnapshotBlock and CompleteSnapshot attempts, retries included. */
+  readonly apiCalls: number;
+}
+
+/** The upload failed after the snapshot was started; the snapshot was deleted (or left for the StartSnapshot Timeout to reap). */
+export class DirectUploadError extends Error {
+  constructor(message: string, readonly snapshotId: string, readonly blockIndex?: number, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'DirectUploadError';
+  }
+}
+
+/**
+ * 16 requests in flight keep a Lambda's network busy while holding only 8 MiB of blocks, far
+ * below the account's PutSnapshotBlock limit of about 1000 requests per second.
+ */
+export const DEFAULT_CONCURRENCY = 16;
+
+/**
+ * AWS cancels a pending snapshot that sees no writes (or no CompleteSnapshot) for Timeout minutes.
+ * 60 outlasts the 15-minute onEvent Lambda, so a live upload is never cancelled, and matches
+ * CloudFormation's one-hour custom-resource limit, so a snapshot abandoned by a killed Lambda whose
+ * DeleteSnapshot never ran is gone by the time the stack operation has given up on it.
+ */
+export const DEFAULT_TIMEOUT_MINUTES = 60;
+
+/** StartSnapshot accepts a Timeout of 10 to 4320 minutes. */
+const TIMEOUT_MINUTES_RANGE = { min: 10, max: 4320 };
+/** StartSnapshot accepts a VolumeSize of 1 to 65536 GiB. */
+const VOLUME_SIZE_GIB_RANGE = { min: 1, max: 65536 };
+const GIB = 1024 ** 3;
+
+/**
+ * Right after StartSnapshot, PutSnapshotBlock may answer for some seconds that the snapshot does
+ * not exist (coldsnap needed up to about two minutes in its tests); these attempts and delays
+ * wait up to roughly that long before a block is given up.
+ */
+const BLOCK_RETRY: RetryOptions = { attempts: 10, baseDelayMs: 500, maxDelayMs: 20_000 };
+
+/** The raw SHA-256 digest of a block. */
+export function blockDigest(data: Uint8Array): Buffer {
+  return createHash('sha256').update(data).digest();
+}
+
+/** The PutSnapshotBlock Checksum of a block: base64 of its SHA-256. */
+export function blockChecksum(data: Uint8Array): string {
+  return blockDigest(data).toString('base64');
+}
+
+/** The CompleteSnapshot LINEAR checksum: base64 SHA-256 over the raw block digests, given in block-index order. */
+export function aggregateChecksum(digests: Buffer[]): string {
+  const hash = createHash('sha256');
+  for (const digest of digests) {
+    hash.update(digest);
+  }
+  return hash.digest('base64');
+}
+
+/** The StartSnapshot client token of a build: the same build id always asks for the same snapshot. */
+export function snapshotClientToken(buildId: string): string {
+  return `${buildId}-ebs-direct`;
+}
+
+/**
+ * Errors after which a PutSnapshotBlock is worth repeating: throttling and server errors, and the
+ * brief window after StartSnapshot in which the new snapshot is not yet visible to block writes.
+ */
+export function isRetryableBlockError(err: unknown): boolean {
+  return isRetryableError(err) || isSnapshotNotYetVisible(err);
+}
+
+function isSnapshotNotYetVisible(err: unknown): boolean {
+  const { name, Reason } = (err ?? {}) as { name?: string; Reason?: string };
+  return (name === 'ResourceNotFoundException' || name === 'ValidationException') && Reason === 'SNAPSHOT_NOT_FOUND';
+}
+
+/** Writes the image's non-zero blocks into a new snapshot and completes it. */
+export async function uploadSnapshotDirect(ebs: EBSClient, ec2: EC2Client, options: DirectUploadOptions): Promise<DirectUploadResult> {
+  validateOptions(options);
+  const { buildId } = options;
+  const log = options.log ?? new StepLog(buildId);
+  let apiCalls = 0;
+
+  const start = await withRetry('ebs:StartSnapshot', () => {
+    apiCalls++;
+    return ebs.send(new StartSnapshotCommand({
+      VolumeSize: options.volumeSizeGiB,
+      ClientToken: snapshotClientToken(buildId),
+      Tags: options.tags,
+      Description: options.description,
+      Timeout: options.timeoutMinutes ?? DEFAULT_TIMEOUT_MINUTES,
+      ...(options.encrypted ? { Encrypted: true, KmsKeyArn: options.kmsKeyArn } : {}),
+    }));
+  }, options.retry);
+  const snapshotId = start.SnapshotId;
+  if (!snapshotId) {
+    throw new Error(`StartSnapshot for build ${buildId} returned no SnapshotId; retry the deployment.`);
+  }
+  log.step('ebs-direct:start-snapshot', { snapshotId, status: start.Status });
+
+  // A retried build gets the snapshot of its first attempt back (same client token): if that one
+  // was already completed, writing blocks to it again would fail, and it is what we want anyway.
+  if (start.Status === Status.COMPLETED) {
+    return { snapshotId, blocksSent: 0, bytesSent: 0, apiCalls };
+  }
+  if (start.Status === Status.ERROR) {
+    throw new DirectUploadError(`Snapshot ${snapshotId} of build ${buildId} is in the error state; delete it and retry the deployment.`, snapshotId);
+  }
+
+  try {
+    const blocks = await putBlocks(ebs, snapshotId, options, () => apiCalls++);
+    log.step('ebs-direct:put-blocks', { snapshotId, blocksSent: blocks.sent, bytesSent: blocks.bytes, apiCalls });
+
+    await withRetry('ebs:CompleteSnapshot', () => {
+      apiCalls++;
+      return ebs.send(new CompleteSnapshotCommand({
+        SnapshotId: snapshotId,
+        ChangedBlocksCount: blocks.sent,
+        Checksum: aggregateChecksum(blocks.digestsInIndexOrder),
+        ChecksumAlgorithm: ChecksumAlgorithm.CHECKSUM_ALGORITHM_SHA256,
+        ChecksumAggregationMethod: ChecksumAggregationMethod.CHECKSUM_AGGREGATION_LINEAR,
+      }));
+    }, options.retry).catch((err) => {
+      throw new DirectUploadError(`CompleteSnapshot of snapshot ${snapshotId} (build ${buildId}) failed: ${describe(err)}`, snapshotId, undefined, { cause: err });
+    });
+    log.step('ebs-direct:complete-snapshot', { snapshotId, apiCalls });
+    return { snapshotId, blocksSent: blocks.sent, bytesSent: blocks.bytes, apiCalls };
+  } catch (err) {
+    await deletePendingSnapshot(ec2, snapshotId, log);
+    throw err;
+  }
+}
+
+interface SentBlocks {
+  readonly sent: number;
+  readonly bytes: number;
+  readonly digestsInIndexOrder: Buffer[];
+}
+
+/**
+ * Sends the blocks with at most `concurrency` requests in flight. The workers pull from one lazy
+ * iterator, so only the blocks being sent are in memory; they finish out of order, so digests are
+ * kept by index and sorted at the end.
+ */
+async function putBlocks(ebs: EBSClient, snapshotId: string, options: DirectUploadOptions, countCall: () => void): Promise<SentBlocks> {
+  const blocks = options.image.nonZeroBlocks(EBS_SNAPSHOT_BLOCK_BYTES)[Symbol.iterator]();
+  const digests = new Map<number, Buffer>();
+  let bytes = 0;
+  let failure: DirectUploadError | undefined;
+
+  const worker = async (): Promise<void> => {
+    while (!failure) {
+      const next = blocks.next();
+      if (next.done) {
+        return;
+      }
+      const { index, data } = next.value;
+      const digest = blockDigest(data);
+      try {
+        await withRetry(`ebs:PutSnapshotBlock ${index}`, () => {
+          countCall();
+          return ebs.send(new PutSnapshotBlockCommand({
+            SnapshotId: snapshotId,
+            BlockIndex: index,
+            BlockData: data,
+            DataLength: data.length,
+            Checksum: digest.toString('base64'),
+            ChecksumAlgorithm: ChecksumAlgorithm.CHECKSUM_ALGORITHM_SHA256,
+          }));
+        }, { ...BLOCK_RETRY, isRetryable: isRetryableBlockError, ...options.retry });
+      } catch (err) {
+        failure ??= new DirectUploadError(
+          `PutSnapshotBlock of block ${index} (bytes ${index * EBS_SNAPSHOT_BLOCK_BYTES}..${(index + 1) * EBS_SNAPSHOT_BLOCK_BYTES - 1}) `
+          + `of snapshot ${snapshotId} (build ${options.buildId}) failed: ${describe(err)}`,
+          snapshotId, index, { cause: err });
+        return;
+      }
+      digests.set(index, digest);
+      bytes += data.length;
+    }
+  };
+
+  await Promise.all(Array.from({ length: options.concurrency ?? DEFAULT_CONCURRENCY }, worker));
+  if (failure) {
+    throw failure;
+  }
+  const digestsInIndexOrder = [...digests.entries()].sort(([a], [b]) => a - b).map(([, digest]) => digest);
+  return { sent: digests.size, bytes, digestsInIndexOrder };
+}
+
+/** Best effort: if this fails too, the StartSnapshot Timeout makes AWS cancel the pending snapshot. */
+async function deletePendingSnapshot(ec2: EC2Client, snapshotId: string, log: StepLog): Promise<void> {
+  try {
+    await withRetry('ec2:DeleteSnapshot', () => ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })));
+    log.step('ebs-direct:delete-pending-snapshot', { snapshotId });
+  } catch (err) {
+    log.step('ebs-direct:delete-pending-snapshot-failed', {
+      snapshotId, error: describe(err), note: 'AWS cancels the pending snapshot when its StartSnapshot Timeout passes',
+    });
+  }
+}
+
+function validateOptions(options: DirectUploadOptions): void {
+  const { volumeSizeGiB, image } = options;
+  if (!Number.isInteger(volumeSizeGiB) || volumeSizeGiB < VOLUME_SIZE_GIB_RANGE.min || volumeSizeGiB > VOLUME_SIZE_GIB_RANGE.max) {
+    throw new Error(`volumeSizeGiB must be a whole number of GiB from ${VOLUME_SIZE_GIB_RANGE.min} to ${VOLUME_SIZE_GIB_RANGE.max} (the StartSnapshot limits); got ${volumeSizeGiB}.`);
+  }
+  if (image.sizeBytes > volumeSizeGiB * GIB) {
+    throw new Error(`The disk image is ${image.sizeBytes} bytes, larger than the ${volumeSizeGiB} GiB snapshot; build the image for this volume size or raise volumeSizeGiB.`);
+  }
+  const timeout = options.timeoutMinutes ?? DEFAULT_TIMEOUT_MINUTES;
+  if (!Number.isInteger(timeout) || timeout < TIMEOUT_MINUTES_RANGE.min || timeout > TIMEOUT_MINUTES_RANGE.max) {
+    throw new Error(`timeoutMinutes must be a whole number from ${TIMEOUT_MINUTES_RANGE.min} to ${TIMEOUT_MINUTES_RANGE.max} (the StartSnapshot limits); got ${timeout}.`);
+  }
+  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+  if (!Number.isInteger(concurrency) || concurrency < 1) {
+    throw new Error(`concurrency must be a whole number of at least 1 (requests in flight); got ${concurrency}.`);
+  }
+  if (options.buildId === '') {
+    throw new Error('buildId must not be empty: the StartSnapshot client token is derived from it.');
+  }
+  if (options.kmsKeyArn && !options.encrypted) {
+    throw new Error(`kmsKeyArn ${options.kmsKeyArn} was given but encrypted is false; set encrypted to true to use the key, or drop the key.`);
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
