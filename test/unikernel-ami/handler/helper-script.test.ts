@@ -1,0 +1,229 @@
+/**
+ * The helper script, run for real with bash against a sparse file standing in for the EBS volume,
+ * fed by the staged files the handler would upload. What it writes is read back with e2fsck and debugfs.
+ */
+import { createHash } from 'crypto';
+import { readFileSync, writeFileSync } from 'fs';
+import { gunzipSync, gzipSync } from 'zlib';
+import { buildDiskImage, DiskImage, DiskLayout } from '../../../lib/disk-image';
+import { encodeStagedImage } from '../../../lib/unikernel-ami/handler/helper-instance';
+import { BLOCK_TOOL_PY, helperScript, runShellScriptCommands, shellQuote } from '../../../lib/unikernel-ami/handler/helper-script';
+import { debugfs, e2fsck, extractRegion, fakeKernel, makeTempDir, readBytes, runTool, scanNonZeroBlocks } from '../../disk-image/tools';
+
+const GIB = 2 ** 30;
+const BLOCK = 524288;
+/** Spans several 512 KiB blocks, with an all-zero stretch that must not travel. */
+const KERNEL = fakeKernel(5 * 2 ** 20 + 12345);
+
+let tmp: ReturnType<typeof makeTempDir>;
+beforeEach(() => {
+  tmp = makeTempDir();
+});
+afterEach(() => tmp.remove());
+
+interface Staged {
+  readonly image: DiskImage;
+  readonly blocks: string;
+  readonly manifest: string;
+  readonly manifestText: string;
+}
+
+async function stage(layout = DiskLayout.WHOLE_VOLUME): Promise<Staged> {
+  const image = buildDiskImage({ kernel: KERNEL, name: 'hello', kernelArgs: 'console=hvc0 --ipv4=10.0.0.2/24', layout, volumeSizeGiB: 1 });
+  const staged = await encodeStagedImage(image);
+  const blocks = tmp.path('blocks.gz');
+  const manifest = tmp.path('manifest.txt');
+  writeFileSync(blocks, staged.blocksGz);
+  writeFileSync(manifest, staged.manifest);
+  return { image, blocks, manifest, manifestText: staged.manifest };
+}
+
+/** A sparse file of the given size: the stand-in for a new (all-zero) EBS volume. */
+function blankVolume(sizeBytes = GIB): string {
+  const device = tmp.path('volume.img');
+  runTool('truncate', ['-s', String(sizeBytes), device]);
+  return device;
+}
+
+function runScript(staged: Pick<Staged, 'blocks' | 'manifest'>, device: string) {
+  const script = helperScript({ blocksSource: staged.blocks, manifestSource: staged.manifest, devicePath: device });
+  return runTool('bash', ['-c', script]);
+}
+
+/** 512-byte sectors the file occupies on disk: 0 means nothing was ever written to it. */
+function allocatedSectors(file: string): number {
+  return Number(runTool('stat', ['-c', '%b', file]).stdout.trim());
+}
+
+function expectBootFilesReadBack(filesystem: string, image: DiskImage): void {
+  const check = e2fsck(filesystem);
+  // e2fsck -n exits 0 only when it found nothing to fix; the output says what it found otherwise.
+  expect({ status: check.status, output: check.stdout }).toEqual({ status: 0, output: expect.stringContaining('Pass 5') });
+  const kernelCopy = tmp.path('kernel-read-back');
+  debugfs(filesystem, `dump ${image.kernelPath} ${kernelCopy}`);
+  expect(readFileSync(kernelCopy).equals(KERNEL)).toBe(true);
+  expect(debugfs(filesystem, 'cat /boot/grub/menu.lst').stdout).toBe(image.menuLst);
+}
+
+describe('helper script', () => {
+  test('writes the whole-volume image: e2fsck is clean, debugfs reads the kernel and menu.lst back exactly', async () => {
+    // GIVEN the staged files and a blank 1 GiB volume
+    const staged = await stage();
+    const device = blankVolume();
+    // WHEN
+    const result = runScript(staged, device);
+    // THEN
+    expect(result.stderr).toBe('');
+    expect(result.status).toBe(0);
+    expect(result.stdout).toContain('image written to');
+    expectBootFilesReadBack(device, staged.image);
+    expect(staged.image.menuLst).toContain('kernel /boot/hello.xen console=hvc0 --ipv4=10.0.0.2/24');
+  });
+
+  test('writes each block at its index: the volume has exactly the image\'s non-zero blocks', async () => {
+    const staged = await stage();
+    const device = blankVolume();
+    expect(runScript(staged, device).status).toBe(0);
+    const expected = new Map(
+      [...staged.image.nonZeroBlocks(BLOCK)].map((block) => [block.index, createHash('sha256').update(block.data).digest('hex')]),
+    );
+    expect(scanNonZeroBlocks(device, BLOCK)).toEqual(expected);
+  });
+
+  test('writes the MBR layout: the first partition holds a clean filesystem with the boot files', async () => {
+    const staged = await stage(DiskLayout.MBR_PARTITION);
+    const device = blankVolume();
+    expect(runScript(staged, device).status).toBe(0);
+    // sfdisk (util-linux) reads the partition table the script wrote
+    const table = JSON.parse(runTool('sfdisk', ['--json', device]).stdout).partitiontable;
+    expect(table.label).toBe('dos');
+    const partition = table.partitions[0];
+    const filesystem = tmp.path('partition.img');
+    extractRegion(device, filesystem, partition.start * 512, partition.size * 512);
+    expectBootFilesReadBack(filesystem, staged.image);
+  });
+
+  test('a manifest checksum that does not match blocks.gz: exits non-zero and writes nothing', async () => {
+    // GIVEN a manifest whose second block's checksum is wrong
+    const staged = await stage();
+    const lines = staged.manifestText.split('\n');
+    const [index, digest] = lines[2].split(' ');
+    lines[2] = `${index} ${digest.slice(0, -1)}${digest.endsWith('0') ? '1' : '0'}`;
+    writeFileSync(staged.manifest, lines.join('\n'));
+    const device = blankVolume();
+    // WHEN
+    const result = runScript(staged, device);
+    // THEN
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain(`block ${index} of`);
+    expect(result.stderr).toContain('does not match its manifest checksum');
+    expect(allocatedSectors(device)).toBe(0);
+  });
+
+  test('a corrupt blocks.gz (a block changed in transit): exits non-zero and writes nothing', async () => {
+    const staged = await stage();
+    const encoded = await encodeStagedImage(staged.image);
+    const tampered = gunzipSync(encoded.blocksGz);
+    tampered[BLOCK + 100] ^= 0xff;
+    writeFileSync(staged.blocks, gzipSync(tampered));
+    const device = blankVolume();
+    const result = runScript(staged, device);
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toMatch(/block \d+ of .* does not match its manifest checksum/);
+    expect(allocatedSectors(device)).toBe(0);
+  });
+
+  test('a manifest that lists fewer blocks than blocks.gz holds is refused', async () => {
+    const staged = await stage();
+    const lines = staged.manifestText.trimEnd().split('\n');
+    const shortened = [lines[0].replace(/blocks=\d+/, `blocks=${lines.length - 2}`), ...lines.slice(1, -1)];
+    writeFileSync(staged.manifest, shortened.join('\n') + '\n');
+    const result = runScript(staged, blankVolume());
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain('holds more blocks than the manifest lists');
+  });
+
+  test('a target of the wrong size is refused before anything is written', async () => {
+    // GIVEN a 2 GiB "device" for an image of a 1 GiB volume
+    const staged = await stage();
+    const device = blankVolume(2 * GIB);
+    // WHEN
+    const result = runScript(staged, device);
+    // THEN
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain(`holds ${2 * GIB} bytes but the image is for a ${GIB}-byte volume; refusing to write`);
+    expect(allocatedSectors(device)).toBe(0);
+  });
+
+  test('a missing target is refused', async () => {
+    const staged = await stage();
+    const result = runScript(staged, tmp.path('no-such-device'));
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain('is neither a block device nor a file');
+  });
+
+  test('read-back verification catches a block that differs on the volume', async () => {
+    // GIVEN a volume written correctly, then one byte of a listed block changed behind the script's back
+    const staged = await stage();
+    const device = blankVolume();
+    expect(runScript(staged, device).status).toBe(0);
+    const firstListed = Number(staged.manifestText.split('\n')[1].split(' ')[0]);
+    const byte = readBytes(device, firstListed * BLOCK + 7, 1);
+    runTool('python3', ['-c', `import os;fd=os.open(${JSON.stringify(device)},os.O_WRONLY);os.pwrite(fd,bytes([${byte[0] ^ 1}]),${firstListed * BLOCK + 7})`]);
+    // WHEN the verify step runs on its own
+    const result = runTool('python3', ['-c', BLOCK_TOOL_PY, 'verify', device, staged.manifest]);
+    // THEN
+    expect(result.status).not.toBe(0);
+    expect(result.stderr).toContain(`read-back verification failed for 1 of`);
+    expect(result.stderr).toContain(`(first: [${firstListed}])`);
+  });
+
+  test('through the SSM command wrapper: /bin/sh writes the script to a file, bash runs it, and its exit status is the command\'s', async () => {
+    const staged = await stage();
+    const device = blankVolume();
+    const commands = runShellScriptCommands(helperScript({ blocksSource: staged.blocks, manifestSource: staged.manifest, devicePath: device }));
+    const good = runTool('sh', ['-c', commands.join('\n')]);
+    expect(good.status).toBe(0);
+    expectBootFilesReadBack(device, staged.image);
+
+    const refused = runShellScriptCommands(helperScript({ blocksSource: staged.blocks, manifestSource: staged.manifest, devicePath: blankVolume(GIB + BLOCK) }));
+    expect(runTool('sh', ['-c', refused.join('\n')]).status).not.toBe(0);
+  });
+});
+
+describe('helperScript parameters', () => {
+  test('values are quoted: a path with quotes and spaces reaches the script intact', async () => {
+    const staged = await stage();
+    const odd = tmp.path(`it's a "manifest" $(touch pwned).txt`);
+    writeFileSync(odd, staged.manifestText);
+    const result = runScript({ blocks: staged.blocks, manifest: odd }, blankVolume());
+    expect(result.status).toBe(0);
+    expect(runTool('test', ['-e', tmp.path('pwned')]).status).not.toBe(0);
+  });
+
+  test('shellQuote makes one word of anything', () => {
+    const value = `a'b "c" $d \`e\``;
+    expect(runTool('sh', ['-c', `printf %s ${shellQuote(value)}`]).stdout).toBe(value);
+  });
+
+  test('the helper finds the volume by its id; the id must look like one', () => {
+    const script = helperScript({ blocksSource: 's3://b/builds/x/blocks.gz', manifestSource: 's3://b/builds/x/manifest.txt', volumeId: 'vol-0123456789abcdef0' });
+    expect(script).toContain(`VOLUME_ID='vol-0123456789abcdef0'`);
+    expect(script).toContain('nvme-Amazon_Elastic_Block_Store_${VOLUME_ID/-/}');
+    expect(() => helperScript({ blocksSource: 'a', manifestSource: 'b', volumeId: 'vol-x; rm -rf /' })).toThrow(/'vol-x; rm -rf \/' is not an EBS volume id/);
+    expect(() => helperScript({ blocksSource: 'a', manifestSource: 'b' })).toThrow(/exactly one of volumeId/);
+  });
+
+  test('s3:// sources are downloaded with the AWS CLI', () => {
+    // GIVEN an `aws` on PATH that records its arguments and fails, standing in for the CLI
+    const bin = tmp.path('bin');
+    runTool('mkdir', [bin]);
+    writeFileSync(`${bin}/aws`, `#!/bin/sh\necho "$@" > ${shellQuote(tmp.path('aws-args'))}\nexit 3\n`, { mode: 0o755 });
+    const script = helperScript({ blocksSource: 's3://staging/builds/mua-1/blocks.gz', manifestSource: 's3://staging/builds/mua-1/manifest.txt', devicePath: '/nonexistent' });
+    // WHEN
+    const result = runTool('env', [`PATH=${bin}:/usr/bin:/bin`, 'bash', '-c', script]);
+    // THEN the script stops at the failed download
+    expect(result.status).toBe(3);
+    expect(readFileSync(tmp.path('aws-args'), 'utf8')).toMatch(/^s3 cp --only-show-errors s3:\/\/staging\/builds\/mua-1\/blocks\.gz \S+\/blocks\.gz\n$/);
+  });
+});
