@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The tests check what the library writes with the tools that own each format: e2fsprogs (e2fsck,
-# debugfs, mke2fs), xen-utils-4.17 (readnotes), binutils (readelf) and util-linux (sfdisk).
+# debugfs, mke2fs), xen-utils-4.17 (readnotes), binutils (readelf, as, ld), fdisk (sfdisk); the kernel
+# fixtures are rebuilt with gcc, gzip, xz and bzip2 to show they come from their sources.
 # Installs whatever is missing when run as root on Debian; otherwise fails at once naming the package.
 set -euo pipefail
 
@@ -11,6 +12,13 @@ declare -A tool_package=(
   [/usr/lib/xen-4.17/bin/readnotes]=xen-utils-4.17
   [readelf]=binutils
   [sfdisk]=fdisk
+  [as]=binutils
+  [gcc]=gcc
+  [make]=make
+  [gzip]=gzip
+  [xz]=xz-utils
+  [bzip2]=bzip2
+  [python3]=python3
 )
 
 missing=()
