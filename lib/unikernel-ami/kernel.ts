@@ -29,6 +29,15 @@ export interface UnikernelKernelConfig {
   readonly sizeBytes?: number;
 }
 
+/** Limits the unikernel puts on its kernel. */
+export interface UnikernelKernelBindOptions {
+  /**
+   * The largest kernel file the volume holds; a larger local file is refused before it is read.
+   * @default - no limit at synth time
+   */
+  readonly maxSizeBytes?: number;
+}
+
 /** The Xen PV kernel of a unikernel (a MirageOS `*.xen` file, a Unikraft or Mini-OS image). */
 export abstract class UnikernelKernel {
   /**
@@ -48,7 +57,7 @@ export abstract class UnikernelKernel {
   }
 
   /** Called once by the unikernel that uses this kernel. */
-  public abstract bind(scope: Construct): UnikernelKernelConfig;
+  public abstract bind(scope: Construct, options?: UnikernelKernelBindOptions): UnikernelKernelConfig;
 }
 
 class FileKernel extends UnikernelKernel {
@@ -56,17 +65,16 @@ class FileKernel extends UnikernelKernel {
     super();
   }
 
-  public bind(scope: Construct): UnikernelKernelConfig {
+  public bind(scope: Construct, options: UnikernelKernelBindOptions = {}): UnikernelKernelConfig {
     const file = path.resolve(this.filePath);
-    let bytes: Buffer;
-    try {
-      bytes = fs.readFileSync(file);
-    } catch (err) {
+    const sizeBytes = explainFileErrors(file, () => fs.statSync(file).size);
+    if (options.maxSizeBytes !== undefined && sizeBytes > options.maxSizeBytes) {
       throw new Error(
-        `Cannot read the unikernel kernel file ${file}: ${(err as Error).message}. ` +
-        'Give UnikernelKernel.fromFile the path of a Xen PV kernel file such as hello.xen.',
+        `The kernel file ${file} is ${sizeBytes} bytes, but the volume holds a kernel of at most ${options.maxSizeBytes} bytes. ` +
+        'Give a larger volumeSize.',
       );
     }
+    const bytes = explainFileErrors(file, () => fs.readFileSync(file));
     let inspection: KernelInspection;
     try {
       inspection = assertBootableKernel(bytes);
@@ -74,7 +82,18 @@ class FileKernel extends UnikernelKernel {
       throw new Error(`The kernel file ${file} cannot be booted by AWS PV-GRUB: ${(err as Error).message}`);
     }
     const asset = new s3_assets.Asset(scope, 'Kernel', { path: file });
-    return { bucket: asset.bucket, objectKey: asset.s3ObjectKey, inspection, sizeBytes: bytes.length };
+    return { bucket: asset.bucket, objectKey: asset.s3ObjectKey, inspection, sizeBytes };
+  }
+}
+
+function explainFileErrors<T>(file: string, read: () => T): T {
+  try {
+    return read();
+  } catch (err) {
+    throw new Error(
+      `Cannot read the unikernel kernel file ${file}: ${(err as Error).message}. ` +
+      'Give UnikernelKernel.fromFile the path of a Xen PV kernel file such as hello.xen.',
+    );
   }
 }
 
@@ -90,7 +109,7 @@ class BucketKernel extends UnikernelKernel {
     }
   }
 
-  public bind(_scope: Construct): UnikernelKernelConfig {
+  public bind(_scope: Construct, _options?: UnikernelKernelBindOptions): UnikernelKernelConfig {
     return { bucket: this.bucket, objectKey: this.key, objectVersion: this.objectVersion };
   }
 }

@@ -156,7 +156,7 @@ export class MirageUnikernelAmi extends Construct implements ITaggable {
     }
     const encrypted = props.encryption ?? props.encryptionKey !== undefined;
 
-    const kernel = props.kernel.bind(this);
+    const kernel = props.kernel.bind(this, { maxSizeBytes: maxKernelFileBytes(volumeSizeGiB, layout) });
     const inspected = kernel.inspection?.architecture;
     if (props.architecture !== undefined && inspected !== undefined && props.architecture !== inspected) {
       throw new Error(
@@ -165,21 +165,6 @@ export class MirageUnikernelAmi extends Construct implements ITaggable {
       );
     }
     this.architecture = props.architecture ?? inspected ?? KernelArchitecture.X86_64;
-    if (!Token.isUnresolved(volumeSizeGiB)) {
-      // The disk-image writer knows how much of the volume the filesystem and its metadata take.
-      let maxBytes: number;
-      try {
-        maxBytes = maxKernelBytes(volumeSizeGiB, layout);
-      } catch (err) {
-        throw new Error(`volumeSize ${volumeSizeGiB} GiB with layout '${layout}' cannot be used: ${(err as Error).message}`);
-      }
-      if (kernel.sizeBytes !== undefined && kernel.sizeBytes > maxBytes) {
-        throw new Error(
-          `The kernel is ${kernel.sizeBytes} bytes, but a ${volumeSizeGiB} GiB volume (layout '${layout}') holds a kernel of at most ${maxBytes} bytes. ` +
-          'Give a larger volumeSize.',
-        );
-      }
-    }
     const kernelId = (props.pvGrubKernel ?? PvGrubKernel.forRegion()).bind(this, this.architecture);
 
     const infrastructure = UnikernelAmiBuildInfrastructure.of(this);
@@ -280,6 +265,18 @@ function volumeSizeInGiB(size: Size): number {
     throw new Error(`volumeSize is ${gib} GiB: an EBS volume is a whole number of GiB, at least 1. Give e.g. Size.gibibytes(1).`);
   }
   return gib;
+}
+
+/** The largest kernel file a volume holds, as the disk-image writer lays it out; undefined for a token size. */
+function maxKernelFileBytes(volumeSizeGiB: number, layout: DiskLayout): number | undefined {
+  if (Token.isUnresolved(volumeSizeGiB)) {
+    return undefined;
+  }
+  try {
+    return maxKernelBytes(volumeSizeGiB, layout);
+  } catch (err) {
+    throw new Error(`volumeSize ${volumeSizeGiB} GiB with layout '${layout}' cannot be used: ${(err as Error).message}`);
+  }
 }
 
 function amiRemovalKind(policy: RemovalPolicy): AmiRemovalKind {
