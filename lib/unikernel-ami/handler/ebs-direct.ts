@@ -159,11 +159,11 @@ export async function uploadSnapshotDirect(ebs: EBSClient, ec2: EC2Client, optio
   if (start.Status === Status.COMPLETED) {
     return { snapshotId, blocksSent: 0, bytesSent: 0, apiCalls };
   }
-  if (start.Status === Status.ERROR) {
-    throw new DirectUploadError(`Snapshot ${snapshotId} of build ${buildId} is in the error state; delete it and retry the deployment.`, snapshotId);
-  }
 
   try {
+    if (start.Status === Status.ERROR) {
+      throw new DirectUploadError(`Snapshot ${snapshotId} of build ${buildId} is in the error state.`, snapshotId);
+    }
     const blocks = await putBlocks(ebs, snapshotId, options, () => apiCalls++);
     log.step('ebs-direct:put-blocks', { snapshotId, blocksSent: blocks.sent, bytesSent: blocks.bytes, apiCalls });
 
@@ -182,7 +182,12 @@ export async function uploadSnapshotDirect(ebs: EBSClient, ec2: EC2Client, optio
     log.step('ebs-direct:complete-snapshot', { snapshotId, apiCalls });
     return { snapshotId, blocksSent: blocks.sent, bytesSent: blocks.bytes, apiCalls };
   } catch (err) {
-    await deletePendingSnapshot(ec2, snapshotId, log);
+    const deleted = await deletePendingSnapshot(ec2, snapshotId, log, options.retry);
+    if (err instanceof DirectUploadError) {
+      err.message += deleted
+        ? ` The snapshot was deleted; redeploy to try again.`
+        : ` The snapshot could not be deleted; AWS cancels it ${options.timeoutMinutes ?? DEFAULT_TIMEOUT_MINUTES} minutes after its last write (StartSnapshot Timeout).`;
+    }
     throw err;
   }
 }
@@ -244,15 +249,20 @@ async function putBlocks(ebs: EBSClient, snapshotId: string, options: DirectUplo
   return { sent: digests.size, bytes, digestsInIndexOrder };
 }
 
-/** Best effort: if this fails too, the StartSnapshot Timeout makes AWS cancel the pending snapshot. */
-async function deletePendingSnapshot(ec2: EC2Client, snapshotId: string, log: StepLog): Promise<void> {
+/**
+ * Best effort: if this fails too, the StartSnapshot Timeout makes AWS cancel the pending snapshot.
+ * @returns whether the snapshot was deleted
+ */
+async function deletePendingSnapshot(ec2: EC2Client, snapshotId: string, log: StepLog, retry?: RetryOptions): Promise<boolean> {
   try {
-    await withRetry('ec2:DeleteSnapshot', () => ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })));
+    await withRetry('ec2:DeleteSnapshot', () => ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })), retry);
     log.step('ebs-direct:delete-pending-snapshot', { snapshotId });
+    return true;
   } catch (err) {
     log.step('ebs-direct:delete-pending-snapshot-failed', {
       snapshotId, error: describe(err), note: 'AWS cancels the pending snapshot when its StartSnapshot Timeout passes',
     });
+    return false;
   }
 }
 

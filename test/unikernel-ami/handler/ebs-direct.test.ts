@@ -412,6 +412,7 @@ describe('failure after StartSnapshot', () => {
     expect(error.message).toContain(`block ${failingIndex} `);
     expect(error.message).toContain(SNAPSHOT_ID);
     expect(error.message).toContain('internal error');
+    expect(error.message).toContain('The snapshot was deleted; redeploy to try again.');
     expect(error.blockIndex).toBe(failingIndex);
     expect(ebsMock).toHaveReceivedCommandTimes(PutSnapshotBlockCommand, 1 + 4);
     expect(ebsMock).not.toHaveReceivedCommand(CompleteSnapshotCommand);
@@ -431,6 +432,19 @@ describe('failure after StartSnapshot', () => {
     expect(ec2Mock).toHaveReceivedCommandWith(DeleteSnapshotCommand, { SnapshotId: SNAPSHOT_ID });
   });
 
+  test('a snapshot that StartSnapshot reports in the error state is deleted and nothing is written', async () => {
+    // GIVEN
+    ebsMock.on(StartSnapshotCommand).resolves({ SnapshotId: SNAPSHOT_ID, Status: 'error' });
+
+    // WHEN
+    const upload = uploadSnapshotDirect(ebs, ec2, options());
+
+    // THEN
+    await expect(upload).rejects.toThrow(`Snapshot ${SNAPSHOT_ID} of build ${BUILD_ID} is in the error state.`);
+    expect(ebsMock).not.toHaveReceivedCommand(PutSnapshotBlockCommand);
+    expect(ec2Mock).toHaveReceivedCommandWith(DeleteSnapshotCommand, { SnapshotId: SNAPSHOT_ID });
+  });
+
   test('when DeleteSnapshot fails too, the upload error is still the one thrown', async () => {
     // GIVEN
     ebsMock.on(PutSnapshotBlockCommand).rejects(
@@ -441,7 +455,7 @@ describe('failure after StartSnapshot', () => {
     const upload = uploadSnapshotDirect(ebs, ec2, options({ concurrency: 1 }));
 
     // THEN
-    await expect(upload).rejects.toThrow(/PutSnapshotBlock of block \d+ .*Invalid block/);
+    await expect(upload).rejects.toThrow(/PutSnapshotBlock of block \d+ .*Invalid block.*could not be deleted; AWS cancels it 60 minutes after/);
     expect(ec2Mock).toHaveReceivedCommand(DeleteSnapshotCommand);
     expect(logLines.map((line) => JSON.parse(line).step)).toContain('ebs-direct:delete-pending-snapshot-failed');
   });
