@@ -6,7 +6,7 @@ import { DiskBlock, DiskExtent, DiskImageError } from './types';
  * A block inside one extent is a view of that extent's bytes (for the kernel: of the caller's buffer);
  * only blocks that straddle extents or gaps are assembled in a fresh buffer.
  */
-export function* nonZeroBlocks(
+export function nonZeroBlocks(
   extents: readonly DiskExtent[],
   sizeBytes: number,
   blockSize: number = EBS_SNAPSHOT_BLOCK_BYTES,
@@ -17,6 +17,10 @@ export function* nonZeroBlocks(
       `(the EBS direct API uses ${EBS_SNAPSHOT_BLOCK_BYTES}).`,
     );
   }
+  return generateNonZeroBlocks(extents, blockSize);
+}
+
+function* generateNonZeroBlocks(extents: readonly DiskExtent[], blockSize: number): Iterable<DiskBlock> {
   const zeros = Buffer.alloc(blockSize);
   let first = 0; // the first extent that does not end before the current block
   let index = -1;

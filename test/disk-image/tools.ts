@@ -129,6 +129,32 @@ for index in sorted(found):
   }));
 }
 
+/** Non-zero bytes of a file, counted by python3 over its data regions (holes read as zero). */
+export function countNonZeroBytesOfFile(path: string): number {
+  const script = `
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+size = os.fstat(fd).st_size
+pos = total = 0
+while pos < size:
+    try:
+        start = os.lseek(fd, pos, os.SEEK_DATA)
+    except OSError:
+        break
+    end = os.lseek(fd, start, os.SEEK_HOLE)
+    for chunk_start in range(start, end, 1 << 22):
+        data = os.pread(fd, min(1 << 22, end - chunk_start), chunk_start)
+        total += len(data) - data.count(0)
+    pos = end
+print(total)
+`;
+  const result = runTool('python3', ['-c', script, path]);
+  if (result.status !== 0) {
+    throw new Error(`counting non-zero bytes of ${path} failed: ${result.stderr}`);
+  }
+  return Number(result.stdout);
+}
+
 /** A fresh directory under the OS temp dir, and a function that removes it. */
 export function makeTempDir(): { dir: string; path: (name: string) => string; remove: () => void } {
   const dir = mkdtempSync(join(tmpdir(), 'disk-image-test-'));
