@@ -42,33 +42,43 @@ export function superblockFields(image: string): Map<string, string> {
 }
 
 /**
- * Copies `length` bytes at `offset` of `from` into a new sparse file of that length; python3 copies only
- * the data regions (SEEK_DATA/SEEK_HOLE), so a 16 GiB sparse disk takes no longer than its data.
+ * Python that lists a file's data regions (SEEK_DATA/SEEK_HOLE): reading only them, the helpers below
+ * handle a 16 GiB sparse disk as fast as its data; holes read as zero.
  */
+const DATA_REGIONS_PY = `
+import hashlib, os, sys
+def data_regions(fd, pos, stop):
+    while pos < stop:
+        try:
+            start = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError:
+            return
+        if start >= stop:
+            return
+        end = min(os.lseek(fd, start, os.SEEK_HOLE), stop)
+        yield start, end
+        pos = end
+`;
+
+function runPython(body: string, args: string[]): string {
+  const result = runTool('python3', ['-c', DATA_REGIONS_PY + body, ...args]);
+  if (result.status !== 0) {
+    throw new Error(`python3 helper failed on ${args.join(' ')}: ${result.stderr}`);
+  }
+  return result.stdout;
+}
+
+/** Copies `length` bytes at `offset` of `from` into a new sparse file of that length. */
 export function extractRegion(from: string, to: string, offset: number, length: number): void {
-  const script = `
-import os, sys
+  runPython(`
 src, dst, offset, length = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 fin = os.open(src, os.O_RDONLY)
 fout = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
 os.ftruncate(fout, length)
-pos = offset
-while pos < offset + length:
-    try:
-        start = os.lseek(fin, pos, os.SEEK_DATA)
-    except OSError:
-        break
-    end = min(os.lseek(fin, start, os.SEEK_HOLE), offset + length)
-    while start < end:
-        chunk = os.pread(fin, min(end - start, 1 << 22), start)
-        os.pwrite(fout, chunk, start - offset)
-        start += len(chunk)
-    pos = end
-`;
-  const result = runTool('python3', ['-c', script, from, to, String(offset), String(length)]);
-  if (result.status !== 0) {
-    throw new Error(`extracting ${length} bytes at ${offset} of ${from} failed: ${result.stderr}`);
-  }
+for start, end in data_regions(fin, offset, offset + length):
+    for pos in range(start, end, 1 << 22):
+        os.pwrite(fout, os.pread(fin, min(1 << 22, end - pos), pos), pos - offset)
+`, [from, to, String(offset), String(length)]);
 }
 
 /** Whether the file's bytes equal `expected`, read in chunks (no whole-file copy in memory). */
@@ -92,67 +102,36 @@ export function fileEquals(path: string, expected: Uint8Array): boolean {
   }
 }
 
-/**
- * Indices of the non-zero blocks of a file, found by python3 reading only the file's data regions
- * (SEEK_DATA/SEEK_HOLE; holes read as zero), with each block's SHA-256.
- */
+/** Indices of the non-zero blocks of a file, with each block's SHA-256. */
 export function scanNonZeroBlocks(path: string, blockSize: number): Map<number, string> {
-  const script = `
-import hashlib, os, sys
-path, bs = sys.argv[1], int(sys.argv[2])
-fd = os.open(path, os.O_RDONLY)
-size = os.fstat(fd).st_size
+  const stdout = runPython(`
+fd, bs = os.open(sys.argv[1], os.O_RDONLY), int(sys.argv[2])
 found = {}
-pos = 0
-while pos < size:
-    try:
-        start = os.lseek(fd, pos, os.SEEK_DATA)
-    except OSError:
-        break
-    end = os.lseek(fd, start, os.SEEK_HOLE)
+for start, end in data_regions(fd, 0, os.fstat(fd).st_size):
     for index in range(start // bs, (end + bs - 1) // bs):
-        if index not in found:
-            block = os.pread(fd, bs, index * bs)
-            if block.count(0) != len(block):
-                found[index] = hashlib.sha256(block).hexdigest()
-    pos = end
+        block = os.pread(fd, bs, index * bs)
+        if index not in found and block.count(0) != len(block):
+            found[index] = hashlib.sha256(block).hexdigest()
 for index in sorted(found):
     print(index, found[index])
-`;
-  const result = runTool('python3', ['-c', script, path, String(blockSize)]);
-  if (result.status !== 0) {
-    throw new Error(`scan failed: ${result.stderr}`);
-  }
-  return new Map(result.stdout.trim().split('\n').filter(Boolean).map((line) => {
+`, [path, String(blockSize)]);
+  return new Map(stdout.trim().split('\n').filter(Boolean).map((line) => {
     const [index, digest] = line.split(' ');
     return [Number(index), digest];
   }));
 }
 
-/** Non-zero bytes of a file, counted by python3 over its data regions (holes read as zero). */
+/** Non-zero bytes of a file. */
 export function countNonZeroBytesOfFile(path: string): number {
-  const script = `
-import os, sys
+  return Number(runPython(`
 fd = os.open(sys.argv[1], os.O_RDONLY)
-size = os.fstat(fd).st_size
-pos = total = 0
-while pos < size:
-    try:
-        start = os.lseek(fd, pos, os.SEEK_DATA)
-    except OSError:
-        break
-    end = os.lseek(fd, start, os.SEEK_HOLE)
-    for chunk_start in range(start, end, 1 << 22):
-        data = os.pread(fd, min(1 << 22, end - chunk_start), chunk_start)
+total = 0
+for start, end in data_regions(fd, 0, os.fstat(fd).st_size):
+    for pos in range(start, end, 1 << 22):
+        data = os.pread(fd, min(1 << 22, end - pos), pos)
         total += len(data) - data.count(0)
-    pos = end
 print(total)
-`;
-  const result = runTool('python3', ['-c', script, path]);
-  if (result.status !== 0) {
-    throw new Error(`counting non-zero bytes of ${path} failed: ${result.stderr}`);
-  }
-  return Number(result.stdout);
+`, [path]));
 }
 
 /** A fresh directory under the OS temp dir, and a function that removes it. */
