@@ -19,6 +19,7 @@ declare -A tool_package=(
   [xz]=xz-utils
   [bzip2]=bzip2
   [python3]=python3
+  [file]=file
 )
 
 missing=()
