@@ -40,6 +40,8 @@ import { withRetry } from './retry';
 export const HELPER_DEVICE_NAME = '/dev/sdf';
 /** The helper volume is transient and written once; gp3 is the cheapest general-purpose type. */
 const HELPER_VOLUME_TYPE = 'gp3';
+/** Amazon Linux's SSM agent registers within a few minutes of boot; much longer means it cannot reach SSM. */
+const SSM_REGISTRATION_TIMEOUT_MS = 15 * 60_000;
 /** How long the helper script may run (SSM executionTimeout, seconds). */
 const SCRIPT_TIMEOUT_SECONDS = 1800;
 
@@ -232,7 +234,14 @@ async function volumeWritten(ctx: HelperContext, instanceId: string, volumeId: s
     );
   }
   if (!(await isSsmOnline(ctx, instanceId))) {
-    ctx.log.step('wait-helper-ssm', { instanceId });
+    const runningForMs = Date.now() - (instance?.LaunchTime?.getTime() ?? Date.now());
+    if (runningForMs > SSM_REGISTRATION_TIMEOUT_MS) {
+      throw new Error(
+        `The helper instance ${instanceId} has run for ${Math.round(runningForMs / 60_000)} minutes without its SSM agent coming online. ` +
+          'Its subnet needs a route to the SSM and S3 endpoints (a NAT gateway, or VPC endpoints for ssm, ssmmessages, ec2messages and S3).',
+      );
+    }
+    ctx.log.step('wait-helper-ssm', { instanceId, runningForMs });
     return false;
   }
   if (!(await volumeAttached(ctx, instanceId, volumeId))) {

@@ -45,7 +45,7 @@ export function awsError(name: string, message = `${name} (fake)`, httpStatusCod
 interface Tagged {
   tags: Tag[];
 }
-export interface FakeInstance extends Tagged { state: string; clientToken?: string }
+export interface FakeInstance extends Tagged { state: string; clientToken?: string; launchTime: Date }
 export interface FakeVolume extends Tagged { state: string; attachedTo?: string; attachment?: string }
 export interface FakeSnapshot extends Tagged { state: string; volumeId?: string; message?: string }
 export interface FakeImage extends Tagged { state: string; name: string; snapshotId: string; kernelId: string }
@@ -93,7 +93,7 @@ export class FakeAws {
       const existing = [...this.instances].find(([, i]) => i.clientToken !== undefined && i.clientToken === input.ClientToken);
       const id = existing?.[0] ?? this.nextId('i');
       if (!existing) {
-        this.instances.set(id, { state: 'pending', clientToken: input.ClientToken, tags: tagsFor('instance', input.TagSpecifications) });
+        this.instances.set(id, { state: 'pending', launchTime: new Date(), clientToken: input.ClientToken, tags: tagsFor('instance', input.TagSpecifications) });
       }
       return { Instances: [{ InstanceId: id }] };
     });
@@ -105,7 +105,7 @@ export class FakeAws {
     this.ec2.on(DescribeInstancesCommand).callsFake((input) => {
       const states: string[] | undefined = input.Filters?.find((f: Filter) => f.Name === 'instance-state-name')?.Values;
       const found = this.select(this.instances, input.InstanceIds, input.Filters).filter(([, i]) => !states || states.includes(i.state));
-      return { Reservations: found.length ? [{ Instances: found.map(([id, i]) => ({ InstanceId: id, State: { Name: i.state } })) }] : [] };
+      return { Reservations: found.length ? [{ Instances: found.map(([id, i]) => ({ InstanceId: id, State: { Name: i.state }, LaunchTime: i.launchTime })) }] : [] };
     });
     this.ec2.on(DescribeVolumesCommand).callsFake((input) => ({
       Volumes: this.select(this.volumes, input.VolumeIds, input.Filters).map(([id, v]) => ({

@@ -260,6 +260,15 @@ describe('Create, helper-instance strategy: isComplete', () => {
     expect(aws.ec2).not.toHaveReceivedCommand(AttachVolumeCommand);
   });
 
+  test('a helper that never comes online in SSM fails the build with what its subnet needs', async () => {
+    const build = await start(createEvent());
+    helperBoots();
+    aws.ssmOnline.clear();
+    const [, instance] = only(aws.instances);
+    instance.launchTime = new Date(Date.now() - 20 * 60_000);
+    await expect(build.poll()).rejects.toThrow(/has run for 20 minutes without its SSM agent coming online\. Its subnet needs a route to the SSM and S3 endpoints/);
+  });
+
   test('attaches the volume as /dev/sdf once the helper is online, then sends the script once', async () => {
     // GIVEN
     const build = await start(createEvent());
@@ -289,10 +298,7 @@ describe('Create, helper-instance strategy: isComplete', () => {
   test('a failed script fails the build with its stderr, and the build\'s resources are removed', async () => {
     // GIVEN the script ran and failed
     const build = await start(createEvent());
-    helperBoots();
-    await build.poll();
-    volumeAttaches();
-    await build.poll();
+    await scriptSent(build);
     Object.assign(aws.invocations[0], { status: 'Failed', stderr: 'mirage-unikernel-ami helper: /dev/nvme1n1 holds 2147483648 bytes but the image is for a 1073741824-byte volume' });
     // WHEN / THEN
     await expect(build.poll()).rejects.toThrow(
@@ -310,10 +316,7 @@ describe('Create, helper-instance strategy: isComplete', () => {
 
   test('after the script succeeds: terminates the helper, waits for the volume to detach, then snapshots it once', async () => {
     const build = await start(createEvent());
-    helperBoots();
-    await build.poll();
-    volumeAttaches();
-    await build.poll();
+    await scriptSent(build);
     scriptSucceeds();
 
     expect(await build.poll()).toEqual({ IsComplete: false });
@@ -409,12 +412,18 @@ describe('Create, helper-instance strategy: isComplete', () => {
   });
 });
 
-/** Drives a build until its snapshot is taken; returns the snapshot ids. */
-async function snapshotTaken(build: Started): Promise<string[]> {
+/** Drives a build until the helper script has been sent. */
+async function scriptSent(build: Started): Promise<void> {
   helperBoots();
   await build.poll();
   volumeAttaches();
   await build.poll();
+  expect(aws.invocations).toHaveLength(1);
+}
+
+/** Drives a build until its snapshot is taken; returns the snapshot ids. */
+async function snapshotTaken(build: Started): Promise<string[]> {
+  await scriptSent(build);
   scriptSucceeds();
   await build.poll();
   helperTerminates();
