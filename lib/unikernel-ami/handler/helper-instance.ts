@@ -6,6 +6,7 @@
 import { createHash } from 'crypto';
 import { createGzip } from 'zlib';
 import {
+  _InstanceType,
   AttachVolumeCommand,
   CreateSnapshotCommand,
   CreateVolumeCommand,
@@ -121,7 +122,7 @@ export async function launchHelper(ctx: HelperContext): Promise<{ instanceId: st
       new RunInstancesCommand({
         ClientToken: ctx.buildId,
         ImageId: helper.ImageId,
-        InstanceType: helper.InstanceType as never,
+        InstanceType: helper.InstanceType as _InstanceType,
         MinCount: 1,
         MaxCount: 1,
         SubnetId: helper.SubnetId,
@@ -275,6 +276,7 @@ async function sendScript(ctx: HelperContext, instanceId: string, volumeId: stri
     blocksSource: `s3://${bucket}/${keys.blocks}`,
     manifestSource: `s3://${bucket}/${keys.manifest}`,
     volumeId,
+    region: process.env.AWS_REGION,
   });
   const sent = await withRetry('ssm:SendCommand', () =>
     ctx.ssm.send(

@@ -23,6 +23,8 @@ export interface HelperScriptOptions {
   readonly volumeId?: string;
   /** A block device or file to write instead of finding the volume's device (tests). */
   readonly devicePath?: string;
+  /** Region of the staging bucket, for the AWS CLI. @default - the CLI's own configuration */
+  readonly region?: string;
 }
 
 /** Quotes a value for a POSIX shell: the result is one word whatever it contains. */
@@ -136,6 +138,7 @@ BLOCKS_SOURCE=${shellQuote(options.blocksSource)}
 MANIFEST_SOURCE=${shellQuote(options.manifestSource)}
 VOLUME_ID=${shellQuote(options.volumeId ?? '')}
 DEVICE=${shellQuote(options.devicePath ?? '')}
+REGION=${shellQuote(options.region ?? '')}
 WORK_DIR=$(mktemp -d)
 trap 'rm -rf "$WORK_DIR"' EXIT
 
@@ -148,7 +151,7 @@ MUA_BLOCK_TOOL_PY
 
 fetch() {
   case "$1" in
-    s3://*) aws s3 cp --only-show-errors "$1" "$2" ;;
+    s3://*) aws s3 cp --only-show-errors \${REGION:+--region "$REGION"} "$1" "$2" ;;
     *) cp -- "$1" "$2" ;;
   esac
 }

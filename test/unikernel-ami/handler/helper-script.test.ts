@@ -219,11 +219,24 @@ describe('helperScript parameters', () => {
     const bin = tmp.path('bin');
     runTool('mkdir', [bin]);
     writeFileSync(`${bin}/aws`, `#!/bin/sh\necho "$@" > ${shellQuote(tmp.path('aws-args'))}\nexit 3\n`, { mode: 0o755 });
-    const script = helperScript({ blocksSource: 's3://staging/builds/mua-1/blocks.gz', manifestSource: 's3://staging/builds/mua-1/manifest.txt', devicePath: '/nonexistent' });
-    // WHEN
-    const result = runTool('env', [`PATH=${bin}:/usr/bin:/bin`, 'bash', '-c', script]);
-    // THEN the script stops at the failed download
-    expect(result.status).toBe(3);
-    expect(readFileSync(tmp.path('aws-args'), 'utf8')).toMatch(/^s3 cp --only-show-errors s3:\/\/staging\/builds\/mua-1\/blocks\.gz \S+\/blocks\.gz\n$/);
+    const sources = { blocksSource: 's3://staging/builds/mua-1/blocks.gz', manifestSource: 's3://staging/builds/mua-1/manifest.txt', devicePath: '/nonexistent' };
+    const run = (script: string) => {
+      const result = runTool('env', [`PATH=${bin}:/usr/bin:/bin`, 'bash', '-c', script]);
+      return { status: result.status, args: readFileSync(tmp.path('aws-args'), 'utf8') };
+    };
+    // WHEN / THEN the script stops at the failed download, with the region when one is given
+    expect(run(helperScript({ ...sources, region: 'eu-west-1' }))).toEqual({
+      status: 3,
+      args: expect.stringMatching(/^s3 cp --only-show-errors --region eu-west-1 s3:\/\/staging\/builds\/mua-1\/blocks\.gz \S+\/blocks\.gz\n$/),
+    });
+    expect(run(helperScript(sources))).toEqual({
+      status: 3,
+      args: expect.stringMatching(/^s3 cp --only-show-errors s3:\/\/staging\/builds\/mua-1\/blocks\.gz \S+\/blocks\.gz\n$/),
+    });
+  });
+
+  test('the SSM commands hold no {{ }}, which SSM would take for a parameter reference', () => {
+    const commands = runShellScriptCommands(helperScript({ blocksSource: 's3://b/k', manifestSource: 's3://b/m', volumeId: 'vol-0123456789abcdef0', region: 'us-east-1' }));
+    expect(commands.join('\n')).not.toMatch(/\{\{|\}\}/);
   });
 });

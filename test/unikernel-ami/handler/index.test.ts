@@ -40,6 +40,7 @@ import {
   KERNEL_BUCKET,
   KERNEL_KEY,
   KERNEL_VERSION,
+  REGION,
   RESPONSE_URL,
   STACK_NAME,
   STAGING_BUCKET,
@@ -63,6 +64,8 @@ function pseudoRandomBytes(length: number): Buffer {
   return bytes;
 }
 
+// Lambda sets AWS_REGION; the helper script passes it to the AWS CLI.
+process.env.AWS_REGION = REGION;
 const aws = new FakeAws();
 let logLines: string[];
 
@@ -291,6 +294,7 @@ describe('Create, helper-instance strategy: isComplete', () => {
     expect(send).toMatchObject({ DocumentName: 'AWS-RunShellScript', InstanceIds: [InstanceId], Comment: build.buildId });
     const commands = send.Parameters!.commands.join('\n');
     expect(commands).toContain(`VOLUME_ID='${VolumeId}'`);
+    expect(commands).toContain(`REGION='${process.env.AWS_REGION}'`);
     expect(commands).toContain(`BLOCKS_SOURCE='s3://${STAGING_BUCKET}/builds/${build.buildId}/blocks.gz'`);
     expect(commands).toContain(`MANIFEST_SOURCE='s3://${STAGING_BUCKET}/builds/${build.buildId}/manifest.txt'`);
   });
