@@ -29,7 +29,7 @@ const ROOT_VOLUME_TYPE = 'gp2';
 /** EC2 error codes such as InvalidSnapshot.NotFound or InvalidAMIID.NotFound mean "already gone". */
 export function isNotFound(err: unknown): boolean {
   const name = (err as { name?: string } | undefined)?.name ?? '';
-  return name.endsWith('.NotFound') || name.endsWith('NotFound') || name === 'NoSuchKey' || name === 'InvalidAMIID.Unavailable';
+  return name.endsWith('NotFound') || name === 'NoSuchKey' || name === 'InvalidAMIID.Unavailable';
 }
 
 /** The AMI name: unique per account and region, and readable. */

@@ -480,6 +480,40 @@ describe('Create: failures', () => {
     expect(aws.ec2).toHaveReceivedCommandWith(TerminateInstancesCommand, { InstanceIds: [instanceId] });
   });
 
+  test('staging failing fails onEvent with the call named, before any instance is launched', async () => {
+    aws.s3.on(PutObjectCommand).rejects(awsError('AccessDenied', 'Access Denied', 403));
+    await expect(onEvent(createEvent())).rejects.toThrow('s3:PutObject blocks.gz failed: Access Denied');
+    expect(aws.ec2).not.toHaveReceivedCommand(RunInstancesCommand);
+  });
+
+  test.each([
+    ['ec2:AttachVolume', () => aws.ec2.on(AttachVolumeCommand).rejects(awsError('UnauthorizedOperation', 'not authorized to attach', 403))],
+    ['ssm:SendCommand', () => aws.ssm.on(SendCommandCommand).rejects(awsError('InvalidInstanceId', 'Instances not in a valid state'))],
+    ['ec2:CreateSnapshot', () => aws.ec2.on(CreateSnapshotCommand).rejects(awsError('SnapshotLimitExceeded', 'snapshot limit'))],
+    ['ec2:RegisterImage', () => aws.ec2.on(RegisterImageCommand).rejects(awsError('InvalidParameterValue', 'bad kernel'))],
+  ])('%s failing in isComplete fails the build with the call named, and removes the helper', async (call, fail) => {
+    // GIVEN
+    fail();
+    const build = await start(createEvent());
+    // WHEN the build runs until the failing call
+    const rounds = async () => {
+      helperBoots();
+      await build.poll();
+      volumeAttaches();
+      await build.poll();
+      scriptSucceeds();
+      await build.poll();
+      helperTerminates();
+      await build.poll();
+      setAll(aws.snapshots, 'completed');
+      await build.poll();
+    };
+    // THEN
+    await expect(rounds()).rejects.toThrow(new RegExp(`^${call} failed: `));
+    expect(aws.ec2).toHaveReceivedCommandWith(TerminateInstancesCommand, { InstanceIds: [build.response.BuildState.InstanceId] });
+    expect([...aws.objects.keys()].filter((key) => key.startsWith(STAGING_BUCKET))).toEqual([]);
+  });
+
   test('throttled RunInstances is retried with the same client token and then succeeds', async () => {
     const throttled = awsError('RequestLimitExceeded', 'Request limit exceeded.', 503);
     aws.ec2.on(RunInstancesCommand).rejectsOnce(throttled).rejectsOnce(throttled).resolves({ Instances: [{ InstanceId: 'i-0retried' }] });
