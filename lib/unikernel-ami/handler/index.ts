@@ -73,7 +73,8 @@ async function startBuild(event: OnEventRequest): Promise<OnEventResponse> {
     const state = ctx.spec.strategy === BuildStrategyKind.HELPER_INSTANCE ? await startHelperBuild(ctx, image) : await startDirectBuild(ctx, image);
     return { PhysicalResourceId: buildId, BuildState: state };
   } catch (err) {
-    // The provider framework ignores the Delete that follows a failed Create, so clean up here.
+    // Clean up here: the provider framework ignores the Delete that follows a failed Create, and
+    // the build id of a failed Update never reaches CloudFormation.
     return abandonBuild(clients, buildId, event.ResourceProperties, log, err);
   }
 }
