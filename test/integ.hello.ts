@@ -1,0 +1,57 @@
+/**
+ * Integration test: deploys the hello unikernel as a paravirtual AMI and checks with EC2 itself that
+ * the AMI is paravirtual, boots from the region's PV-GRUB AKI and uses the snapshot the build wrote.
+ *
+ * The stack is environment-agnostic, like most integ tests, so the AKI comes from the construct's
+ * region mapping at deploy time; the expected AKI comes from a second mapping built here from the
+ * facts table, so the assertion does not trust the handler's own KernelId output.
+ *
+ * The snapshot (test/integ.hello.ts.snapshot) is compared, without deploying, by
+ * test/unikernel-ami/integ-hello-snapshot.test.ts; see there how to update it.
+ */
+import * as path from 'path';
+import { App, Aws, CfnMapping, Stack } from 'aws-cdk-lib';
+import { ExpectedResult, IntegTest, Match } from '@aws-cdk/integ-tests-alpha';
+import { KernelArchitecture, MirageUnikernelAmi, PV_GRUB_AKIS, PV_GRUB_REGIONS, PV_ROOT_DEVICE_NAME, UnikernelKernel } from '../lib';
+
+const app = new App();
+const stack = new Stack(app, 'MirageUnikernelAmiIntegHello');
+const hello = new MirageUnikernelAmi(stack, 'Hello', {
+  kernel: UnikernelKernel.fromFile(path.join(__dirname, '..', 'examples', 'hello', 'hello.xen')),
+  name: 'hello',
+  kernelArgs: 'integ-test',
+});
+
+const integ = new IntegTest(app, 'HelloUnikernelAmi', {
+  testCases: [stack],
+  // PV-GRUB exists only in some regions; us-east-1 is one.
+  regions: ['us-east-1'],
+  // Keeps the asset folders (the 4 MB handler bundle among them) out of the committed snapshot; the
+  // templates still name every asset by its hash, so a changed handler or kernel still shows.
+  stackUpdateWorkflow: false,
+});
+
+// The assertions live in their own stack (inside the IntegTest); a mapping cannot be used across stacks.
+const assertionStack = integ.node.findAll().find((construct): construct is Stack => Stack.isStack(construct))!;
+const expectedAkis: { [region: string]: { [key: string]: string } } = {};
+for (const region of PV_GRUB_REGIONS) {
+  expectedAkis[region] = { aki: PV_GRUB_AKIS[region][KernelArchitecture.X86_64] };
+}
+const expectedAki = new CfnMapping(assertionStack, 'ExpectedPvGrubKernel', { mapping: expectedAkis }).findInMap(Aws.REGION, 'aki');
+
+integ.assertions
+  .awsApiCall('EC2', 'describeImages', { ImageIds: [hello.imageId] })
+  .expect(ExpectedResult.objectLike({
+    Images: Match.arrayWith([Match.objectLike({
+      ImageId: hello.imageId,
+      State: 'available',
+      VirtualizationType: 'paravirtual',
+      KernelId: expectedAki,
+      Architecture: 'x86_64',
+      RootDeviceName: PV_ROOT_DEVICE_NAME,
+      BlockDeviceMappings: Match.arrayWith([Match.objectLike({
+        DeviceName: PV_ROOT_DEVICE_NAME,
+        Ebs: Match.objectLike({ SnapshotId: hello.snapshotId }),
+      })]),
+    })]),
+  }));
