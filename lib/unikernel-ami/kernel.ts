@@ -1,10 +1,11 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { Token } from 'aws-cdk-lib';
+import { Annotations, Token } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3_assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
 import { assertBootableKernel, KernelInspection } from '../kernel-inspection';
+import { KernelArchitecture } from '../pv-grub';
 
 /** Where a unikernel's kernel is, as its custom resource needs it. */
 export interface UnikernelKernelConfig {
@@ -18,15 +19,10 @@ export interface UnikernelKernelConfig {
    */
   readonly objectVersion?: string;
   /**
-   * What inspecting the kernel at synth time found.
+   * The architecture that inspecting the kernel at synth time found.
    * @default - not inspected at synth time: the handler inspects the object before building anything
    */
-  readonly inspection?: KernelInspection;
-  /**
-   * Size of the kernel file in bytes.
-   * @default - unknown at synth time
-   */
-  readonly sizeBytes?: number;
+  readonly architecture?: KernelArchitecture;
 }
 
 /** Limits the unikernel puts on its kernel. */
@@ -81,8 +77,11 @@ class FileKernel extends UnikernelKernel {
     } catch (err) {
       throw new Error(`The kernel file ${file} cannot be booted by AWS PV-GRUB: ${(err as Error).message}`);
     }
+    for (const warning of inspection.warnings) {
+      Annotations.of(scope).addWarningV2('mirage-unikernel-ami:kernel-inspection', `${file}: ${warning}`);
+    }
     const asset = new s3_assets.Asset(scope, 'Kernel', { path: file });
-    return { bucket: asset.bucket, objectKey: asset.s3ObjectKey, inspection, sizeBytes };
+    return { bucket: asset.bucket, objectKey: asset.s3ObjectKey, architecture: inspection.architecture };
   }
 }
 

@@ -157,7 +157,7 @@ export class MirageUnikernelAmi extends Construct implements ITaggable {
     const encrypted = props.encryption ?? props.encryptionKey !== undefined;
 
     const kernel = props.kernel.bind(this, { maxSizeBytes: maxKernelFileBytes(volumeSizeGiB, layout) });
-    const inspected = kernel.inspection?.architecture;
+    const inspected = kernel.architecture;
     if (props.architecture !== undefined && inspected !== undefined && props.architecture !== inspected) {
       throw new Error(
         `architecture is ${props.architecture}, but the kernel file is a ${inspected} kernel. ` +

@@ -2,7 +2,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { Lazy, RemovalPolicy, Size, Tags } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
@@ -89,6 +89,18 @@ describe('the custom resource', () => {
     const stack = newStack();
     new MirageUnikernelAmi(stack, 'Hello', helloProps({ kernel: UnikernelKernel.fromFile(kernelFixture('pv-x86_64.elf.gz')) }));
     Template.fromStack(stack).hasResourceProperties(CUSTOM_RESOURCE, { KernelKey: Match.stringLikeRegexp('\\.gz$'), Architecture: 'x86_64' });
+  });
+
+  test('what inspection warns about a kernel becomes a synth warning', () => {
+    const stack = newStack();
+    new MirageUnikernelAmi(stack, 'Hello', helloProps({ kernel: UnikernelKernel.fromFile(kernelFixture('pv-x86_64-unloaded-note.elf')) }));
+    Annotations.fromStack(stack).hasWarning('/TestStack/Hello', Match.stringLikeRegexp('pv-x86_64-unloaded-note.elf: .*outside the PT_NOTE segments'));
+  });
+
+  test('a kernel without inspection warnings gives no warning', () => {
+    const stack = newStack();
+    new MirageUnikernelAmi(stack, 'Hello', helloProps());
+    Annotations.fromStack(stack).hasNoWarning('*', Match.anyValue());
   });
 
   test('an S3 kernel is read by the handler: bucket, key, version and the architecture given', () => {
