@@ -22,8 +22,8 @@ function packageRoot(from: string): string {
  * The handler is bundled when the package is built, so a user's synth never compiles TypeScript; the
  * same lookup works from lib/ (ts-node, tests) and from dist/lib/ (the published package).
  */
-export function handlerAssetDirectory(): string {
-  const root = packageRoot(__dirname);
+export function handlerAssetDirectory(from: string = __dirname): string {
+  const root = packageRoot(from);
   const directory = path.join(root, 'assets', 'unikernel-ami-handler');
   if (!fs.existsSync(path.join(directory, 'index.js'))) {
     throw new Error(
