@@ -184,6 +184,9 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     this.directBuildsEnabled = true;
     const snapshots = this.arn('snapshot/*', '');
     this.addStatement(['ebs:StartSnapshot'], [snapshots], REQUEST_TAG_MANAGED);
+    // StartSnapshot with Tags is also authorized as ec2:CreateTags on the new snapshot (the EBS direct
+    // API guide lists it beside the ebs: actions); only tags that mark it as ours are allowed.
+    this.addStatement(['ec2:CreateTags'], [snapshots], REQUEST_TAG_MANAGED);
     this.addStatement(['ebs:PutSnapshotBlock', 'ebs:CompleteSnapshot'], [snapshots], RESOURCE_TAG_MANAGED);
   }
 

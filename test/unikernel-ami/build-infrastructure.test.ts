@@ -284,6 +284,14 @@ describe('EBS direct builds', () => {
     expect(write.Action).toEqual(['ebs:PutSnapshotBlock', 'ebs:CompleteSnapshot']);
     expect(write.Condition).toEqual(RESOURCE_TAG_MANAGED);
   });
+
+  test('StartSnapshot may tag the new snapshot, with our managed tag only', () => {
+    const tagOnStart = statementsAllowing(statements, 'ec2:CreateTags').filter(
+      (statement) => resourceText(statement).includes('::snapshot/*') && JSON.stringify(statement.Condition) === JSON.stringify(REQUEST_TAG_MANAGED),
+    );
+    expect(tagOnStart).toHaveLength(1);
+    expect(tagOnStart[0].Action).toEqual('ec2:CreateTags');
+  });
 });
 
 describe('a stack with both strategies', () => {
