@@ -6,8 +6,8 @@
  * region mapping at deploy time; the expected AKI comes from a second mapping built here from the
  * facts table, so the assertion does not trust the handler's own KernelId output.
  *
- * The snapshot (test/integ.hello.ts.snapshot) is compared, without deploying, by
- * test/unikernel-ami/integ-hello-snapshot.test.ts; see there how to update it.
+ * The snapshot (test/integ.hello.ts.snapshot) is compared, without deploying, by `npm run integ`
+ * (part of `npm test`); `npm run integ:update` rewrites it after a change.
  */
 import * as path from 'path';
 import { App, Aws, CfnMapping, Stack } from 'aws-cdk-lib';
@@ -26,8 +26,10 @@ const integ = new IntegTest(app, 'HelloUnikernelAmi', {
   testCases: [stack],
   // PV-GRUB exists only in some regions; us-east-1 is one.
   regions: ['us-east-1'],
-  // Keeps the asset folders (the 4 MB handler bundle among them) out of the committed snapshot; the
-  // templates still name every asset by its hash, so a changed handler or kernel still shows.
+  // A changed handler bundle or kernel changes only asset hashes: make those count as a change.
+  diffAssets: true,
+  // No deploy of the previous snapshot before this one; it also keeps our 4 MB handler bundle out
+  // of the committed snapshot (the templates still name it by hash).
   stackUpdateWorkflow: false,
 });
 
