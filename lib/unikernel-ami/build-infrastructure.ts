@@ -167,7 +167,11 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
       return;
     }
     this.grantedKeys.add(key);
-    key.grant(this.handlerRole, 'kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptFrom', 'kms:ReEncryptTo');
+    // Encrypt and GenerateDataKey are what the EBS direct APIs ask of the caller for a customer key.
+    key.grant(
+      this.handlerRole,
+      'kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptFrom', 'kms:ReEncryptTo',
+    );
     this.handlerRole.addToPrincipalPolicy(new iam.PolicyStatement({
       actions: ['kms:CreateGrant'],
       resources: [key.keyArn],
@@ -184,9 +188,12 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     this.directBuildsEnabled = true;
     const snapshots = this.arn('snapshot/*', '');
     this.addStatement(['ebs:StartSnapshot'], [snapshots], REQUEST_TAG_MANAGED);
-    // StartSnapshot with Tags is also authorized as ec2:CreateTags on the new snapshot (the EBS direct
-    // API guide lists it beside the ebs: actions); only tags that mark it as ours are allowed.
-    this.addStatement(['ec2:CreateTags'], [snapshots], REQUEST_TAG_MANAGED);
+    // StartSnapshot with Tags is also authorized as ec2:CreateTags on the new snapshot (the service
+    // authorization reference lists it as StartSnapshot's dependent action). Only at creation, as for
+    // EC2's own create actions: otherwise the role could mark any snapshot as ours and then delete it.
+    this.addStatement(['ec2:CreateTags'], [snapshots], {
+      StringEquals: { [`aws:RequestTag/${MANAGED_TAG}`]: 'true', 'ec2:CreateAction': 'StartSnapshot' },
+    });
     this.addStatement(['ebs:PutSnapshotBlock', 'ebs:CompleteSnapshot'], [snapshots], RESOURCE_TAG_MANAGED);
   }
 
@@ -238,7 +245,7 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
       StringEquals: { [`aws:RequestTag/${MANAGED_TAG}`]: 'true', 'ec2:MetadataHttpTokens': 'required' },
     });
     this.addStatement(['ec2:RunInstances'], [volumes, networkInterfaces], REQUEST_TAG_MANAGED);
-    this.helperNetworkStatement = this.addStatement(['ec2:RunInstances'], [this.arn('image/*', '')]);
+    this.helperNetworkStatement = this.addStatement(['ec2:RunInstances'], [this.arn(`image/${imageId}`, '')]);
     this.addStatement(['ec2:CreateVolume'], [volumes], REQUEST_TAG_MANAGED);
     this.addStatement(['ec2:CreateSnapshot'], [volumes], RESOURCE_TAG_MANAGED);
     this.addStatement(['ec2:CreateSnapshot'], [snapshots], REQUEST_TAG_MANAGED);
@@ -272,7 +279,9 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     this.imageStatementsAdded = true;
     const images = this.arn('image/*', '');
     const snapshots = this.arn('snapshot/*', '');
-    this.addStatement(['ec2:RegisterImage'], [images, snapshots]);
+    // The new AMI must carry our managed tag, and only our own snapshots can back it.
+    this.addStatement(['ec2:RegisterImage'], [images], REQUEST_TAG_MANAGED);
+    this.addStatement(['ec2:RegisterImage'], [snapshots], RESOURCE_TAG_MANAGED);
     this.addStatement(['ec2:CreateTags'], [images], { StringEquals: { 'ec2:CreateAction': 'RegisterImage' } });
     this.addStatement(['ec2:CreateTags', 'ec2:DeleteTags', 'ec2:DeregisterImage', 'ec2:DeleteSnapshot'], [images, snapshots], RESOURCE_TAG_MANAGED);
     this.addStatement(['ec2:DescribeImages', 'ec2:DescribeSnapshots'], ['*']);

@@ -45,8 +45,9 @@ function expectCommonHandlerRules(statements: TemplateStatement[]) {
       expect(UNSCOPED_ACTIONS).toEqual(expect.arrayContaining(actionsOf(statement)));
     }
   }
-  expect(statementFor(statements, 'ec2:RegisterImage', '::image/*').Condition).toBeUndefined();
-  expect(resourceText(statementFor(statements, 'ec2:RegisterImage', '::image/*'))).toContain('::snapshot/*');
+  // The new AMI must be tagged as ours, and only our snapshots may back it.
+  expect(statementFor(statements, 'ec2:RegisterImage', '::image/*').Condition).toEqual(REQUEST_TAG_MANAGED);
+  expect(statementFor(statements, 'ec2:RegisterImage', '::snapshot/*').Condition).toEqual(RESOURCE_TAG_MANAGED);
   const tagOnRegister = statementsAllowing(statements, 'ec2:CreateTags').filter((statement) => resourceText(statement).includes('::image/*') && statement.Condition?.StringEquals?.['ec2:CreateAction'] !== undefined);
   expect(tagOnRegister).toHaveLength(1);
   expect(tagOnRegister[0].Condition).toEqual({ StringEquals: { 'ec2:CreateAction': 'RegisterImage' } });
@@ -199,8 +200,11 @@ describe('helper-instance builds (the default)', () => {
     const created = statementFor(statements, 'ec2:RunInstances', ':volume/*');
     expect(resourceText(created)).toContain(':network-interface/*');
     expect(created.Condition).toEqual(REQUEST_TAG_MANAGED);
-    const used = statementFor(statements, 'ec2:RunInstances', '::image/*');
+    const used = statementFor(statements, 'ec2:RunInstances', '::image/');
     expect(used.Condition).toBeUndefined();
+    // Only the helper's own Amazon Linux image, from the public SSM parameter, may be launched.
+    expect(resourceText(used)).toMatch(/::image\/",\{"Ref":"SsmParameterValue[^"]*al2023/i);
+    expect(resourceText(used)).not.toContain('::image/*');
     expect(resourceText(used)).toMatch(/:subnet\/",\{"Ref":"MirageUnikernelAmiBuildInfrastructureVpcPublicSubnet1/);
     expect(resourceText(used)).toMatch(/:security-group\/",\{"Fn::GetAtt":\["MirageUnikernelAmiBuildInfrastructureHelperSecurityGroup/);
     expect(statementsAllowing(statements, 'ec2:RunInstances')).toHaveLength(3);
@@ -285,12 +289,18 @@ describe('EBS direct builds', () => {
     expect(write.Condition).toEqual(RESOURCE_TAG_MANAGED);
   });
 
-  test('StartSnapshot may tag the new snapshot, with our managed tag only', () => {
+  test('StartSnapshot may tag the snapshot it creates, with our managed tag, and no other snapshot', () => {
     const tagOnStart = statementsAllowing(statements, 'ec2:CreateTags').filter(
-      (statement) => resourceText(statement).includes('::snapshot/*') && JSON.stringify(statement.Condition) === JSON.stringify(REQUEST_TAG_MANAGED),
+      (statement) => resourceText(statement).includes('::snapshot/*') && statement.Condition?.StringEquals?.['ec2:CreateAction'] !== undefined,
     );
     expect(tagOnStart).toHaveLength(1);
-    expect(tagOnStart[0].Action).toEqual('ec2:CreateTags');
+    expect(tagOnStart[0].Condition).toEqual({
+      StringEquals: { [`aws:RequestTag/${MANAGED}`]: 'true', 'ec2:CreateAction': 'StartSnapshot' },
+    });
+    // Tagging an existing snapshot needs it to be ours already.
+    for (const statement of statementsAllowing(statements, 'ec2:CreateTags').filter((s) => resourceText(s).includes('::snapshot/*'))) {
+      expect(statement === tagOnStart[0] || JSON.stringify(statement.Condition) === JSON.stringify(RESOURCE_TAG_MANAGED)).toBe(true);
+    }
   });
 });
 
@@ -303,7 +313,7 @@ describe('a stack with both strategies', () => {
     const statements = handlerStatements(Template.fromStack(stack));
     expect(statementsAllowing(statements, 'ebs:StartSnapshot')).toHaveLength(1);
     expect(statementsAllowing(statements, 'ec2:RunInstances')).toHaveLength(3);
-    expect(statementsAllowing(statements, 'ec2:RegisterImage')).toHaveLength(1);
+    expect(statementsAllowing(statements, 'ec2:RegisterImage')).toHaveLength(2);
   });
 });
 
@@ -324,7 +334,7 @@ describe('helper options', () => {
     });
     template.resourceCountIs('AWS::EC2::VPC', 1);
     template.hasResourceProperties('AWS::EC2::SecurityGroup', { VpcId: { Ref: Match.stringLikeRegexp('^Vpc') }, GroupDescription: Match.stringLikeRegexp('build helper') });
-    const network = statementFor(handlerStatements(template), 'ec2:RunInstances', '::image/*');
+    const network = statementFor(handlerStatements(template), 'ec2:RunInstances', '::image/');
     expect(resourceText(network)).toMatch(/:subnet\/",\{"Ref":"VpcPrivateSubnet1/);
   });
 
@@ -335,7 +345,7 @@ describe('helper options', () => {
     addUnikernel(stack, 'Given', { buildStrategy: BuildStrategy.helperInstance({ vpc }) });
     const template = Template.fromStack(stack);
     expect(Object.keys(template.findResources('AWS::EC2::SecurityGroup', { Properties: { GroupDescription: Match.stringLikeRegexp('build helper') } }))).toHaveLength(2);
-    const network = resourceText(statementFor(handlerStatements(template), 'ec2:RunInstances', '::image/*'));
+    const network = resourceText(statementFor(handlerStatements(template), 'ec2:RunInstances', '::image/'));
     expect(network.match(/:subnet\//g)).toHaveLength(2);
     expect(network.match(/:security-group\//g)).toHaveLength(2);
   });

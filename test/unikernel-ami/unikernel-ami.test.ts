@@ -203,7 +203,7 @@ describe('encryption', () => {
     expect(createGrant).toEqual([{ Action: 'kms:CreateGrant', Effect: 'Allow', Resource: keyArn, Condition: { Bool: { 'kms:GrantIsForAWSResource': 'true' } } }]);
     const use = statementsAllowing(statements, 'kms:GenerateDataKeyWithoutPlaintext');
     expect(use).toHaveLength(1);
-    expect(use[0].Action).toEqual(expect.arrayContaining(['kms:Decrypt', 'kms:DescribeKey', 'kms:ReEncryptFrom', 'kms:ReEncryptTo']));
+    expect(use[0].Action).toEqual(expect.arrayContaining(['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:ReEncryptFrom', 'kms:ReEncryptTo']));
     expect(use[0].Resource).toEqual(keyArn);
   });
 
