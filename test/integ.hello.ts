@@ -3,8 +3,9 @@
  * the AMI is paravirtual, boots from the region's PV-GRUB AKI and uses the snapshot the build wrote.
  *
  * The stack is environment-agnostic, like most integ tests, so the AKI comes from the construct's
- * region mapping at deploy time; the expected AKI comes from a second mapping built here from the
- * facts table, so the assertion does not trust the handler's own KernelId output.
+ * region mapping at deploy time; the expected AKI comes from a second mapping built from the AKIs as
+ * documented (test/fixtures/documented-akis.ts), so the assertion trusts neither the library's table
+ * nor the handler's KernelId output.
  *
  * The snapshot (test/integ.hello.ts.snapshot) is compared, without deploying, by `npm run integ`
  * (part of `npm test`); `npm run integ:update` rewrites it after a change.
@@ -12,7 +13,8 @@
 import * as path from 'path';
 import { App, Aws, CfnMapping, Stack } from 'aws-cdk-lib';
 import { ExpectedResult, IntegTest, Match } from '@aws-cdk/integ-tests-alpha';
-import { KernelArchitecture, MirageUnikernelAmi, PV_GRUB_AKIS, PV_GRUB_REGIONS, PV_ROOT_DEVICE_NAME, UnikernelKernel } from '../lib';
+import { MirageUnikernelAmi, PV_ROOT_DEVICE_NAME, UnikernelKernel } from '../lib';
+import { DOCUMENTED_PV_GRUB_AKIS } from './fixtures/documented-akis';
 
 const app = new App();
 const stack = new Stack(app, 'MirageUnikernelAmiIntegHello');
@@ -36,8 +38,8 @@ const integ = new IntegTest(app, 'HelloUnikernelAmi', {
 // The assertions live in their own stack (inside the IntegTest); a mapping cannot be used across stacks.
 const assertionStack = integ.node.findAll().find((construct): construct is Stack => Stack.isStack(construct))!;
 const expectedAkis: { [region: string]: { [key: string]: string } } = {};
-for (const region of PV_GRUB_REGIONS) {
-  expectedAkis[region] = { aki: PV_GRUB_AKIS[region][KernelArchitecture.X86_64] };
+for (const [region, akis] of Object.entries(DOCUMENTED_PV_GRUB_AKIS)) {
+  expectedAkis[region] = { aki: akis.x86_64 };
 }
 const expectedAki = new CfnMapping(assertionStack, 'ExpectedPvGrubKernel', { mapping: expectedAkis }).findInMap(Aws.REGION, 'aki');
 

@@ -6,8 +6,17 @@ import {
   PV_GRUB_REGIONS,
   pvGrubKernelId,
 } from '../../lib/pv-grub';
+import { DOCUMENTED_PV_GRUB_AKIS } from '../fixtures/documented-akis';
 
 describe('PV-GRUB AKI table', () => {
+  test('matches the documented table in every region and architecture', () => {
+    expect(PV_GRUB_AKIS).toEqual(DOCUMENTED_PV_GRUB_AKIS);
+    for (const [region, akis] of Object.entries(DOCUMENTED_PV_GRUB_AKIS)) {
+      expect(pvGrubKernelId(region, KernelArchitecture.X86_64)).toBe(akis.x86_64);
+      expect(pvGrubKernelId(region, KernelArchitecture.I386)).toBe(akis.i386);
+    }
+  });
+
   test('gives the hd0 1.05 AKI of a region for each architecture', () => {
     expect(pvGrubKernelId('us-east-1', KernelArchitecture.X86_64)).toBe('aki-5c21674b');
     expect(pvGrubKernelId('us-east-1', KernelArchitecture.I386)).toBe('aki-04206613');

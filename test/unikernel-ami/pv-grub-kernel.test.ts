@@ -2,15 +2,10 @@ import { Aws } from 'aws-cdk-lib';
 import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import { KernelArchitecture, MirageUnikernelAmi, PvGrubKernel, UnikernelKernel } from '../../lib';
 import { newStack, PV_I386_KERNEL, PV_X86_64_KERNEL } from '../fixtures/construct';
+import { DOCUMENTED_PV_GRUB_AKIS as DOCUMENTED_AKIS } from '../fixtures/documented-akis';
 
 const CUSTOM_RESOURCE = 'Custom::MirageUnikernelAmi';
 
-/** PV-GRUB 1.05 hd0 AKIs as the EC2 user guide lists them ("User provided kernels"). */
-const DOCUMENTED_AKIS: { [region: string]: { i386: string; x86_64: string } } = {
-  'us-east-1': { i386: 'aki-04206613', x86_64: 'aki-5c21674b' },
-  'eu-west-1': { i386: 'aki-1c9fd86f', x86_64: 'aki-dc9ed9af' },
-  'ap-southeast-2': { i386: 'aki-ba5665d9', x86_64: 'aki-66506305' },
-};
 
 function unikernel(stack: ReturnType<typeof newStack>, id = 'Hello', kernelFile = PV_X86_64_KERNEL, pvGrubKernel?: PvGrubKernel) {
   return new MirageUnikernelAmi(stack, id, { kernel: UnikernelKernel.fromFile(kernelFile), name: id.toLowerCase(), pvGrubKernel });
