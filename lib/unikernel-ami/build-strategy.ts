@@ -1,3 +1,4 @@
+import { Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { UnikernelAmiBuildInfrastructure } from './build-infrastructure';
 import { BuildStrategyKind, HelperInstanceBuildProperties } from './types';
@@ -75,6 +76,14 @@ class HelperInstanceStrategy extends BuildStrategy {
 
   constructor(private readonly options: HelperInstanceBuildOptions) {
     super();
+    const instanceType = options.instanceType?.toString();
+    // The helper runs the x86_64 Amazon Linux 2023 image: an Arm (Graviton) type would only fail at RunInstances.
+    if (instanceType !== undefined && !Token.isUnresolved(instanceType) && options.instanceType!.architecture === ec2.InstanceArchitecture.ARM_64) {
+      throw new Error(
+        `BuildStrategy.helperInstance({ instanceType: '${instanceType}' }) is an Arm (Graviton) type, but the helper runs the x86_64 ` +
+        `Amazon Linux 2023 image. Choose an x86_64 type, for example the default ${DEFAULT_HELPER_INSTANCE_TYPE} or t3.micro.`,
+      );
+    }
   }
 
   public _bind(infrastructure: UnikernelAmiBuildInfrastructure): BuildStrategyConfig {

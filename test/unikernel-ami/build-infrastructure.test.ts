@@ -1,4 +1,4 @@
-import { Stack } from 'aws-cdk-lib';
+import { CfnParameter, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { BuildStrategy, MirageUnikernelAmi, MirageUnikernelAmiProps, UnikernelKernel } from '../../lib';
@@ -348,6 +348,16 @@ describe('helper options', () => {
     const network = resourceText(statementFor(handlerStatements(template), 'ec2:RunInstances', '::image/'));
     expect(network.match(/:subnet\//g)).toHaveLength(2);
     expect(network.match(/:security-group\//g)).toHaveLength(2);
+  });
+
+  test('an Arm (Graviton) helper instance type is refused at synth time; a token is let through', () => {
+    expect(() => BuildStrategy.helperInstance({ instanceType: new ec2.InstanceType('t4g.micro') })).toThrow(
+      /instanceType: 't4g.micro' \}\) is an Arm \(Graviton\) type, but the helper runs the x86_64 Amazon Linux 2023 image/,
+    );
+    expect(() => BuildStrategy.helperInstance({ instanceType: new ec2.InstanceType('m1.small') })).not.toThrow();
+    const stack = newStack();
+    const fromParameter = new ec2.InstanceType(new CfnParameter(stack, 'HelperType').valueAsString);
+    expect(() => BuildStrategy.helperInstance({ instanceType: fromParameter })).not.toThrow();
   });
 
   test('a selection that matches no subnet is refused', () => {
