@@ -294,7 +294,7 @@ async function sendScript(ctx: HelperContext, instanceId: string, volumeId: stri
 /**
  * One isComplete round of the helper strategy: write the volume, terminate the helper, snapshot the
  * volume (once: an existing snapshot is found by the build's tag).
- * @returns the snapshot id once the snapshot exists, undefined while the helper is still at work
+ * @returns the snapshot id once a previous round created it, undefined while the helper is still at work
  */
 export async function advanceHelperBuild(ctx: HelperContext, instanceId: string, volumeId: string): Promise<string | undefined> {
   const existing = (await findBuildSnapshots(ctx.ec2, ctx.buildId))[0];
@@ -322,7 +322,9 @@ export async function advanceHelperBuild(ctx: HelperContext, instanceId: string,
     ),
   );
   ctx.log.step('create-snapshot', { volumeId, snapshotId: snapshot.SnapshotId });
-  return snapshot.SnapshotId;
+  // Not complete this round: EC2 may not show the new snapshot to DescribeSnapshots yet (eventual
+  // consistency); the next round finds it by the build's tag.
+  return undefined;
 }
 
 /** Deletes the staged objects (a missing object is no error in S3). */

@@ -51,8 +51,21 @@ export async function findBuildImages(ec2: EC2Client, buildId: string): Promise<
   return response.Images ?? [];
 }
 
-async function describeSnapshot(ec2: EC2Client, snapshotId: string): Promise<Snapshot> {
-  const response = await withRetry('ec2:DescribeSnapshots', () => ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })));
+/**
+ * The build's snapshot by id, or undefined while EC2 does not show it yet: EC2 is eventually
+ * consistent, so right after CreateSnapshot or StartSnapshot a describe by id can answer
+ * InvalidSnapshot.NotFound for a while. Only ids this build created come here.
+ */
+async function describeSnapshot(ec2: EC2Client, snapshotId: string): Promise<Snapshot | undefined> {
+  let response;
+  try {
+    response = await withRetry('ec2:DescribeSnapshots', () => ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })));
+  } catch (err) {
+    if (isNotFound(err)) {
+      return undefined;
+    }
+    throw err;
+  }
   const snapshot = response.Snapshots?.[0];
   if (!snapshot) {
     throw new Error(`Snapshot ${snapshotId} of the build has disappeared (was it deleted by hand?). Redeploy to start a new build.`);
@@ -75,6 +88,10 @@ export interface ImageContext {
  */
 export async function registerImageWhenReady(ctx: ImageContext, snapshotId: string): Promise<UnikernelAmiAttributes | undefined> {
   const snapshot = await describeSnapshot(ctx.ec2, snapshotId);
+  if (!snapshot) {
+    ctx.log.step('wait-snapshot-visible', { snapshotId });
+    return undefined;
+  }
   if (snapshot.State === 'error') {
     throw new Error(`Snapshot ${snapshotId} failed: ${snapshot.StateMessage ?? 'no reason given'}. Redeploy to start a new build.`);
   }

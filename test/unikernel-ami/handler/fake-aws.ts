@@ -63,6 +63,12 @@ export class FakeAws {
   readonly invocations: FakeInvocation[] = [];
   readonly objects = new Map<string, Uint8Array>();
   readonly ssmOnline = new Set<string>();
+  /**
+   * When true, each snapshot CreateSnapshot makes answers InvalidSnapshot.NotFound to its first
+   * describe by id, as EC2 (eventually consistent) may right after creating it.
+   */
+  newSnapshotsLag = false;
+  private readonly snapshotsNotYetVisible = new Set<string>();
   private counter = 0;
 
   /** Forgets all resources and calls, and wires the fakes again. */
@@ -75,6 +81,8 @@ export class FakeAws {
     }
     this.invocations.length = 0;
     this.ssmOnline.clear();
+    this.newSnapshotsLag = false;
+    this.snapshotsNotYetVisible.clear();
     this.counter = 0;
     this.wireEc2();
     this.wireSsm();
@@ -137,10 +145,14 @@ export class FakeAws {
     this.ec2.on(CreateSnapshotCommand).callsFake((input) => {
       const id = this.nextId('snap');
       this.snapshots.set(id, { state: 'pending', volumeId: input.VolumeId, tags: tagsFor('snapshot', input.TagSpecifications) });
+      if (this.newSnapshotsLag) this.snapshotsNotYetVisible.add(id);
       return { SnapshotId: id, State: 'pending' };
     });
     this.ec2.on(DescribeSnapshotsCommand).callsFake((input) => {
-      if (input.SnapshotIds?.some((id: string) => !this.snapshots.has(id))) throw awsError('InvalidSnapshot.NotFound');
+      const ids: string[] = input.SnapshotIds ?? [];
+      if (ids.some((id) => !this.snapshots.has(id))) throw awsError('InvalidSnapshot.NotFound');
+      const lagging = ids.filter((id) => this.snapshotsNotYetVisible.delete(id));
+      if (lagging.length > 0) throw awsError('InvalidSnapshot.NotFound', `The snapshot '${lagging[0]}' does not exist.`);
       return {
         Snapshots: this.select(this.snapshots, input.SnapshotIds, input.Filters).map(([id, s]) => ({
           SnapshotId: id,

@@ -17,6 +17,7 @@ import {
   DeleteVolumeCommand,
   DeregisterImageCommand,
   DescribeInstancesCommand,
+  DescribeSnapshotsCommand,
   DescribeVolumesCommand,
   RegisterImageCommand,
   RunInstancesCommand,
@@ -335,6 +336,29 @@ describe('Create, helper-instance strategy: isComplete', () => {
     expect(snapshot.VolumeId).toBe(build.response.BuildState.VolumeId);
     expect(tagsAsRecord(snapshot.TagSpecifications![0].Tags)).toMatchObject({ [BUILD_ID_TAG]: build.buildId, [MANAGED_TAG]: 'true' });
     expect(aws.ec2).not.toHaveReceivedCommand(RegisterImageCommand);
+  });
+
+  test('a new snapshot that EC2 does not show yet (NotFound) is waited for, and the build goes on', async () => {
+    // GIVEN EC2 answers NotFound to the first describe of a new snapshot
+    aws.newSnapshotsLag = true;
+    const build = await start(createEvent());
+    await scriptSent(build);
+    scriptSucceeds();
+    await build.poll();
+    helperTerminates();
+    // WHEN the round that creates the snapshot, then the next one
+    expect(await build.poll()).toEqual({ IsComplete: false });
+    const describedById = () => aws.ec2.commandCalls(DescribeSnapshotsCommand).map((call) => call.args[0].input).filter((input) => input.SnapshotIds);
+    expect(describedById()).toHaveLength(0);
+    expect(await build.poll()).toEqual({ IsComplete: false });
+    expect(describedById()).toHaveLength(1);
+    // THEN the build is not abandoned: it registers the AMI from that one snapshot and completes
+    setAll(aws.snapshots, 'completed');
+    expect(await build.poll()).toEqual({ IsComplete: false });
+    setAll(aws.images, 'available');
+    const [snapshotId] = only(aws.snapshots);
+    expect((await build.poll()).Data).toMatchObject({ SnapshotId: snapshotId });
+    expect(aws.ec2).toHaveReceivedCommandTimes(CreateSnapshotCommand, 1);
   });
 
   test('a snapshot in error fails the build with its message', async () => {
