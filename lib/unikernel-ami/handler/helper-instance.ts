@@ -35,7 +35,7 @@ import { helperScript, MANIFEST_MAGIC, runShellScriptCommands } from './helper-s
 import { findBuildSnapshots, ignoringNotFound } from './image';
 import { StepLog } from './log';
 import { BuildSpec, buildFilter, Tag } from './properties';
-import { withRetry } from './retry';
+import { isRetryableError, RetryOptions, withRetry } from './retry';
 
 /** The device name the volume is attached as; on Nitro instances it shows up as NVMe anyway. */
 export const HELPER_DEVICE_NAME = '/dev/sdf';
@@ -45,6 +45,24 @@ const HELPER_VOLUME_TYPE = 'gp3';
 const SSM_REGISTRATION_TIMEOUT_MS = 15 * 60_000;
 /** How long the helper script may run (SSM executionTimeout, seconds). */
 const SCRIPT_TIMEOUT_SECONDS = 1800;
+
+/**
+ * The helper's instance profile is created in the same deployment, seconds before RunInstances, and
+ * IAM changes take a while to reach EC2: until then RunInstances answers InvalidParameterValue
+ * "Invalid IAM Instance Profile name/ARN". Only that error is worth waiting for.
+ */
+export function isInstanceProfileNotYetVisible(err: unknown): boolean {
+  const e = err as { name?: string; message?: string } | undefined;
+  return e?.name === 'InvalidParameterValue' && /iam instance profile/i.test(e.message ?? '');
+}
+
+/** Full-jitter delays capped at 20 s over 15 attempts: about two minutes on average for IAM to propagate. */
+export const RUN_INSTANCES_RETRY: RetryOptions = {
+  attempts: 15,
+  baseDelayMs: 2000,
+  maxDelayMs: 20_000,
+  isRetryable: (err) => isRetryableError(err) || isInstanceProfileNotYetVisible(err),
+};
 
 export interface HelperContext {
   readonly ec2: EC2Client;
@@ -138,6 +156,7 @@ export async function launchHelper(ctx: HelperContext): Promise<{ instanceId: st
         ],
       }),
     ),
+    RUN_INSTANCES_RETRY,
   );
   const instanceId = launched.Instances?.[0]?.InstanceId;
   if (!instanceId) {

@@ -28,8 +28,10 @@ import { SendCommandCommand } from '@aws-sdk/client-ssm';
 import 'aws-sdk-client-mock-jest';
 import { buildDiskImage, DiskLayout } from '../../../lib/disk-image';
 import * as ebsDirect from '../../../lib/unikernel-ami/handler/ebs-direct';
+import { RUN_INSTANCES_RETRY } from '../../../lib/unikernel-ami/handler/helper-instance';
 import { IsCompleteRequest, OnEventRequest, OnEventResponse } from '../../../lib/unikernel-ami/handler/events';
 import { isComplete, onEvent } from '../../../lib/unikernel-ami/handler/index';
+import { withRetry } from '../../../lib/unikernel-ami/handler/retry';
 import { BUILD_ID_TAG, MANAGED_TAG, STACK_TAG, UnikernelAmiProperties } from '../../../lib/unikernel-ami/types';
 import {
   createEvent,
@@ -536,6 +538,36 @@ describe('Create: failures', () => {
     await expect(rounds()).rejects.toThrow(new RegExp(`^${call} failed: `));
     expect(aws.ec2).toHaveReceivedCommandWith(TerminateInstancesCommand, { InstanceIds: [build.response.BuildState.InstanceId] });
     expect([...aws.objects.keys()].filter((key) => key.startsWith(STAGING_BUCKET))).toEqual([]);
+  });
+
+  test('RunInstances refusing the brand-new instance profile (IAM propagation) is retried until EC2 sees it', async () => {
+    jest.spyOn(Math, 'random').mockReturnValue(0); // no jitter wait in tests
+    const notYetVisible = awsError('InvalidParameterValue', 'Value (arn:aws:iam::123456789012:instance-profile/helper) for parameter iamInstanceProfile.arn is invalid. Invalid IAM Instance Profile ARN');
+    aws.ec2.on(RunInstancesCommand).rejectsOnce(notYetVisible).rejectsOnce(notYetVisible).resolves({ Instances: [{ InstanceId: 'i-0launched' }] });
+    const response = await onEvent(createEvent());
+    expect(response.BuildState.InstanceId).toBe('i-0launched');
+    expect(aws.ec2).toHaveReceivedCommandTimes(RunInstancesCommand, 3);
+  });
+
+  test('the wait for the instance profile lasts about two minutes on average, then the error goes through', async () => {
+    jest.spyOn(Math, 'random').mockReturnValue(0.5); // the mean of the jitter
+    const waits: number[] = [];
+    const notYetVisible = awsError('InvalidParameterValue', 'Invalid IAM Instance Profile name');
+    const launch = withRetry('ec2:RunInstances', () => Promise.reject(notYetVisible), {
+      ...RUN_INSTANCES_RETRY,
+      sleep: async (ms) => { waits.push(ms); },
+    });
+    await expect(launch).rejects.toThrow(/after \d+ attempts: Invalid IAM Instance Profile name/);
+    const totalSeconds = waits.reduce((a, b) => a + b, 0) / 1000;
+    expect(totalSeconds).toBeGreaterThanOrEqual(90);
+    expect(totalSeconds).toBeLessThanOrEqual(180);
+  });
+
+  test('any other InvalidParameterValue from RunInstances fails at once', async () => {
+    jest.spyOn(Math, 'random').mockReturnValue(0);
+    aws.ec2.on(RunInstancesCommand).rejects(awsError('InvalidParameterValue', 'Value (t3.small) for parameter instanceType is invalid.'));
+    await expect(onEvent(createEvent())).rejects.toThrow(/^ec2:RunInstances \(t3\.small in subnet-0abc1234\) failed: Value \(t3\.small\)/);
+    expect(aws.ec2).toHaveReceivedCommandTimes(RunInstancesCommand, 1);
   });
 
   test('throttled RunInstances is retried with the same client token and then succeeds', async () => {
