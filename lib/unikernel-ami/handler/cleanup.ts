@@ -12,19 +12,28 @@ import { StepLog } from './log';
  * One removal pass; isComplete repeats it until it returns true.
  *
  * `retain` keeps the AMI and its snapshot. A build that never registered an AMI has nothing to
- * retain, so its snapshot (a failed build's leftover) is deleted whatever the policy.
+ * retain, so its snapshot (a failed build's leftover) is deleted whatever the policy. The AMI and
+ * snapshot go first, so that a failing helper cleanup cannot leak them.
+ * @param removeTransient whether to look for the helper strategy's instance, volume and staged
+ *   objects; a finished build deleted those itself, and its role may since have lost the permissions
+ *   (a stack switched to ebsDirect) and its staging bucket may be gone
  * @returns whether nothing of the build is left (but what `retain` keeps)
  */
-export async function removeBuild(aws: AwsClients, buildId: string, props: UnikernelAmiProperties, log: StepLog): Promise<boolean> {
-  // The ebs-direct strategy's role has no instance, volume or SSM permissions, and it has nothing of the kind to remove.
-  const transientLeft = props.Strategy === BuildStrategyKind.EBS_DIRECT
-    ? 0
-    : await removeHelperResources(aws.ec2, aws.s3, props.StagingBucket, buildId, log);
+export async function removeBuild(aws: AwsClients, buildId: string, props: UnikernelAmiProperties, log: StepLog, removeTransient = true): Promise<boolean> {
   const images = await findBuildImages(aws.ec2, buildId);
   const retain = props.RemovalPolicy !== AmiRemovalKind.DESTROY && images.length > 0;
   const snapshotsLeft = retain ? 0 : await removeImagesAndSnapshots(aws.ec2, images, await findBuildSnapshots(aws.ec2, buildId), log);
+  // The ebs-direct strategy's role has no instance, volume or SSM permissions, and it has nothing of the kind to remove.
+  const transientLeft = props.Strategy === BuildStrategyKind.EBS_DIRECT || !removeTransient
+    ? 0
+    : await removeHelperResources(aws.ec2, aws.s3, props.StagingBucket, buildId, log);
   log.step(retain ? 'remove-build-retaining-image' : 'remove-build', { transientLeft, snapshotsLeft });
   return transientLeft === 0 && snapshotsLeft === 0;
+}
+
+/** A build with an available AMI has finished: it has already removed its helper, volume and staged objects. */
+export async function isFinishedBuild(aws: AwsClients, buildId: string): Promise<boolean> {
+  return (await findBuildImages(aws.ec2, buildId)).some((image) => image.State === 'available');
 }
 
 /** Removes what a failed build made, then lets the original error through; a cleanup error is only logged. */

@@ -45,6 +45,8 @@ export interface BuildState {
   readonly VolumeId?: string;
   /** EBS-direct build: the snapshot written by the EBS direct APIs. */
   readonly SnapshotId?: string;
+  /** Delete: the build had finished (an available AMI) when the Delete began, so it left nothing transient. */
+  readonly BuildFinished?: boolean;
 }
 
 export interface OnEventResponse {

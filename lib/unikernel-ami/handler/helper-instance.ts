@@ -346,13 +346,20 @@ export async function advanceHelperBuild(ctx: HelperContext, instanceId: string,
   return undefined;
 }
 
-/** Deletes the staged objects (a missing object is no error in S3). */
+/** Deletes the staged objects (a missing object is no error in S3; a missing bucket means they are gone too). */
 export async function deleteStagedImage(s3: S3Client, bucket: string | undefined, buildId: string): Promise<void> {
   if (!bucket) {
     return;
   }
   for (const key of Object.values(stagingKeys(buildId))) {
-    await withRetry('s3:DeleteObject', () => s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })));
+    try {
+      await withRetry('s3:DeleteObject', () => s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key })));
+    } catch (err) {
+      if ((err as Error).name === 'NoSuchBucket') {
+        return;
+      }
+      throw err;
+    }
   }
 }
 

@@ -6,7 +6,7 @@
 import { DiskImage } from '../../disk-image';
 import { BuildStrategyKind } from '../types';
 import { buildIdOf, isBuildId } from './build-id';
-import { abandonBuild, removeBuild } from './cleanup';
+import { abandonBuild, isFinishedBuild, removeBuild } from './cleanup';
 import { AwsClients, clients } from './clients';
 import { uploadSnapshotDirect } from './ebs-direct';
 import {
@@ -147,10 +147,13 @@ async function startUpdate(event: OnEventRequest): Promise<OnEventResponse> {
 /** Delete: the physical id stays; a physical id that is no build (e.g. the framework's failed-Create marker) has nothing to remove. */
 async function startDelete(event: OnEventRequest): Promise<OnEventResponse> {
   const physicalId = event.PhysicalResourceId ?? '';
-  if (isBuildId(physicalId)) {
-    await removeBuild(clients, physicalId, event.ResourceProperties, new StepLog(physicalId));
+  if (!isBuildId(physicalId)) {
+    return { PhysicalResourceId: physicalId, BuildState: { Action: BuildAction.DELETE } };
   }
-  return { PhysicalResourceId: physicalId, BuildState: { Action: BuildAction.DELETE } };
+  // Decided once: the AMI may be deregistered in this pass, and later passes must still skip the helper cleanup.
+  const finished = await isFinishedBuild(clients, physicalId);
+  await removeBuild(clients, physicalId, event.ResourceProperties, new StepLog(physicalId), !finished);
+  return { PhysicalResourceId: physicalId, BuildState: { Action: BuildAction.DELETE, BuildFinished: finished } };
 }
 
 async function continueDelete(event: IsCompleteRequest): Promise<IsCompleteResponse> {
@@ -158,5 +161,6 @@ async function continueDelete(event: IsCompleteRequest): Promise<IsCompleteRespo
   if (!isBuildId(physicalId)) {
     return { IsComplete: true };
   }
-  return { IsComplete: await removeBuild(clients, physicalId, event.ResourceProperties, new StepLog(physicalId)) };
+  const removeTransient = !event.BuildState.BuildFinished;
+  return { IsComplete: await removeBuild(clients, physicalId, event.ResourceProperties, new StepLog(physicalId), removeTransient) };
 }

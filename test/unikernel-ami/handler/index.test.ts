@@ -757,6 +757,44 @@ describe('Delete', () => {
     expect(aws.snapshots.size).toBe(0);
   });
 
+  test('a finished helper build deleted after a switch to ebsDirect: AMI and snapshot removed, no helper cleanup calls', async () => {
+    // GIVEN a finished helper build, and a role that lost the helper permissions and a staging bucket that is gone
+    const { buildId } = await buildToCompletion(createEvent());
+    aws.ec2.on(DescribeInstancesCommand).rejects(awsError('UnauthorizedOperation', 'not authorized to perform ec2:DescribeInstances', 403));
+    aws.ec2.on(DescribeVolumesCommand).rejects(awsError('UnauthorizedOperation', 'not authorized to perform ec2:DescribeVolumes', 403));
+    aws.s3.on(DeleteObjectCommand).rejects(awsError('NoSuchBucket', 'The specified bucket does not exist', 404));
+    aws.ec2.on(DeleteSnapshotCommand).rejectsOnce(awsError('InvalidSnapshot.InUse')).resolves({});
+    aws.ec2.resetHistory();
+    aws.s3.resetHistory();
+    // WHEN the old build (its properties still say helper-instance) is deleted, over two rounds
+    const request = deleteEvent(buildId, helperInstanceProperties({ RemovalPolicy: 'destroy' }));
+    const response = await onEvent(request);
+    expect(await isComplete(isCompleteEvent(request, response))).toEqual({ IsComplete: true });
+    // THEN
+    expect(aws.images.size).toBe(0);
+    expect(aws.ec2).toHaveReceivedCommandTimes(DeleteSnapshotCommand, 2);
+    expect(aws.ec2).not.toHaveReceivedCommand(DescribeInstancesCommand);
+    expect(aws.ec2).not.toHaveReceivedCommand(DescribeVolumesCommand);
+    expect(aws.s3.calls()).toHaveLength(0);
+  });
+
+  test('an unfinished build: a staging bucket that is gone counts as its staged objects deleted', async () => {
+    const build = await start(createEvent());
+    aws.s3.on(DeleteObjectCommand).rejects(awsError('NoSuchBucket', 'The specified bucket does not exist', 404));
+    const request = deleteEvent(build.buildId);
+    await onEvent(request);
+    expect(aws.s3).toHaveReceivedCommand(DeleteObjectCommand);
+    expect(aws.ec2).toHaveReceivedCommandWith(TerminateInstancesCommand, { InstanceIds: [build.response.BuildState.InstanceId] });
+  });
+
+  test('an unfinished build whose helper cleanup fails still has its snapshot deleted first', async () => {
+    const build = await start(createEvent());
+    await snapshotTaken(build);
+    aws.ec2.on(DescribeInstancesCommand).rejects(awsError('UnauthorizedOperation', 'not authorized to perform ec2:DescribeInstances', 403));
+    await expect(onEvent(deleteEvent(build.buildId))).rejects.toThrow(/^ec2:DescribeInstances failed: not authorized/);
+    expect(aws.snapshots.size).toBe(0);
+  });
+
   test('resources of other builds are left alone', async () => {
     const other = await buildToCompletion(createEvent(undefined, 'other-request'));
     aws.ec2.resetHistory();
