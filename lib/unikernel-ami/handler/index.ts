@@ -17,11 +17,12 @@ import {
   OnEventRequest,
   OnEventResponse,
 } from './events';
-import { advanceHelperBuild, deleteStagedImage, deleteVolume, HelperContext, launchHelper, stageImage } from './helper-instance';
+import { advanceHelperBuild, deleteVolume, HelperContext, launchHelper } from './helper-instance';
 import { describeBuiltImage, findBuildImages, findBuildSnapshots, registerImageWhenReady, updateImageTags } from './image';
 import { diskImageFor, readKernel } from './kernel';
 import { StepLog } from './log';
 import { buildTags, changedRebuildProperties, parseProperties, userTagList } from './properties';
+import { deleteStagedImage, stageImage } from './staging';
 
 export async function onEvent(event: OnEventRequest): Promise<OnEventResponse> {
   switch (event.RequestType) {

@@ -6,7 +6,7 @@ import { createHash } from 'crypto';
 import { readFileSync, writeFileSync } from 'fs';
 import { gunzipSync, gzipSync } from 'zlib';
 import { buildDiskImage, DiskImage, DiskLayout } from '../../../lib/disk-image';
-import { encodeStagedImage } from '../../../lib/unikernel-ami/handler/helper-instance';
+import { encodeStagedImage } from '../../../lib/unikernel-ami/handler/staging';
 import { BLOCK_TOOL_PY, helperScript, runShellScriptCommands, shellQuote } from '../../../lib/unikernel-ami/handler/helper-script';
 import { debugfs, e2fsck, extractRegion, fakeKernel, makeTempDir, readBytes, runTool, scanNonZeroBlocks } from '../../disk-image/tools';
 
