@@ -1,0 +1,21 @@
+import { EC2Client, GetConsoleOutputCommand } from '@aws-sdk/client-ec2';
+import { CliIo, UsageError } from '../io';
+import { onePositional, parseOptions } from '../options';
+
+/** `console INSTANCE_ID`: the console output EC2 keeps for an instance. */
+export async function consoleCommand(args: readonly string[], io: CliIo): Promise<number> {
+  const { positional, options } = parseOptions(args, ['region']);
+  const instanceId = onePositional(positional, 'INSTANCE_ID');
+  if (!/^i-[0-9a-f]{8,17}$/.test(instanceId)) {
+    throw new UsageError(`'${instanceId}' is not an EC2 instance id (i-0123456789abcdef0)`);
+  }
+  const ec2 = (io.ec2Client ?? ((region?: string) => new EC2Client({ region })))(options.region);
+  // Latest=true asks for the most recent output; EC2 keeps the last 64 KB of a PV console.
+  const result = await ec2.send(new GetConsoleOutputCommand({ InstanceId: instanceId, Latest: true }));
+  if (!result.Output) {
+    io.stderr(`mirage-unikernel-ami: ${instanceId} has no console output yet; EC2 publishes it a few minutes after boot\n`);
+    return 1;
+  }
+  io.stdout(Buffer.from(result.Output, 'base64').toString('utf8'));
+  return 0;
+}
