@@ -5,7 +5,6 @@
  * commands/, with the option parsing they share in options.ts.
  */
 import { DiskImageError } from '../disk-image';
-import { consoleCommand } from './commands/console';
 import { diskCommand } from './commands/disk';
 import { inspectCommand } from './commands/inspect';
 import { CliIo, UsageError } from './io';
@@ -32,7 +31,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       case 'disk':
         return diskCommand(rest, io);
       case 'console':
-        return await consoleCommand(rest, io);
+        // Loaded only here: the AWS SDK takes about a second to load, and no other command needs it.
+        return await (await import('./commands/console')).consoleCommand(rest, io);
       case undefined:
       case '-h':
       case '--help':
