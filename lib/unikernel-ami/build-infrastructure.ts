@@ -1,14 +1,16 @@
-import { ArnFormat, Duration, Names, RemovalPolicy, Stack } from 'aws-cdk-lib';
+import { ArnFormat, Aws, CfnResource, Duration, Lazy, Names, RemovalPolicy, Stack, Tokenization } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as lambda from 'aws-cdk-lib/aws-lambda';
 import * as logs from 'aws-cdk-lib/aws-logs';
 import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { handlerAssetDirectory } from './handler-asset';
-import { MANAGED_TAG } from './types';
+import { acknowledgeNagRule, wildcardResourceFinding } from './nag-acknowledgements';
+import { BUILD_ID_TAG, BuildStrategyKind, MANAGED_TAG, NAME_TAG, STACK_TAG } from './types';
 
 /** Construct id of the per-stack singleton; a contract with deployed stacks. */
 const INFRASTRUCTURE_ID = 'MirageUnikernelAmiBuildInfrastructure';
@@ -16,9 +18,39 @@ const INFRASTRUCTURE_ID = 'MirageUnikernelAmiBuildInfrastructure';
 /** Prefix of everything the handler stages for a helper (`builds/<build id>/...`). */
 export const STAGING_PREFIX = 'builds/';
 
-/** Tag conditions that limit the handler to what it created itself (see design: IAM). */
-const REQUEST_TAG_MANAGED = { StringEquals: { [`aws:RequestTag/${MANAGED_TAG}`]: 'true' } };
-const RESOURCE_TAG_MANAGED = { StringEquals: { [`aws:ResourceTag/${MANAGED_TAG}`]: 'true' } };
+/**
+ * The type of the volume the helper writes; the handler creates it (handler/helper-instance.ts), and
+ * CreateVolume is allowed for this type only. The IAM proof (test/iam) fails if the two drift apart.
+ */
+export const HELPER_VOLUME_TYPE = 'gp3';
+
+/** The only SSM document the handler may run on its helpers. */
+export const HELPER_SSM_DOCUMENT = 'AWS-RunShellScript';
+
+/**
+ * Time budget of one custom-resource operation. CloudFormation waits at most one hour for a custom
+ * resource (ServiceTimeout 1-3600 s, default 3600): the framework's onEvent runs the handler's onEvent
+ * (up to ON_EVENT_TIMEOUT), then the waiter polls isComplete for up to WAITER_TOTAL_TIMEOUT, and its
+ * last isComplete may run IS_COMPLETE_TIMEOUT. Their sum stays within SERVICE_TIMEOUT, so the
+ * provider answers (and a failed build is cleaned up and reported) before CloudFormation gives up.
+ */
+export const ON_EVENT_TIMEOUT = Duration.minutes(10);
+export const IS_COMPLETE_TIMEOUT = Duration.minutes(5);
+export const WAITER_QUERY_INTERVAL = Duration.seconds(15);
+export const WAITER_TOTAL_TIMEOUT = Duration.minutes(45);
+export const SERVICE_TIMEOUT = Duration.seconds(3600);
+
+/**
+ * The Node.js runtime of the handler: the latest that aws-cdk-lib 2.257 (the lowest version we
+ * support) offers, and the one the handler is tested on.
+ */
+const HANDLER_RUNTIME = lambda.Runtime.NODEJS_24_X;
+
+/** Tags the build puts on what it creates and that IAM and cleanup rely on: never deletable by the handler. */
+const PROTECTED_TAG_KEYS = [MANAGED_TAG, STACK_TAG, BUILD_ID_TAG, NAME_TAG];
+
+/** Where a condition reads a resource's existing tags: EC2, EBS direct and SSM name the key differently. */
+type ResourceTagKey = 'ec2:ResourceTag' | 'aws:ResourceTag' | 'ssm:resourceTag';
 
 /** What a helper-instance build of one unikernel runs in. */
 export interface HelperNetwork {
@@ -26,6 +58,14 @@ export interface HelperNetwork {
   readonly subnetId: string;
   /** Security group of the helper. */
   readonly securityGroup: ec2.ISecurityGroup;
+}
+
+/** What one unikernel's build creates, which bounds what the handler may create. */
+export interface BuildRequirements {
+  /** Size of the volume and snapshot in GiB (may be a token). */
+  readonly volumeSizeGiB: number;
+  /** Key that encrypts the volume and snapshot; absent for none or the AWS managed key. */
+  readonly encryptionKey?: kms.IKey;
 }
 
 /** What the handler needs to launch helpers. */
@@ -38,13 +78,25 @@ export interface HelperLaunchSettings {
   readonly stagingBucket: s3.IBucket;
 }
 
+/** The helper's shared resources. */
+interface Helper extends HelperLaunchSettings {
+  readonly role: iam.Role;
+  /** The RunInstances statement naming the helper's image, subnets and security groups. */
+  readonly networkStatement: iam.PolicyStatement;
+}
+
 /**
  * What every unikernel of a stack shares: one custom-resource provider and its role, and, once a
  * unikernel uses the helper-instance strategy, the staging bucket and the helper's role and profile.
  *
- * The handler role starts with no EC2 permissions; each `enable*`/`grant*` method adds what one kind
- * of build needs, so the role holds the union of what the stack's unikernels need and nothing more
- * (a stack of EBS-direct builds gets no instance, volume, SSM or VPC permissions).
+ * The handler role starts with no EC2 permissions; each `enable*` method adds what one kind of build
+ * needs, so the role holds the union of what the stack's unikernels need and nothing more (a stack of
+ * EBS-direct builds gets no instance, volume, SSM or VPC permissions).
+ *
+ * Every statement that lets the handler change something requires, besides the managed tag, this
+ * stack's name in the stack tag (`mirage-unikernel-ami:stack`, which the handler writes with the name
+ * from the event's StackId): on the request when creating, on the resource when changing or deleting.
+ * One stack's handler cannot touch another stack's helpers, volumes, snapshots or AMIs.
  */
 export class UnikernelAmiBuildInfrastructure extends Construct {
   /** The stack's singleton, created on first use. */
@@ -60,14 +112,18 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
   public readonly provider: cr.Provider;
 
   private vpc?: ec2.Vpc;
-  private helper?: HelperLaunchSettings & { readonly role: iam.IRole };
+  private helper?: Helper;
   private readonly helperSecurityGroups = new Map<ec2.IVpc, ec2.SecurityGroup>();
   private readonly helperNetworkArns = new Set<string>();
-  private helperNetworkStatement?: iam.PolicyStatement;
+  private readonly helperInstanceTypes = new Set<string>();
+  private readonly volumeSizes = new Set<string>();
   private imageStatementsAdded = false;
   private directBuildsEnabled = false;
-  private readonly grantedKeys = new Set<kms.IKey>();
+  private readonly grantedKeys = new Set<string>();
   private readonly grantedKernels = new Set<string>();
+  private kernelReads?: iam.PolicyStatement;
+  private kernelVersionReads?: iam.PolicyStatement;
+  private readonly handlerPolicy: iam.CfnPolicy;
 
   private constructor(scope: Construct, id: string) {
     super(scope, id);
@@ -75,16 +131,19 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
       assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
       description: 'Builds paravirtual unikernel AMIs (mirage-unikernel-ami custom resource)',
     });
+    // Only the two log actions on the handlers' own log group: no AWSLambdaBasicExecutionRole,
+    // which allows creating log groups and writing to any of them.
     const logGroup = new logs.LogGroup(this, 'HandlerLogs', {
       retention: logs.RetentionDays.ONE_MONTH,
       removalPolicy: RemovalPolicy.DESTROY,
     });
     logGroup.grantWrite(this.handlerRole);
+    this.handlerPolicy = (this.handlerRole.node.findChild('DefaultPolicy') as iam.Policy).node.defaultChild as iam.CfnPolicy;
 
     const code = lambda.Code.fromAsset(handlerAssetDirectory());
     const common = {
       code,
-      runtime: lambda.Runtime.NODEJS_22_X,
+      runtime: HANDLER_RUNTIME,
       architecture: lambda.Architecture.X86_64,
       role: this.handlerRole,
       // The disk image (up to the kernel plus filesystem metadata) is built in memory.
@@ -94,26 +153,46 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     const onEventHandler = new lambda.Function(this, 'OnEvent', {
       ...common,
       handler: 'index.onEvent',
-      timeout: Duration.minutes(15),
+      timeout: ON_EVENT_TIMEOUT,
       description: 'mirage-unikernel-ami: starts building, updating or deleting a unikernel AMI',
     });
     const isCompleteHandler = new lambda.Function(this, 'IsComplete', {
       ...common,
       handler: 'index.isComplete',
-      timeout: Duration.minutes(5),
+      timeout: IS_COMPLETE_TIMEOUT,
       description: 'mirage-unikernel-ami: advances a unikernel AMI build one step and says when it is done',
     });
+    for (const fn of [onEventHandler, isCompleteHandler]) {
+      acknowledgeNewerRuntime(fn);
+    }
+
+    const providerLogs = new logs.LogGroup(this, 'ProviderLogs', {
+      retention: logs.RetentionDays.ONE_MONTH,
+      removalPolicy: RemovalPolicy.DESTROY,
+    });
+    // The framework's functions get roles of ours, which may only write to their log group and
+    // invoke our handlers (the provider adds that), instead of AWSLambdaBasicExecutionRole.
+    const frameworkOnEventRole = this.frameworkRole('ProviderOnEventRole', providerLogs);
+    const frameworkCompleteAndTimeoutRole = this.frameworkRole('ProviderWaiterRole', providerLogs);
     this.provider = new cr.Provider(this, 'Provider', {
       onEventHandler,
       isCompleteHandler,
-      queryInterval: Duration.seconds(15),
-      // CloudFormation waits at most one hour for a custom resource.
-      totalTimeout: Duration.minutes(55),
-      logGroup: new logs.LogGroup(this, 'ProviderLogs', {
-        retention: logs.RetentionDays.ONE_MONTH,
-        removalPolicy: RemovalPolicy.DESTROY,
-      }),
+      queryInterval: WAITER_QUERY_INTERVAL,
+      totalTimeout: WAITER_TOTAL_TIMEOUT,
+      logGroup: providerLogs,
+      frameworkOnEventRole,
+      frameworkCompleteAndTimeoutRole,
+      // Every state of the waiter, without execution data: its input is the CloudFormation event,
+      // whose presigned ResponseURL must never reach a log.
+      disableWaiterStateMachineLogging: false,
+      waiterStateMachineLogOptions: {
+        destination: new logs.LogGroup(this, 'WaiterLogs', { retention: logs.RetentionDays.ONE_MONTH, removalPolicy: RemovalPolicy.DESTROY }),
+        level: sfn.LogLevel.ALL,
+        includeExecutionData: false,
+      },
     });
+    this.acknowledgeProviderFindings(onEventHandler, isCompleteHandler);
+
   }
 
   /**
@@ -122,12 +201,17 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
    * IP; nothing can reach them, since their security group has no inbound rule.
    */
   public get defaultVpc(): ec2.IVpc {
-    this.vpc ??= new ec2.Vpc(this, 'Vpc', {
-      maxAzs: 2,
-      natGateways: 0,
-      restrictDefaultSecurityGroup: false,
-      subnetConfiguration: [{ name: 'Public', subnetType: ec2.SubnetType.PUBLIC, mapPublicIpOnLaunch: true }],
-    });
+    if (this.vpc === undefined) {
+      this.vpc = new ec2.Vpc(this, 'Vpc', {
+        maxAzs: 2,
+        natGateways: 0,
+        restrictDefaultSecurityGroup: false,
+        subnetConfiguration: [{ name: 'Public', subnetType: ec2.SubnetType.PUBLIC, mapPublicIpOnLaunch: true }],
+      });
+      acknowledgeNagRule(this.vpc.node.defaultChild as CfnResource, 'AwsSolutions-VPC7',
+        'This VPC exists only when no vpc is given: it holds the transient build helper (no inbound rule) and the unikernel instances. ' +
+        'Flow logs are a cost the user chooses: pass a VPC with flow logs as instances.vpc and BuildStrategy.helperInstance({ vpc }).');
+    }
     return this.vpc;
   }
 
@@ -146,63 +230,70 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     return group;
   }
 
-  /** Lets the handler read a kernel object. */
+  /** Lets the handler read a kernel object (one statement for all kernels, to keep the role's policy small). */
   public grantKernelRead(bucket: s3.IBucket, objectKey: string, objectVersion?: string): void {
-    const actions = objectVersion === undefined ? ['s3:GetObject'] : ['s3:GetObject', 's3:GetObjectVersion'];
-    const id = `${Names.nodeUniqueId(bucket.node)}/${objectKey}/${actions.length}`;
+    const versioned = objectVersion !== undefined;
+    const arn = bucket.arnForObjects(objectKey);
+    const id = `${Names.nodeUniqueId(bucket.node)}/${objectKey}/${versioned}`;
     if (this.grantedKernels.has(id)) {
       return;
     }
     this.grantedKernels.add(id);
-    this.handlerRole.addToPrincipalPolicy(new iam.PolicyStatement({ actions, resources: [bucket.arnForObjects(objectKey)] }));
+    const existing = versioned ? this.kernelVersionReads : this.kernelReads;
+    if (existing !== undefined) {
+      existing.addResources(arn);
+    } else {
+      const statement = this.addStatement(versioned ? ['s3:GetObject', 's3:GetObjectVersion'] : ['s3:GetObject'], [arn]);
+      if (versioned) {
+        this.kernelVersionReads = statement;
+      } else {
+        this.kernelReads = statement;
+      }
+    }
     bucket.encryptionKey?.grantDecrypt(this.handlerRole);
   }
 
-  /**
-   * Lets the handler create encrypted volumes and snapshots with `key`. EC2 and EBS use the key on the
-   * handler's behalf, hence CreateGrant only for AWS resources.
-   */
-  public grantKey(key: kms.IKey): void {
-    if (this.grantedKeys.has(key)) {
-      return;
-    }
-    this.grantedKeys.add(key);
-    // Encrypt and GenerateDataKey are what the EBS direct APIs ask of the caller for a customer key.
-    key.grant(
-      this.handlerRole,
-      'kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptFrom', 'kms:ReEncryptTo',
-    );
-    this.handlerRole.addToPrincipalPolicy(new iam.PolicyStatement({
-      actions: ['kms:CreateGrant'],
-      resources: [key.keyArn],
-      conditions: { Bool: { 'kms:GrantIsForAWSResource': 'true' } },
-    }));
-  }
-
   /** Lets the handler write snapshots with the EBS direct APIs (and register, tag and delete images). */
-  public enableDirectBuilds(): void {
+  public enableDirectBuilds(requirements: BuildRequirements): void {
     this.enableImageRegistration();
+    this.allowVolumeSize(requirements.volumeSizeGiB);
+    if (requirements.encryptionKey !== undefined) {
+      this.grantKey(requirements.encryptionKey, BuildStrategyKind.EBS_DIRECT);
+    }
     if (this.directBuildsEnabled) {
       return;
     }
     this.directBuildsEnabled = true;
     const snapshots = this.arn('snapshot/*', '');
-    this.addStatement(['ebs:StartSnapshot'], [snapshots], REQUEST_TAG_MANAGED);
-    // StartSnapshot with Tags is also authorized as ec2:CreateTags on the new snapshot (the service
-    // authorization reference lists it as StartSnapshot's dependent action). Only at creation, as for
-    // EC2's own create actions: otherwise the role could mark any snapshot as ours and then delete it.
-    this.addStatement(['ec2:CreateTags'], [snapshots], {
-      StringEquals: { [`aws:RequestTag/${MANAGED_TAG}`]: 'true', 'ec2:CreateAction': 'StartSnapshot' },
+    this.addStatement(['ebs:StartSnapshot'], [snapshots], {
+      StringEquals: this.requestTagsOurs(),
+      NumericEquals: { 'ebs:VolumeSize': this.volumeSizesAllowed() },
     });
-    this.addStatement(['ebs:PutSnapshotBlock', 'ebs:CompleteSnapshot'], [snapshots], RESOURCE_TAG_MANAGED);
+    // StartSnapshot with Tags is also authorized as ec2:CreateTags on the new snapshot. Whether that
+    // check carries ec2:CreateAction = StartSnapshot no AWS document says (AWS's EBS direct example
+    // policy grants ec2:CreateTags without it), so the statement holds either way: it requires our
+    // tags on the request, allows no other create action, and refuses a snapshot that already belongs
+    // to a stack (a new one has no tags yet).
+    this.addStatement(['ec2:CreateTags'], [snapshots], {
+      StringEquals: this.requestTagsOurs(),
+      StringEqualsIfExists: { 'ec2:CreateAction': 'StartSnapshot' },
+      Null: { [`ec2:ResourceTag/${STACK_TAG}`]: 'true' },
+    });
+    this.addStatement(['ebs:PutSnapshotBlock', 'ebs:CompleteSnapshot'], [snapshots], { StringEquals: this.resourceTagsOurs('aws:ResourceTag') });
   }
 
   /**
-   * Lets the handler build with a helper instance in `network`, creating on first use the staging
-   * bucket, the helper's role, instance profile and image, and returns what the handler needs to launch it.
+   * Lets the handler build with a helper instance of `instanceType` in `network`, creating on first
+   * use the staging bucket, the helper's role, instance profile and image, and returns what the
+   * handler needs to launch it.
    */
-  public enableHelperBuilds(network: HelperNetwork): HelperLaunchSettings {
+  public enableHelperBuilds(network: HelperNetwork, instanceType: string, requirements: BuildRequirements): HelperLaunchSettings {
     this.enableImageRegistration();
+    this.allowVolumeSize(requirements.volumeSizeGiB);
+    this.helperInstanceTypes.add(instanceType);
+    if (requirements.encryptionKey !== undefined) {
+      this.grantKey(requirements.encryptionKey, BuildStrategyKind.HELPER_INSTANCE);
+    }
     this.helper ??= this.createHelper();
     this.allowHelperNetwork(
       this.arn(`subnet/${network.subnetId}`),
@@ -211,7 +302,7 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     return this.helper;
   }
 
-  private createHelper(): HelperLaunchSettings & { readonly role: iam.IRole } {
+  private createHelper(): Helper {
     const stagingBucket = new s3.Bucket(this, 'StagingBucket', {
       blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
       enforceSSL: true,
@@ -221,44 +312,111 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
       removalPolicy: RemovalPolicy.DESTROY,
       autoDeleteObjects: true,
     });
+    acknowledgeNagRule(stagingBucket.node.defaultChild as CfnResource, 'AwsSolutions-S1',
+      'Transient staging: each object lives for the minutes of one build (lifecycle expiry after a day), is written and deleted only by ' +
+      'the handler role and read only by the helper role, over TLS only. Access logs would need a second bucket; use CloudTrail S3 data events to audit.');
     const stagedObjects = stagingBucket.arnForObjects(`${STAGING_PREFIX}*`);
 
+    // What the SSM agent needs for Run Command (AWS Systems Manager user guide, "Reference:
+    // ec2messages, ssmmessages, and other API operations": UpdateInstanceInformation is the agent's
+    // heartbeat, ec2messages delivers commands and replies, ssmmessages is the Message Gateway
+    // channel newer agents receive commands through) and reading the staged image. Not the managed
+    // AmazonSSMManagedInstanceCore, which also allows ssm:GetParameter(s) on every parameter.
+    // Inline in the role, so the helper never starts before its permissions exist.
+    const helperPolicy = new iam.PolicyDocument({
+      statements: [
+        new iam.PolicyStatement({ actions: ['ssm:UpdateInstanceInformation'], resources: [this.arn('instance/*')] }),
+        new iam.PolicyStatement({
+          actions: [
+            'ec2messages:AcknowledgeMessage', 'ec2messages:DeleteMessage', 'ec2messages:FailMessage',
+            'ec2messages:GetEndpoint', 'ec2messages:GetMessages', 'ec2messages:SendReply',
+            'ssmmessages:CreateControlChannel', 'ssmmessages:CreateDataChannel', 'ssmmessages:OpenControlChannel', 'ssmmessages:OpenDataChannel',
+          ],
+          resources: ['*'],
+        }),
+        new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [stagedObjects] }),
+      ],
+    });
     const role = new iam.Role(this, 'HelperRole', {
       assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
-      description: 'mirage-unikernel-ami build helper: SSM agent and reading staged disk images',
-      managedPolicies: [iam.ManagedPolicy.fromAwsManagedPolicyName('AmazonSSMManagedInstanceCore')],
+      description: 'mirage-unikernel-ami build helper: SSM agent (Run Command) and reading staged disk images',
+      inlinePolicies: { HelperPermissions: helperPolicy },
     });
-    role.addToPrincipalPolicy(new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [stagedObjects] }));
+    const roleResource = role.node.defaultChild as iam.CfnRole;
+    acknowledgeNagRule(roleResource, 'AwsSolutions-IAM5',
+      'ec2messages and ssmmessages actions take no resource (Service Authorization Reference), so they are granted on *; ' +
+      'ssm:UpdateInstanceInformation is limited to EC2 instances of this account and region, the heartbeat of the helper\'s own SSM agent.',
+      [wildcardResourceFinding(roleResource, '*'), wildcardResourceFinding(roleResource, this.arn('instance/*'))]);
+    acknowledgeNagRule(roleResource, 'AwsSolutions-IAM5',
+      'The helper reads the image staged for its build under builds/<build id>/ of the staging bucket; build ids are made at deploy time.',
+      [wildcardResourceFinding(roleResource, stagedObjects)]);
     const instanceProfile = new iam.CfnInstanceProfile(this, 'HelperInstanceProfile', { roles: [role.roleName] });
     // The helper only copies bytes onto a volume; any x86_64 Linux does. AL2023 runs the SSM agent.
     const imageId = ec2.MachineImage.latestAmazonLinux2023().getImage(this).imageId;
 
-    this.addStatement(['s3:PutObject', 's3:GetObject', 's3:DeleteObject'], [stagedObjects]);
-    this.addStatement(['iam:PassRole'], [role.roleArn], { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } });
+    // The helper build's statements in a managed policy of their own, attached to the handler role:
+    // with them, the role's inline policy would exceed the size CDK splits at, and IAM's limit on a
+    // role's inline policies. A child of the role, so what depends on the role waits for it too.
+    const policy = new iam.ManagedPolicy(this.handlerRole, 'HelperBuildPolicy', {
+      description: 'mirage-unikernel-ami: what the handler needs for helper-instance builds',
+      roles: [this.handlerRole],
+    });
+    const allow = (actions: string[], resources: string[], conditions?: { [operator: string]: unknown }) => {
+      const statement = new iam.PolicyStatement({ actions, resources, conditions });
+      policy.addStatements(statement);
+      return statement;
+    };
+    const acknowledge = (arn: string, reason: string) => acknowledgeNagRule(policy.node.defaultChild as CfnResource, 'AwsSolutions-IAM5',
+      `Handler, helper builds: ${reason}.`, [wildcardResourceFinding(policy.node.defaultChild as CfnResource, arn)]);
+
+    allow(['s3:PutObject', 's3:DeleteObject'], [stagedObjects]);
+    allow(['iam:PassRole'], [role.roleArn], { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } });
 
     const instances = this.arn('instance/*');
     const volumes = this.arn('volume/*');
     const networkInterfaces = this.arn('network-interface/*');
     const snapshots = this.arn('snapshot/*', '');
-    // IMDSv2 is enforced by IAM too: the role cannot launch a helper that allows IMDSv1.
-    this.addStatement(['ec2:RunInstances'], [instances], {
-      StringEquals: { [`aws:RequestTag/${MANAGED_TAG}`]: 'true', 'ec2:MetadataHttpTokens': 'required' },
+    // Only a helper: our tags, IMDSv2 only (the role cannot launch one that allows IMDSv1), a
+    // configured helper type, and the helper's instance profile.
+    allow(['ec2:RunInstances'], [instances], {
+      StringEquals: {
+        ...this.requestTagsOurs(),
+        'ec2:MetadataHttpTokens': 'required',
+        'ec2:InstanceType': Lazy.list({ produce: () => [...this.helperInstanceTypes] }),
+        'ec2:InstanceProfile': instanceProfile.attrArn,
+      },
     });
-    this.addStatement(['ec2:RunInstances'], [volumes, networkInterfaces], REQUEST_TAG_MANAGED);
-    this.helperNetworkStatement = this.addStatement(['ec2:RunInstances'], [this.arn(`image/${imageId}`, '')]);
-    this.addStatement(['ec2:CreateVolume'], [volumes], REQUEST_TAG_MANAGED);
-    this.addStatement(['ec2:CreateSnapshot'], [volumes], RESOURCE_TAG_MANAGED);
-    this.addStatement(['ec2:CreateSnapshot'], [snapshots], REQUEST_TAG_MANAGED);
-    this.addStatement(['ec2:CreateTags'], [instances, volumes, networkInterfaces, snapshots], {
-      StringEquals: { 'ec2:CreateAction': ['RunInstances', 'CreateVolume', 'CreateSnapshot'] },
+    // The helper's root volume and network interface, created by RunInstances.
+    allow(['ec2:RunInstances'], [volumes, networkInterfaces], { StringEquals: this.requestTagsOurs() });
+    // ...from the helper's own image, in a helper subnet and security group (no key pair is allowed).
+    const networkStatement = allow(['ec2:RunInstances'], [this.arn(`image/${imageId}`, '')]);
+    allow(['ec2:CreateVolume'], [volumes], {
+      StringEquals: { ...this.requestTagsOurs(), 'ec2:VolumeType': HELPER_VOLUME_TYPE },
+      NumericEquals: { 'ec2:VolumeSize': this.volumeSizesAllowed() },
     });
-    this.addStatement(['ec2:AttachVolume', 'ec2:TerminateInstances', 'ec2:DeleteVolume'], [instances, volumes], RESOURCE_TAG_MANAGED);
-    this.addStatement(['ec2:DescribeInstances', 'ec2:DescribeVolumes', 'ec2:DescribeSubnets'], ['*']);
-    this.addStatement(['ssm:SendCommand'], [this.arn('document/AWS-RunShellScript', '', 'ssm')]);
-    this.addStatement(['ssm:SendCommand'], [instances], { StringEquals: { [`ssm:resourceTag/${MANAGED_TAG}`]: 'true' } });
-    this.addStatement(['ssm:ListCommandInvocations', 'ssm:GetCommandInvocation', 'ssm:DescribeInstanceInformation'], ['*']);
+    allow(['ec2:CreateSnapshot'], [snapshots], { StringEquals: this.requestTagsOurs() });
+    allow(['ec2:CreateTags'], [instances, volumes, networkInterfaces, snapshots], {
+      StringEquals: { ...this.requestTagsOurs(), 'ec2:CreateAction': ['RunInstances', 'CreateVolume', 'CreateSnapshot'] },
+    });
+    // Our helper and volume only (CreateSnapshot: the volume it reads).
+    allow(['ec2:AttachVolume', 'ec2:CreateSnapshot', 'ec2:DeleteVolume', 'ec2:TerminateInstances'], [instances, volumes], {
+      StringEquals: this.resourceTagsOurs('ec2:ResourceTag'),
+    });
+    allow(['ssm:SendCommand'], [this.arn(`document/${HELPER_SSM_DOCUMENT}`, '', 'ssm')]);
+    allow(['ssm:SendCommand'], [instances], { StringEquals: this.resourceTagsOurs('ssm:resourceTag') });
+    allow(['ec2:DescribeSubnets', 'ssm:DescribeInstanceInformation', 'ssm:GetCommandInvocation', 'ssm:ListCommandInvocations'], ['*']);
 
-    return { role, stagingBucket, instanceProfileArn: instanceProfile.attrArn, imageId };
+    acknowledge('*', 'DescribeSubnets and the SSM instance-information and command-invocation reads support no resource-level permissions ' +
+      '(Service Authorization Reference); they only read');
+    acknowledge(stagedObjects, 'the handler stages each build\'s image under builds/<build id>/, ids made at deploy time');
+    acknowledge(instances, 'an instance id is unknown before RunInstances: launching requires our stack and managed tags on the request, ' +
+      'IMDSv2, a helper type and the helper profile; AttachVolume, TerminateInstances and SendCommand require those tags on the instance');
+    acknowledge(volumes, 'a volume id is unknown before CreateVolume: creating requires our stack and managed tags, gp3 and the stack\'s sizes; ' +
+      'attaching, snapshotting and deleting require those tags on the volume');
+    acknowledge(networkInterfaces, 'the helper\'s network interface is created by RunInstances with our stack and managed tags required on the request');
+    acknowledge(snapshots, 'a snapshot id is unknown before CreateSnapshot, which requires our stack and managed tags on the request');
+
+    return { role, stagingBucket, instanceProfileArn: instanceProfile.attrArn, imageId, networkStatement };
   }
 
   /** Adds a helper's subnet and security group to the resources RunInstances may use. */
@@ -266,12 +424,16 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     for (const arn of arns) {
       if (!this.helperNetworkArns.has(arn)) {
         this.helperNetworkArns.add(arn);
-        this.helperNetworkStatement!.addResources(arn);
+        this.helper!.networkStatement.addResources(arn);
       }
     }
   }
 
-  /** What both strategies need: register the AMI, tag it, describe it and, on delete, remove it. */
+  /**
+   * What both strategies need: register the AMI, tag it, describe it and, on delete, remove it; and
+   * the read-only calls that cleanup makes for any earlier build of the stack, so that a stack
+   * switched from helper to direct builds can still see what its old helper builds left.
+   */
   private enableImageRegistration(): void {
     if (this.imageStatementsAdded) {
       return;
@@ -279,12 +441,78 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     this.imageStatementsAdded = true;
     const images = this.arn('image/*', '');
     const snapshots = this.arn('snapshot/*', '');
-    // The new AMI must carry our managed tag, and only our own snapshots can back it.
-    this.addStatement(['ec2:RegisterImage'], [images], REQUEST_TAG_MANAGED);
-    this.addStatement(['ec2:RegisterImage'], [snapshots], RESOURCE_TAG_MANAGED);
-    this.addStatement(['ec2:CreateTags'], [images], { StringEquals: { 'ec2:CreateAction': 'RegisterImage' } });
-    this.addStatement(['ec2:CreateTags', 'ec2:DeleteTags', 'ec2:DeregisterImage', 'ec2:DeleteSnapshot'], [images, snapshots], RESOURCE_TAG_MANAGED);
-    this.addStatement(['ec2:DescribeImages', 'ec2:DescribeSnapshots'], ['*']);
+    // The new AMI must carry our tags, and only our own snapshots can back it.
+    this.addStatement(['ec2:RegisterImage'], [images], { StringEquals: this.requestTagsOurs() });
+    // Registering from, deregistering and deleting our AMIs and snapshots only.
+    this.addStatement(['ec2:DeleteSnapshot', 'ec2:DeregisterImage', 'ec2:RegisterImage'], [images, snapshots], {
+      StringEquals: this.resourceTagsOurs('ec2:ResourceTag'),
+    });
+    this.addStatement(['ec2:CreateTags'], [images], { StringEquals: { ...this.requestTagsOurs(), 'ec2:CreateAction': 'RegisterImage' } });
+    // Re-tagging our AMI and snapshot (tag-only updates) may not hand them to another stack.
+    this.addStatement(['ec2:CreateTags'], [images, snapshots], {
+      StringEquals: this.resourceTagsOurs('ec2:ResourceTag'),
+      StringEqualsIfExists: this.requestTagsOurs(),
+    });
+    // Removing a user tag, never the build's own tags; a DeleteTags without keys (all tags) is refused.
+    this.addStatement(['ec2:DeleteTags'], [images, snapshots], {
+      'StringEquals': this.resourceTagsOurs('ec2:ResourceTag'),
+      'ForAllValues:StringNotEquals': { 'aws:TagKeys': PROTECTED_TAG_KEYS },
+      'Null': { 'aws:TagKeys': 'false' },
+    });
+    this.addStatement(['ec2:DescribeImages', 'ec2:DescribeSnapshots', 'ec2:DescribeInstances', 'ec2:DescribeVolumes'], ['*']);
+    this.acknowledgeHandlerWildcard('*', 'DescribeImages, DescribeSnapshots, DescribeInstances and DescribeVolumes support no resource-level ' +
+      'permissions (Service Authorization Reference); they only read');
+    this.acknowledgeHandlerWildcard(images, 'an AMI id is unknown before RegisterImage: registering requires our stack and managed tags on the request; ' +
+      'tagging, untagging (never the build\'s own tags) and deregistering require them on the AMI');
+    this.acknowledgeHandlerWildcard(snapshots, 'a snapshot id is unknown before it is created: creating requires our stack and managed tags on the request; ' +
+      'writing blocks, registering, tagging and deleting require them on the snapshot');
+  }
+
+  /**
+   * Lets the handler create encrypted volumes and snapshots with `key`. For the helper build, EC2 uses
+   * the key on the handler's behalf, so every call must come through EC2 of this region (kms:ViaService)
+   * and grants only for AWS resources. For EBS direct writes, AWS documents the actions but not whether
+   * they arrive through a kms:ViaService endpoint, so those grants are not narrowed by one.
+   */
+  private grantKey(key: kms.IKey, strategy: BuildStrategyKind): void {
+    const id = `${Names.nodeUniqueId(key.node)}/${strategy}`;
+    if (this.grantedKeys.has(id)) {
+      return;
+    }
+    this.grantedKeys.add(id);
+    const grantsForAwsResources = { Bool: { 'kms:GrantIsForAWSResource': 'true' } };
+    if (strategy === BuildStrategyKind.HELPER_INSTANCE) {
+      const viaEc2 = { StringEquals: { 'kms:ViaService': `ec2.${Stack.of(this).region}.${Stack.of(this).urlSuffix}` } };
+      // The actions EBS encryption needs of the caller (EBS user guide, "Requirements for Amazon EBS encryption").
+      this.addStatement(['kms:CreateGrant'], [key.keyArn], { ...grantsForAwsResources, ...viaEc2 });
+      this.addStatement(['kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptFrom', 'kms:ReEncryptTo'], [key.keyArn], viaEc2);
+    } else {
+      // The actions of AWS's EBS direct example policy for encrypted snapshots (EBS user guide,
+      // "Control access to EBS direct APIs using IAM").
+      this.addStatement(['kms:CreateGrant'], [key.keyArn], grantsForAwsResources);
+      this.addStatement([
+        'kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptFrom', 'kms:ReEncryptTo',
+      ], [key.keyArn]);
+    }
+  }
+
+  /** The `aws:RequestTag` conditions that make a created resource this stack's. */
+  private requestTagsOurs(): { [key: string]: string } {
+    return { [`aws:RequestTag/${MANAGED_TAG}`]: 'true', [`aws:RequestTag/${STACK_TAG}`]: Aws.STACK_NAME };
+  }
+
+  /** The resource-tag conditions that make an existing resource this stack's. */
+  private resourceTagsOurs(key: ResourceTagKey): { [key: string]: string } {
+    return { [`${key}/${MANAGED_TAG}`]: 'true', [`${key}/${STACK_TAG}`]: Aws.STACK_NAME };
+  }
+
+  private allowVolumeSize(volumeSizeGiB: number): void {
+    this.volumeSizes.add(Tokenization.stringifyNumber(volumeSizeGiB));
+  }
+
+  /** The volume sizes of the stack's unikernels: the only sizes the handler may create. */
+  private volumeSizesAllowed(): string[] {
+    return Lazy.list({ produce: () => [...this.volumeSizes] });
   }
 
   private addStatement(actions: string[], resources: string[], conditions?: { [operator: string]: unknown }): iam.PolicyStatement {
@@ -293,8 +521,79 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     return statement;
   }
 
+  /**
+   * Acknowledges cdk-nag's IAM5 finding for a wildcard resource of the handler role, with the reason
+   * it cannot be narrowed further. At once, not at synthesis: cdk-nag 2 reads it in an aspect.
+   */
+  private acknowledgeHandlerWildcard(arn: string, reason: string): void {
+    acknowledgeNagRule(this.handlerPolicy, 'AwsSolutions-IAM5', `Handler: ${reason}.`, [wildcardResourceFinding(this.handlerPolicy, arn)]);
+  }
+
+  /** A role for the provider framework's functions: writing to the provider's log group, nothing else yet. */
+  private frameworkRole(id: string, logGroup: logs.ILogGroup): iam.Role {
+    const role = new iam.Role(this, id, {
+      assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+      description: 'mirage-unikernel-ami: the CDK provider framework\'s functions (logs, and invoking our handlers)',
+    });
+    logGroup.grantWrite(role);
+    return role;
+  }
+
+  /**
+   * The findings on what cdk.custom_resources.Provider makes, which its API cannot change: the
+   * framework's functions choose their own runtime, lambda:InvokeFunction grants cover a function's
+   * versions (`<arn>:*`), Step Functions log delivery takes no resource, and the Provider has no
+   * tracing option for its waiter.
+   */
+  private acknowledgeProviderFindings(onEventHandler: lambda.IFunction, isCompleteHandler: lambda.IFunction): void {
+    const handlers = [onEventHandler, isCompleteHandler];
+    for (const child of this.provider.node.findAll()) {
+      if (child instanceof lambda.CfnFunction) {
+        acknowledgeNagRule(child, 'AwsSolutions-L1',
+          'A function of the CDK provider framework: it chooses its runtime itself (lambda.determineLatestNodeRuntime), the Provider API has no runtime option.');
+      } else if (child instanceof sfn.CfnStateMachine) {
+        acknowledgeNagRule(child, 'AwsSolutions-SF2',
+          'The CDK provider framework\'s waiter only calls isComplete every 15 s; the Provider API offers no X-Ray tracing for it. All its events are logged.');
+      } else if (child instanceof iam.CfnPolicy && child.node.path.includes('waiter-state-machine')) {
+        const invoked = ['framework-isComplete', 'framework-onTimeout'].map((id) => this.provider.node.findChild(id) as lambda.Function);
+        acknowledgeNagRule(child, 'AwsSolutions-IAM5',
+          'The provider framework\'s waiter invokes the framework\'s isComplete and onTimeout functions; lambda:InvokeFunction grants name a function and its versions (<arn>:*).',
+          invoked.map((fn) => wildcardResourceFinding(child, `${fn.functionArn}:*`)));
+        acknowledgeNagRule(child, 'AwsSolutions-IAM5',
+          'Step Functions log delivery (logs:CreateLogDelivery and the other vended-log actions) supports no resource-level permissions.',
+          [wildcardResourceFinding(child, '*')]);
+      }
+    }
+    for (const role of [this.node.findChild('ProviderOnEventRole'), this.node.findChild('ProviderWaiterRole')]) {
+      const policy = role.node.findChild('DefaultPolicy').node.defaultChild as iam.CfnPolicy;
+      acknowledgeNagRule(policy, 'AwsSolutions-IAM5',
+        'The provider framework invokes our onEvent and isComplete handlers; lambda:InvokeFunction grants name a function and its versions (<arn>:*).',
+        handlers.map((fn) => wildcardResourceFinding(policy, `${fn.functionArn}:*`)));
+    }
+  }
+
   /** ARN of an EC2 (or SSM) resource in the stack's region; images and snapshots have no account. */
   private arn(resource: string, account?: string, service = 'ec2'): string {
     return Stack.of(this).formatArn({ service, account, resource, arnFormat: ArnFormat.NO_RESOURCE_NAME });
   }
+}
+
+/**
+ * The handler runs on HANDLER_RUNTIME. A user's newer aws-cdk-lib may know a newer Node.js runtime,
+ * which cdk-nag then expects; the handler is not tested on it, so that finding is acknowledged, and
+ * only then.
+ */
+function acknowledgeNewerRuntime(fn: lambda.Function): void {
+  const newer = lambda.Runtime.ALL
+    .filter((runtime) => runtime.family === lambda.RuntimeFamily.NODEJS)
+    .map((runtime) => runtime.name)
+    .filter((name) => nodeMajor(name) > nodeMajor(HANDLER_RUNTIME.name));
+  if (newer.length > 0) {
+    acknowledgeNagRule(fn.node.defaultChild as CfnResource, 'AwsSolutions-L1',
+      `The handler is built and tested for ${HANDLER_RUNTIME.name}; ${newer.join(', ')} of this aws-cdk-lib is not tested yet.`);
+  }
+}
+
+function nodeMajor(runtimeName: string): number {
+  return Number(/^nodejs(\d+)/.exec(runtimeName)?.[1] ?? 0);
 }

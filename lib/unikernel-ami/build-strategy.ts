@@ -1,17 +1,24 @@
 import { Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
-import { UnikernelAmiBuildInfrastructure } from './build-infrastructure';
+import { BuildRequirements, UnikernelAmiBuildInfrastructure } from './build-infrastructure';
 import { BuildStrategyKind, HelperInstanceBuildProperties } from './types';
 
-/** ec2.InstanceClass has no T1 (a previous-generation family), hence the string. */
-export const DEFAULT_HELPER_INSTANCE_TYPE = 't1.micro';
+/**
+ * The helper runs Amazon Linux 2023, which is HVM-only and built for x86-64-v2 CPUs. t3.micro runs it
+ * in every region that has PV-GRUB, is one of the few types an AWS Free plan account may launch, and
+ * is Nitro (the volume shows up as an NVMe device, which the helper script finds by the volume id).
+ * t1.micro (the 2013 recipe's helper) may still be chosen with `instanceType`, but AL2023 on it is
+ * unverified and Free plan accounts cannot launch it.
+ */
+export const DEFAULT_HELPER_INSTANCE_TYPE = 't3.micro';
 
 /** Options of the helper-instance build. */
 export interface HelperInstanceBuildOptions {
   /**
    * Instance type of the helper. The helper runs Amazon Linux 2023 (HVM, x86_64) and only copies the
-   * image onto a volume, so any small x86_64 type does.
-   * @default t1.micro
+   * image onto a volume, so any small x86_64 type that runs Amazon Linux 2023 does. The handler may
+   * launch only the helper types of the stack's unikernels.
+   * @default t3.micro
    */
   readonly instanceType?: ec2.InstanceType;
   /**
@@ -65,10 +72,11 @@ export abstract class BuildStrategy {
   public abstract readonly kind: BuildStrategyKind;
 
   /**
-   * Grants the shared handler what this strategy needs and returns the custom-resource settings.
+   * Grants the shared handler what this strategy needs to build what `requirements` describe, and
+   * returns the custom-resource settings.
    * @internal
    */
-  public abstract _bind(infrastructure: UnikernelAmiBuildInfrastructure): BuildStrategyConfig;
+  public abstract _bind(infrastructure: UnikernelAmiBuildInfrastructure, requirements: BuildRequirements): BuildStrategyConfig;
 }
 
 class HelperInstanceStrategy extends BuildStrategy {
@@ -81,12 +89,12 @@ class HelperInstanceStrategy extends BuildStrategy {
     if (instanceType !== undefined && !Token.isUnresolved(instanceType) && options.instanceType!.architecture === ec2.InstanceArchitecture.ARM_64) {
       throw new Error(
         `BuildStrategy.helperInstance({ instanceType: '${instanceType}' }) is an Arm (Graviton) type, but the helper runs the x86_64 ` +
-        `Amazon Linux 2023 image. Choose an x86_64 type, for example the default ${DEFAULT_HELPER_INSTANCE_TYPE} or t3.micro.`,
+        `Amazon Linux 2023 image. Choose an x86_64 type, for example the default ${DEFAULT_HELPER_INSTANCE_TYPE} or t3.small.`,
       );
     }
   }
 
-  public _bind(infrastructure: UnikernelAmiBuildInfrastructure): BuildStrategyConfig {
+  public _bind(infrastructure: UnikernelAmiBuildInfrastructure, requirements: BuildRequirements): BuildStrategyConfig {
     const vpc = this.options.vpc ?? infrastructure.defaultVpc;
     const selection = this.options.vpcSubnets ?? (this.options.vpc === undefined ? { subnetType: ec2.SubnetType.PUBLIC } : undefined);
     const [subnetId] = vpc.selectSubnets(selection).subnetIds;
@@ -97,12 +105,13 @@ class HelperInstanceStrategy extends BuildStrategy {
       );
     }
     const securityGroup = infrastructure.helperSecurityGroup(vpc);
-    const launch = infrastructure.enableHelperBuilds({ subnetId, securityGroup });
+    const instanceType = (this.options.instanceType ?? new ec2.InstanceType(DEFAULT_HELPER_INSTANCE_TYPE)).toString();
+    const launch = infrastructure.enableHelperBuilds({ subnetId, securityGroup }, instanceType, requirements);
     return {
       strategy: this.kind,
       stagingBucketName: launch.stagingBucket.bucketName,
       helper: {
-        InstanceType: (this.options.instanceType ?? new ec2.InstanceType(DEFAULT_HELPER_INSTANCE_TYPE)).toString(),
+        InstanceType: instanceType,
         SubnetId: subnetId,
         SecurityGroupId: securityGroup.securityGroupId,
         InstanceProfileArn: launch.instanceProfileArn,
@@ -115,8 +124,8 @@ class HelperInstanceStrategy extends BuildStrategy {
 class EbsDirectStrategy extends BuildStrategy {
   public readonly kind = BuildStrategyKind.EBS_DIRECT;
 
-  public _bind(infrastructure: UnikernelAmiBuildInfrastructure): BuildStrategyConfig {
-    infrastructure.enableDirectBuilds();
+  public _bind(infrastructure: UnikernelAmiBuildInfrastructure, requirements: BuildRequirements): BuildStrategyConfig {
+    infrastructure.enableDirectBuilds(requirements);
     return { strategy: this.kind };
   }
 }

@@ -15,7 +15,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { DiskLayout, maxKernelBytes, validateKernelArgs, validateUnikernelName } from '../disk-image';
 import { isPvInstanceType, KernelArchitecture, PV_INSTANCE_FAMILIES } from '../pv-grub';
-import { UnikernelAmiBuildInfrastructure } from './build-infrastructure';
+import { SERVICE_TIMEOUT, UnikernelAmiBuildInfrastructure } from './build-infrastructure';
 import { BuildStrategy } from './build-strategy';
 import { UnikernelKernel } from './kernel';
 import { PvGrubKernel } from './pv-grub-kernel';
@@ -169,10 +169,7 @@ export class MirageUnikernelAmi extends Construct implements ITaggable {
 
     const infrastructure = UnikernelAmiBuildInfrastructure.of(this);
     infrastructure.grantKernelRead(kernel.bucket, kernel.objectKey, kernel.objectVersion);
-    if (props.encryptionKey !== undefined) {
-      infrastructure.grantKey(props.encryptionKey);
-    }
-    const build = (props.buildStrategy ?? BuildStrategy.helperInstance())._bind(infrastructure);
+    const build = (props.buildStrategy ?? BuildStrategy.helperInstance())._bind(infrastructure, { volumeSizeGiB, encryptionKey: props.encryptionKey });
 
     const properties: UnikernelAmiProperties = {
       KernelBucket: kernel.bucket.bucketName,
@@ -196,6 +193,8 @@ export class MirageUnikernelAmi extends Construct implements ITaggable {
       serviceToken: infrastructure.provider.serviceToken,
       resourceType: UNIKERNEL_AMI_RESOURCE_TYPE,
       properties,
+      // Explicit, and consistent with the provider's own timeouts (see SERVICE_TIMEOUT).
+      serviceTimeout: SERVICE_TIMEOUT,
       // Always Delete in CloudFormation, so the handler hears of every deletion and removes what a
       // build left behind (helper, volume, staged image); it keeps the AMI when RemovalPolicy is retain.
       removalPolicy: RemovalPolicy.DESTROY,

@@ -1,6 +1,7 @@
-import { CfnParameter, Stack } from 'aws-cdk-lib';
+import { CfnParameter, Size, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as kms from 'aws-cdk-lib/aws-kms';
 import { BuildStrategy, MirageUnikernelAmi, MirageUnikernelAmiProps, UnikernelKernel } from '../../lib';
 import {
   actionsOf,
@@ -9,14 +10,17 @@ import {
   newStack,
   PV_X86_64_KERNEL,
   resourceText,
+  roleStatements,
   statementsAllowing,
   TemplateStatement,
 } from '../fixtures/construct';
 
 const CUSTOM_RESOURCE = 'Custom::MirageUnikernelAmi';
 const MANAGED = 'mirage-unikernel-ami:managed';
-const REQUEST_TAG_MANAGED = { StringEquals: { [`aws:RequestTag/${MANAGED}`]: 'true' } };
-const RESOURCE_TAG_MANAGED = { StringEquals: { [`aws:ResourceTag/${MANAGED}`]: 'true' } };
+const STACK = 'mirage-unikernel-ami:stack';
+const STACK_NAME = { Ref: 'AWS::StackName' };
+const REQUEST_TAGS_OURS = { [`aws:RequestTag/${MANAGED}`]: 'true', [`aws:RequestTag/${STACK}`]: STACK_NAME };
+const EC2_RESOURCE_TAGS_OURS = { [`ec2:ResourceTag/${MANAGED}`]: 'true', [`ec2:ResourceTag/${STACK}`]: STACK_NAME };
 
 /** The actions that take no resource-level permission, so they may (and must) use Resource '*'. */
 const UNSCOPED_ACTIONS = [
@@ -35,6 +39,24 @@ function statementFor(statements: TemplateStatement[], action: string, resource:
   return found[0];
 }
 
+/** Every statement that lets the handler change something requires this stack's tags, on the request or on the resource. */
+function expectEveryChangeScopedToTheStack(statements: TemplateStatement[]) {
+  const unscopedChanges = statements.filter((statement) => {
+    const actions = actionsOf(statement);
+    if (actions.every((action) => UNSCOPED_ACTIONS.includes(action) || /^(logs|s3|iam|kms):/.test(action))) {
+      return false;
+    }
+    if (actions.includes('ec2:RunInstances') && resourceText(statement).includes('::image/')) {
+      return false; // the helper's image, subnets and security groups, by id
+    }
+    if (actions.includes('ssm:SendCommand') && resourceText(statement).includes(':document/')) {
+      return false; // the one document, by name
+    }
+    return !JSON.stringify(statement.Condition ?? {}).includes(`Tag/${STACK}":{"Ref":"AWS::StackName"}`);
+  });
+  expect(unscopedChanges).toEqual([]);
+}
+
 function expectCommonHandlerRules(statements: TemplateStatement[]) {
   for (const statement of statements) {
     expect(statement.Effect).toBe('Allow');
@@ -45,17 +67,34 @@ function expectCommonHandlerRules(statements: TemplateStatement[]) {
       expect(UNSCOPED_ACTIONS).toEqual(expect.arrayContaining(actionsOf(statement)));
     }
   }
-  // The new AMI must be tagged as ours, and only our snapshots may back it.
-  expect(statementFor(statements, 'ec2:RegisterImage', '::image/*').Condition).toEqual(REQUEST_TAG_MANAGED);
-  expect(statementFor(statements, 'ec2:RegisterImage', '::snapshot/*').Condition).toEqual(RESOURCE_TAG_MANAGED);
-  const tagOnRegister = statementsAllowing(statements, 'ec2:CreateTags').filter((statement) => resourceText(statement).includes('::image/*') && statement.Condition?.StringEquals?.['ec2:CreateAction'] !== undefined);
+  expectEveryChangeScopedToTheStack(statements);
+  // The new AMI must carry our tags, and only our AMIs and snapshots can be used, deregistered or deleted.
+  const register = statementsAllowing(statements, 'ec2:RegisterImage').filter((statement) => statement.Condition?.StringEquals?.[`aws:RequestTag/${STACK}`]);
+  expect(register).toHaveLength(1);
+  expect(resourceText(register[0])).toContain('::image/*');
+  expect(register[0].Condition).toEqual({ StringEquals: REQUEST_TAGS_OURS });
+  const owned = statementFor(statements, 'ec2:DeregisterImage', '::image/*');
+  expect(owned.Action).toEqual(['ec2:DeleteSnapshot', 'ec2:DeregisterImage', 'ec2:RegisterImage']);
+  expect(resourceText(owned)).toContain('::snapshot/*');
+  expect(owned.Condition).toEqual({ StringEquals: EC2_RESOURCE_TAGS_OURS });
+  const tagOnRegister = statementsAllowing(statements, 'ec2:CreateTags')
+    .filter((statement) => JSON.stringify(statement.Condition).includes('"ec2:CreateAction":"RegisterImage"'));
   expect(tagOnRegister).toHaveLength(1);
-  expect(tagOnRegister[0].Condition).toEqual({ StringEquals: { 'ec2:CreateAction': 'RegisterImage' } });
-  for (const action of ['ec2:DeregisterImage', 'ec2:DeleteSnapshot', 'ec2:DeleteTags']) {
-    for (const resource of ['::image/*', '::snapshot/*']) {
-      expect(statementFor(statements, action, resource).Condition).toEqual(RESOURCE_TAG_MANAGED);
-    }
-  }
+  expect(tagOnRegister[0].Condition).toEqual({ StringEquals: { ...REQUEST_TAGS_OURS, 'ec2:CreateAction': 'RegisterImage' } });
+  // Re-tagging our AMI and snapshot may not hand them to another stack; untagging never removes the build's own tags.
+  const retag = statementsAllowing(statements, 'ec2:CreateTags').filter((statement) => statement.Condition?.StringEqualsIfExists !== undefined
+    && statement.Condition?.StringEquals?.[`ec2:ResourceTag/${STACK}`] !== undefined);
+  expect(retag).toHaveLength(1);
+  expect(retag[0].Condition).toEqual({ StringEquals: EC2_RESOURCE_TAGS_OURS, StringEqualsIfExists: REQUEST_TAGS_OURS });
+  expect(statementFor(statements, 'ec2:DeleteTags', '::image/*').Condition).toEqual({
+    'StringEquals': EC2_RESOURCE_TAGS_OURS,
+    'ForAllValues:StringNotEquals': { 'aws:TagKeys': [MANAGED, STACK, 'mirage-unikernel-ami:build-id', 'Name'] },
+    'Null': { 'aws:TagKeys': 'false' },
+  });
+  // Cleanup of any earlier build (also of a stack that switched from helper to direct builds) can look for helpers and volumes.
+  const describe = statementsAllowing(statements, 'ec2:DescribeImages');
+  expect(describe).toHaveLength(1);
+  expect(describe[0].Action).toEqual(expect.arrayContaining(['ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'ec2:DescribeVolumes']));
 }
 
 describe('the shared provider', () => {
@@ -74,17 +113,17 @@ describe('the shared provider', () => {
     template.resourceCountIs('AWS::EC2::VPC', 1);
   });
 
-  test('onEvent and isComplete run the bundled handler with one role, enough memory and time', () => {
+  test('onEvent and isComplete run the bundled handler on Node.js 24 with one role, enough memory and time', () => {
     const stack = newStack();
     addUnikernel(stack, 'Hello');
     const template = Template.fromStack(stack);
     const role = { 'Fn::GetAtt': [Match.stringLikeRegexp('^MirageUnikernelAmiBuildInfrastructureHandlerRole'), 'Arn'] };
     const logGroup = { Ref: Match.stringLikeRegexp('^MirageUnikernelAmiBuildInfrastructureHandlerLogs') };
     template.hasResourceProperties('AWS::Lambda::Function', {
-      Handler: 'index.onEvent', Runtime: 'nodejs22.x', MemorySize: 2048, Timeout: 900, Role: role, LoggingConfig: { LogGroup: logGroup },
+      Handler: 'index.onEvent', Runtime: 'nodejs24.x', MemorySize: 2048, Timeout: 600, Role: role, LoggingConfig: { LogGroup: logGroup },
     });
     template.hasResourceProperties('AWS::Lambda::Function', {
-      Handler: 'index.isComplete', Runtime: 'nodejs22.x', MemorySize: 2048, Timeout: 300, Role: role, LoggingConfig: { LogGroup: logGroup },
+      Handler: 'index.isComplete', Runtime: 'nodejs24.x', MemorySize: 2048, Timeout: 300, Role: role, LoggingConfig: { LogGroup: logGroup },
     });
     template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
     const logWrite = statementsAllowing(handlerStatements(template), 'logs:PutLogEvents');
@@ -92,20 +131,58 @@ describe('the shared provider', () => {
     expect(logWrite[0].Resource).toEqual({ 'Fn::GetAtt': [expect.stringMatching(/^MirageUnikernelAmiBuildInfrastructureHandlerLogs/), 'Arn'] });
   });
 
-  test('the waiter polls every 15 s for at most 55 minutes (CloudFormation waits at most one hour)', () => {
+  test('onEvent, the waiter and its last isComplete fit in the custom resource\'s ServiceTimeout, which is CloudFormation\'s hour', () => {
     const stack = newStack();
     addUnikernel(stack, 'Hello');
-    const machine = Object.values(Template.fromStack(stack).findResources('AWS::StepFunctions::StateMachine'))[0];
+    const template = Template.fromStack(stack);
+    const serviceTimeout = Number(Object.values(template.findResources(CUSTOM_RESOURCE))[0].Properties.ServiceTimeout);
+    expect(serviceTimeout).toBe(3600);
+    const timeoutOf = (handler: string) => Object.values(template.findResources('AWS::Lambda::Function', { Properties: { Handler: handler } }))[0].Properties.Timeout as number;
+    const machine = Object.values(template.findResources('AWS::StepFunctions::StateMachine'))[0];
     const definition = JSON.stringify(machine.Properties.DefinitionString);
-    expect(definition).toContain('\\"IntervalSeconds\\":15');
-    expect(definition).toContain(`\\"MaxAttempts\\":${(55 * 60) / 15}`);
+    const interval = Number(/\\"IntervalSeconds\\":(\d+)/.exec(definition)![1]);
+    const attempts = Number(/\\"MaxAttempts\\":(\d+)/.exec(definition)![1]);
+    expect(interval).toBe(15);
+    expect(timeoutOf('index.onEvent') + interval * attempts + timeoutOf('index.isComplete')).toBeLessThanOrEqual(serviceTimeout);
+    // The build still gets most of the hour.
+    expect(interval * attempts).toBeGreaterThanOrEqual(45 * 60);
   });
 
-  test('the custom resource waits for the handler role\'s policy', () => {
+  test('the waiter logs every state, never the execution data (the CloudFormation event and its presigned URL)', () => {
+    const stack = newStack();
+    addUnikernel(stack, 'Hello');
+    const template = Template.fromStack(stack);
+    template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
+      LoggingConfiguration: {
+        Level: 'ALL',
+        IncludeExecutionData: false,
+        Destinations: [{ CloudWatchLogsLogGroup: { LogGroupArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^MirageUnikernelAmiBuildInfrastructureWaiterLogs'), 'Arn'] } } }],
+      },
+    });
+  });
+
+  test('no role of the library uses an AWS managed policy; the framework\'s functions may only log and invoke our handlers', () => {
+    const stack = newStack();
+    addUnikernel(stack, 'Hello');
+    const template = Template.fromStack(stack);
+    const roles = template.findResources('AWS::IAM::Role');
+    const withManaged = Object.entries(roles).filter(([, role]) => role.Properties.ManagedPolicyArns !== undefined).map(([id]) => id);
+    // Only the S3 auto-delete provider of aws-cdk-lib (a CfnResource that aws-cdk-lib writes itself) keeps one.
+    expect(withManaged).toEqual([expect.stringMatching(/^CustomS3AutoDeleteObjectsCustomResourceProviderRole/)]);
+    for (const prefix of ['MirageUnikernelAmiBuildInfrastructureProviderOnEventRole', 'MirageUnikernelAmiBuildInfrastructureProviderWaiterRole']) {
+      const actions = allowedActions(roleStatements(template, prefix));
+      expect(actions.filter((action) => !['lambda:GetFunction', 'lambda:InvokeFunction', 'logs:CreateLogStream', 'logs:PutLogEvents', 'states:StartExecution'].includes(action))).toEqual([]);
+    }
+  });
+
+  test('the custom resource waits for the handler role and all its policies', () => {
     const stack = newStack();
     addUnikernel(stack, 'Hello');
     const resource = Object.values(Template.fromStack(stack).findResources(CUSTOM_RESOURCE))[0];
-    expect(resource.DependsOn).toEqual(expect.arrayContaining([expect.stringMatching(/^MirageUnikernelAmiBuildInfrastructureHandlerRoleDefaultPolicy/)]));
+    expect(resource.DependsOn).toEqual(expect.arrayContaining([
+      expect.stringMatching(/^MirageUnikernelAmiBuildInfrastructureHandlerRoleDefaultPolicy/),
+      expect.stringMatching(/^MirageUnikernelAmiBuildInfrastructureHandlerRoleHelperBuildPolicy/),
+    ]));
   });
 });
 
@@ -120,12 +197,12 @@ describe('helper-instance builds (the default)', () => {
     statements = handlerStatements(template);
   });
 
-  test('the custom resource names the staging bucket and the helper\'s launch settings', () => {
+  test('the custom resource names the staging bucket and the helper\'s launch settings; the helper is a t3.micro', () => {
     template.hasResourceProperties(CUSTOM_RESOURCE, {
       Strategy: 'helper-instance',
       StagingBucket: { Ref: Match.stringLikeRegexp('^MirageUnikernelAmiBuildInfrastructureStagingBucket') },
       Helper: {
-        InstanceType: 't1.micro',
+        InstanceType: 't3.micro',
         SubnetId: { Ref: Match.stringLikeRegexp('^MirageUnikernelAmiBuildInfrastructureVpcPublicSubnet1') },
         SecurityGroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^MirageUnikernelAmiBuildInfrastructureHelperSecurityGroup'), 'GroupId'] },
         InstanceProfileArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^MirageUnikernelAmiBuildInfrastructureHelperInstanceProfile'), 'Arn'] },
@@ -155,22 +232,21 @@ describe('helper-instance builds (the default)', () => {
     template.resourceCountIs('Custom::S3AutoDeleteObjects', 1);
   });
 
-  test('the helper may use SSM and read staged images, nothing else', () => {
-    template.hasResourceProperties('AWS::IAM::Role', {
-      AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Principal: { Service: 'ec2.amazonaws.com' } })] },
-      ManagedPolicyArns: [{ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::aws:policy/AmazonSSMManagedInstanceCore']] }],
-    });
-    template.hasResourceProperties('AWS::IAM::Policy', {
-      Roles: [{ Ref: Match.stringLikeRegexp('^MirageUnikernelAmiBuildInfrastructureHelperRole') }],
-      PolicyDocument: {
-        Statement: [{
-          Action: 's3:GetObject',
-          Effect: 'Allow',
-          Resource: { 'Fn::Join': ['', [{ 'Fn::GetAtt': [Match.stringLikeRegexp('StagingBucket'), 'Arn'] }, '/builds/*']] },
-        }],
-      },
-    });
-    template.hasResourceProperties('AWS::IAM::InstanceProfile', { Roles: [{ Ref: Match.stringLikeRegexp('^MirageUnikernelAmiBuildInfrastructureHelperRole') }] });
+  test('the helper\'s own role: the SSM agent\'s Run Command calls and reading staged images, inline, no managed policy', () => {
+    const helperRoles = template.findResources('AWS::IAM::Role', { Properties: { AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Principal: { Service: 'ec2.amazonaws.com' } })] } } });
+    const [helperRoleId] = Object.keys(helperRoles).filter((id) => id.startsWith('MirageUnikernelAmiBuildInfrastructureHelperRole'));
+    expect(helperRoles[helperRoleId].Properties.ManagedPolicyArns).toBeUndefined();
+    const helperStatements = roleStatements(template, 'MirageUnikernelAmiBuildInfrastructureHelperRole');
+    expect(allowedActions(helperStatements)).toEqual([
+      'ec2messages:AcknowledgeMessage', 'ec2messages:DeleteMessage', 'ec2messages:FailMessage', 'ec2messages:GetEndpoint', 'ec2messages:GetMessages', 'ec2messages:SendReply',
+      's3:GetObject',
+      'ssm:UpdateInstanceInformation',
+      'ssmmessages:CreateControlChannel', 'ssmmessages:CreateDataChannel', 'ssmmessages:OpenControlChannel', 'ssmmessages:OpenDataChannel',
+    ]);
+    expect(statementFor(helperStatements, 's3:GetObject', 'StagingBucket').Resource)
+      .toEqual({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [expect.stringMatching(/StagingBucket/), 'Arn'] }, '/builds/*']] });
+    expect(resourceText(statementFor(helperStatements, 'ssm:UpdateInstanceInformation', ':instance/*'))).toContain(':ec2:');
+    template.hasResourceProperties('AWS::IAM::InstanceProfile', { Roles: [{ Ref: helperRoleId }] });
   });
 
   test('the helper\'s security group lets nothing in', () => {
@@ -189,17 +265,22 @@ describe('helper-instance builds (the default)', () => {
     template.resourceCountIs('AWS::EC2::InternetGateway', 1);
   });
 
-  test('handler: no wildcard actions, Resource * only for describe/list calls, and the image statements', () => {
+  test('handler: no wildcard actions, Resource * only for describe/list calls, every change scoped to this stack', () => {
     expectCommonHandlerRules(statements);
   });
 
-  test('handler: launches only tagged helpers with IMDSv2, in the helper\'s subnet and security group', () => {
+  test('handler: launches only this stack\'s helpers, of the helper type, with IMDSv2 and the helper profile, in the helper\'s subnet and security group', () => {
     expect(statementFor(statements, 'ec2:RunInstances', ':instance/*').Condition).toEqual({
-      StringEquals: { [`aws:RequestTag/${MANAGED}`]: 'true', 'ec2:MetadataHttpTokens': 'required' },
+      StringEquals: {
+        ...REQUEST_TAGS_OURS,
+        'ec2:MetadataHttpTokens': 'required',
+        'ec2:InstanceType': ['t3.micro'],
+        'ec2:InstanceProfile': { 'Fn::GetAtt': [expect.stringMatching(/^MirageUnikernelAmiBuildInfrastructureHelperInstanceProfile/), 'Arn'] },
+      },
     });
     const created = statementFor(statements, 'ec2:RunInstances', ':volume/*');
     expect(resourceText(created)).toContain(':network-interface/*');
-    expect(created.Condition).toEqual(REQUEST_TAG_MANAGED);
+    expect(created.Condition).toEqual({ StringEquals: REQUEST_TAGS_OURS });
     const used = statementFor(statements, 'ec2:RunInstances', '::image/');
     expect(used.Condition).toBeUndefined();
     // Only the helper's own Amazon Linux image, from the public SSM parameter, may be launched.
@@ -222,30 +303,35 @@ describe('helper-instance builds (the default)', () => {
     }]);
   });
 
-  test('handler: creates volumes and snapshots only tagged, changes only what it tagged', () => {
-    expect(statementFor(statements, 'ec2:CreateVolume', ':volume/*').Condition).toEqual(REQUEST_TAG_MANAGED);
-    expect(statementFor(statements, 'ec2:CreateSnapshot', ':volume/*').Condition).toEqual(RESOURCE_TAG_MANAGED);
-    expect(statementFor(statements, 'ec2:CreateSnapshot', '::snapshot/*').Condition).toEqual(REQUEST_TAG_MANAGED);
-    for (const action of ['ec2:AttachVolume', 'ec2:TerminateInstances', 'ec2:DeleteVolume']) {
-      const statement = statementFor(statements, action, ':instance/*');
-      expect(resourceText(statement)).toContain(':volume/*');
-      expect(statement.Condition).toEqual(RESOURCE_TAG_MANAGED);
-    }
-    const tagOnCreate = statementFor(statements, 'ec2:CreateTags', ':instance/*');
-    expect(tagOnCreate.Condition).toEqual({ StringEquals: { 'ec2:CreateAction': ['RunInstances', 'CreateVolume', 'CreateSnapshot'] } });
+  test('handler: creates gp3 volumes of the unikernel\'s size and snapshots, both tagged as this stack\'s, and changes only those', () => {
+    expect(statementFor(statements, 'ec2:CreateVolume', ':volume/*').Condition).toEqual({
+      StringEquals: { ...REQUEST_TAGS_OURS, 'ec2:VolumeType': 'gp3' },
+      NumericEquals: { 'ec2:VolumeSize': ['1'] },
+    });
+    expect(statementFor(statements, 'ec2:CreateSnapshot', '::snapshot/*').Condition).toEqual({ StringEquals: REQUEST_TAGS_OURS });
+    const owned = statementFor(statements, 'ec2:TerminateInstances', ':instance/*');
+    expect(actionsOf(owned).sort()).toEqual(['ec2:AttachVolume', 'ec2:CreateSnapshot', 'ec2:DeleteVolume', 'ec2:TerminateInstances']);
+    expect(resourceText(owned)).toContain(':volume/*');
+    expect(owned.Condition).toEqual({ StringEquals: EC2_RESOURCE_TAGS_OURS });
+    expect(statementFor(statements, 'ec2:CreateTags', ':instance/*').Condition).toEqual({
+      StringEquals: { ...REQUEST_TAGS_OURS, 'ec2:CreateAction': ['RunInstances', 'CreateVolume', 'CreateSnapshot'] },
+    });
   });
 
-  test('handler: runs commands only on tagged instances, with AWS-RunShellScript', () => {
+  test('handler: runs commands only on this stack\'s helpers, with AWS-RunShellScript', () => {
     const document = statementFor(statements, 'ssm:SendCommand', ':document/AWS-RunShellScript');
     expect(resourceText(document)).toMatch(/:ssm:",\{"Ref":"AWS::Region"\},"::document\/AWS-RunShellScript"/);
-    expect(statementFor(statements, 'ssm:SendCommand', ':instance/*').Condition).toEqual({ StringEquals: { [`ssm:resourceTag/${MANAGED}`]: 'true' } });
+    expect(statementFor(statements, 'ssm:SendCommand', ':instance/*').Condition).toEqual({
+      StringEquals: { [`ssm:resourceTag/${MANAGED}`]: 'true', [`ssm:resourceTag/${STACK}`]: STACK_NAME },
+    });
   });
 
-  test('handler: stages images under builds/ of the staging bucket only', () => {
+  test('handler: stages images under builds/ of the staging bucket only, and never reads them', () => {
     const staging = statementsAllowing(statements, 's3:PutObject');
     expect(staging).toHaveLength(1);
-    expect(staging[0].Action).toEqual(['s3:PutObject', 's3:GetObject', 's3:DeleteObject']);
+    expect(actionsOf(staging[0]).sort()).toEqual(['s3:DeleteObject', 's3:PutObject']);
     expect(staging[0].Resource).toEqual({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [expect.stringMatching(/StagingBucket/), 'Arn'] }, '/builds/*']] });
+    expect(JSON.stringify(statementsAllowing(statements, 's3:GetObject'))).not.toContain('StagingBucket');
   });
 
   test('handler: no EBS direct permissions', () => {
@@ -258,7 +344,7 @@ describe('EBS direct builds', () => {
   let statements: TemplateStatement[];
   beforeAll(() => {
     const stack = newStack();
-    addUnikernel(stack, 'Hello', { buildStrategy: BuildStrategy.ebsDirect() });
+    addUnikernel(stack, 'Hello', { buildStrategy: BuildStrategy.ebsDirect(), volumeSize: Size.gibibytes(2) });
     template = Template.fromStack(stack);
     statements = handlerStatements(template);
   });
@@ -268,52 +354,57 @@ describe('EBS direct builds', () => {
   });
 
   test('no helper resources: bucket, VPC, security group, helper role, instance profile, AL2023 parameter', () => {
-    for (const type of ['AWS::S3::Bucket', 'AWS::EC2::VPC', 'AWS::EC2::SecurityGroup', 'AWS::IAM::InstanceProfile', 'Custom::S3AutoDeleteObjects']) {
+    for (const type of ['AWS::S3::Bucket', 'AWS::EC2::VPC', 'AWS::EC2::SecurityGroup', 'AWS::IAM::InstanceProfile', 'AWS::IAM::ManagedPolicy', 'Custom::S3AutoDeleteObjects']) {
       template.resourceCountIs(type, 0);
     }
     expect(Object.keys(template.findResources('AWS::IAM::Role')).filter((id) => id.includes('HelperRole'))).toEqual([]);
     expect(Object.keys(template.toJSON().Parameters)).toEqual(['BootstrapVersion']);
   });
 
-  test('the handler role is narrow: snapshot writing and image registration only', () => {
+  test('the handler role is narrow: snapshot writing, image registration and the reads cleanup needs', () => {
     expectCommonHandlerRules(statements);
     expect(allowedActions(statements)).toEqual([
       'ebs:CompleteSnapshot', 'ebs:PutSnapshotBlock', 'ebs:StartSnapshot',
-      'ec2:CreateTags', 'ec2:DeleteSnapshot', 'ec2:DeleteTags', 'ec2:DeregisterImage', 'ec2:DescribeImages', 'ec2:DescribeSnapshots', 'ec2:RegisterImage',
+      'ec2:CreateTags', 'ec2:DeleteSnapshot', 'ec2:DeleteTags', 'ec2:DeregisterImage',
+      'ec2:DescribeImages', 'ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'ec2:DescribeVolumes', 'ec2:RegisterImage',
       'logs:CreateLogStream', 'logs:PutLogEvents',
       's3:GetObject',
     ]);
-    expect(statementFor(statements, 'ebs:StartSnapshot', '::snapshot/*').Condition).toEqual(REQUEST_TAG_MANAGED);
+    expect(statementFor(statements, 'ebs:StartSnapshot', '::snapshot/*').Condition).toEqual({
+      StringEquals: REQUEST_TAGS_OURS,
+      NumericEquals: { 'ebs:VolumeSize': ['2'] },
+    });
     const write = statementFor(statements, 'ebs:PutSnapshotBlock', '::snapshot/*');
     expect(write.Action).toEqual(['ebs:PutSnapshotBlock', 'ebs:CompleteSnapshot']);
-    expect(write.Condition).toEqual(RESOURCE_TAG_MANAGED);
+    expect(write.Condition).toEqual({ StringEquals: { [`aws:ResourceTag/${MANAGED}`]: 'true', [`aws:ResourceTag/${STACK}`]: STACK_NAME } });
   });
 
-  test('StartSnapshot may tag the snapshot it creates, with our managed tag, and no other snapshot', () => {
-    const tagOnStart = statementsAllowing(statements, 'ec2:CreateTags').filter(
-      (statement) => resourceText(statement).includes('::snapshot/*') && statement.Condition?.StringEquals?.['ec2:CreateAction'] !== undefined,
-    );
+  test('StartSnapshot may tag the snapshot it creates with this stack\'s tags, with or without ec2:CreateAction, and never a snapshot of a stack', () => {
+    const tagOnStart = statementsAllowing(statements, 'ec2:CreateTags').filter((statement) => statement.Condition?.Null !== undefined);
     expect(tagOnStart).toHaveLength(1);
+    expect(resourceText(tagOnStart[0])).toContain('::snapshot/*');
     expect(tagOnStart[0].Condition).toEqual({
-      StringEquals: { [`aws:RequestTag/${MANAGED}`]: 'true', 'ec2:CreateAction': 'StartSnapshot' },
+      StringEquals: REQUEST_TAGS_OURS,
+      StringEqualsIfExists: { 'ec2:CreateAction': 'StartSnapshot' },
+      Null: { [`ec2:ResourceTag/${STACK}`]: 'true' },
     });
-    // Tagging an existing snapshot needs it to be ours already.
-    for (const statement of statementsAllowing(statements, 'ec2:CreateTags').filter((s) => resourceText(s).includes('::snapshot/*'))) {
-      expect(statement === tagOnStart[0] || JSON.stringify(statement.Condition) === JSON.stringify(RESOURCE_TAG_MANAGED)).toBe(true);
-    }
   });
 });
 
 describe('a stack with both strategies', () => {
-  test('the shared role holds the union, each statement once', () => {
+  test('the shared role holds the union, each statement once, and the sizes and helper types of all its unikernels', () => {
     const stack = newStack();
-    addUnikernel(stack, 'Direct', { buildStrategy: BuildStrategy.ebsDirect() });
+    addUnikernel(stack, 'Direct', { buildStrategy: BuildStrategy.ebsDirect(), volumeSize: Size.gibibytes(3) });
     addUnikernel(stack, 'Helper');
+    addUnikernel(stack, 'Helper2', { buildStrategy: BuildStrategy.helperInstance({ instanceType: new ec2.InstanceType('t1.micro') }) });
     addUnikernel(stack, 'Direct2', { buildStrategy: BuildStrategy.ebsDirect() });
     const statements = handlerStatements(Template.fromStack(stack));
     expect(statementsAllowing(statements, 'ebs:StartSnapshot')).toHaveLength(1);
     expect(statementsAllowing(statements, 'ec2:RunInstances')).toHaveLength(3);
     expect(statementsAllowing(statements, 'ec2:RegisterImage')).toHaveLength(2);
+    expect(statementsAllowing(statements, 's3:GetObject')).toHaveLength(1);
+    expect(statementFor(statements, 'ec2:CreateVolume', ':volume/*').Condition!.NumericEquals).toEqual({ 'ec2:VolumeSize': ['3', '1'] });
+    expect(statementFor(statements, 'ec2:RunInstances', ':instance/*').Condition!.StringEquals['ec2:InstanceType']).toEqual(['t3.micro', 't1.micro']);
   });
 });
 
@@ -325,17 +416,19 @@ describe('helper options', () => {
       buildStrategy: BuildStrategy.helperInstance({
         vpc,
         vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS },
-        instanceType: ec2.InstanceType.of(ec2.InstanceClass.T3, ec2.InstanceSize.NANO),
+        instanceType: ec2.InstanceType.of(ec2.InstanceClass.T3, ec2.InstanceSize.SMALL),
       }),
     });
     const template = Template.fromStack(stack);
     template.hasResourceProperties(CUSTOM_RESOURCE, {
-      Helper: Match.objectLike({ InstanceType: 't3.nano', SubnetId: { Ref: Match.stringLikeRegexp('^VpcPrivateSubnet1') } }),
+      Helper: Match.objectLike({ InstanceType: 't3.small', SubnetId: { Ref: Match.stringLikeRegexp('^VpcPrivateSubnet1') } }),
     });
     template.resourceCountIs('AWS::EC2::VPC', 1);
     template.hasResourceProperties('AWS::EC2::SecurityGroup', { VpcId: { Ref: Match.stringLikeRegexp('^Vpc') }, GroupDescription: Match.stringLikeRegexp('build helper') });
-    const network = statementFor(handlerStatements(template), 'ec2:RunInstances', '::image/');
+    const statements = handlerStatements(template);
+    const network = statementFor(statements, 'ec2:RunInstances', '::image/');
     expect(resourceText(network)).toMatch(/:subnet\/",\{"Ref":"VpcPrivateSubnet1/);
+    expect(statementFor(statements, 'ec2:RunInstances', ':instance/*').Condition!.StringEquals['ec2:InstanceType']).toEqual(['t3.small']);
   });
 
   test('two unikernels in two VPCs get a security group each, and RunInstances is allowed in both', () => {
@@ -366,5 +459,39 @@ describe('helper options', () => {
     expect(() => addUnikernel(stack, 'Hello', {
       buildStrategy: BuildStrategy.helperInstance({ vpc, vpcSubnets: { subnetFilters: [ec2.SubnetFilter.byIds(['subnet-elsewhere'])] } }),
     })).toThrow(/The helper instance's subnet selection .* selects no subnet of the VPC/);
+  });
+});
+
+describe('encryption keys', () => {
+  function keyStatements(buildStrategy: BuildStrategy) {
+    const stack = newStack();
+    const key = new kms.Key(stack, 'Key');
+    addUnikernel(stack, 'Hello', { encryptionKey: key, buildStrategy });
+    const keyArn = { 'Fn::GetAtt': [stack.getLogicalId(key.node.defaultChild as kms.CfnKey), 'Arn'] };
+    const statements = handlerStatements(Template.fromStack(stack)).filter((statement) => actionsOf(statement).some((action) => action.startsWith('kms:')));
+    for (const statement of statements) {
+      expect(statement.Resource).toEqual(keyArn);
+    }
+    return statements;
+  }
+
+  test('helper builds: the key only through EC2 of the stack\'s region, grants only for AWS resources', () => {
+    const viaEc2 = { 'kms:ViaService': { 'Fn::Join': ['', ['ec2.', { Ref: 'AWS::Region' }, '.', { Ref: 'AWS::URLSuffix' }]] } };
+    expect(keyStatements(BuildStrategy.helperInstance())).toEqual([
+      expect.objectContaining({ Action: 'kms:CreateGrant', Condition: { Bool: { 'kms:GrantIsForAWSResource': 'true' }, StringEquals: viaEc2 } }),
+      expect.objectContaining({
+        Action: ['kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptFrom', 'kms:ReEncryptTo'],
+        Condition: { StringEquals: viaEc2 },
+      }),
+    ]);
+  });
+
+  test('EBS direct builds: the actions AWS documents for encrypted EBS direct snapshots, grants only for AWS resources', () => {
+    expect(keyStatements(BuildStrategy.ebsDirect())).toEqual([
+      expect.objectContaining({ Action: 'kms:CreateGrant', Condition: { Bool: { 'kms:GrantIsForAWSResource': 'true' } } }),
+      expect.objectContaining({
+        Action: ['kms:Decrypt', 'kms:DescribeKey', 'kms:Encrypt', 'kms:GenerateDataKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptFrom', 'kms:ReEncryptTo'],
+      }),
+    ]);
   });
 });
