@@ -402,7 +402,10 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     allow(['ec2:AttachVolume', 'ec2:CreateSnapshot', 'ec2:DeleteVolume', 'ec2:TerminateInstances'], [instances, volumes], {
       StringEquals: this.resourceTagsOurs('ec2:ResourceTag'),
     });
-    allow(['ssm:SendCommand'], [this.arn(`document/${HELPER_SSM_DOCUMENT}`, '', 'ssm')]);
+    // An AWS-owned document's ARN has no account; '*' matches that, and no account can own a document
+    // named AWS-* (the prefix is reserved for AWS).
+    const document = this.arn(`document/${HELPER_SSM_DOCUMENT}`, '*', 'ssm');
+    allow(['ssm:SendCommand'], [document]);
     allow(['ssm:SendCommand'], [instances], { StringEquals: this.resourceTagsOurs('ssm:resourceTag') });
     allow(['ec2:DescribeSubnets', 'ssm:DescribeInstanceInformation', 'ssm:GetCommandInvocation', 'ssm:ListCommandInvocations'], ['*']);
 
@@ -414,6 +417,7 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     acknowledge(volumes, 'a volume id is unknown before CreateVolume: creating requires our stack and managed tags, gp3 and the stack\'s sizes; ' +
       'attaching, snapshotting and deleting require those tags on the volume');
     acknowledge(networkInterfaces, 'the helper\'s network interface is created by RunInstances with our stack and managed tags required on the request');
+    acknowledge(document, 'the one document AWS-RunShellScript; AWS-owned documents have no account in their ARN, which * matches');
     acknowledge(snapshots, 'a snapshot id is unknown before CreateSnapshot, which requires our stack and managed tags on the request');
 
     return { role, stagingBucket, instanceProfileArn: instanceProfile.attrArn, imageId, networkStatement };

@@ -320,7 +320,7 @@ describe('helper-instance builds (the default)', () => {
 
   test('handler: runs commands only on this stack\'s helpers, with AWS-RunShellScript', () => {
     const document = statementFor(statements, 'ssm:SendCommand', ':document/AWS-RunShellScript');
-    expect(resourceText(document)).toMatch(/:ssm:",\{"Ref":"AWS::Region"\},"::document\/AWS-RunShellScript"/);
+    expect(resourceText(document)).toMatch(/:ssm:",\{"Ref":"AWS::Region"\},":\*:document\/AWS-RunShellScript"/);
     expect(statementFor(statements, 'ssm:SendCommand', ':instance/*').Condition).toEqual({
       StringEquals: { [`ssm:resourceTag/${MANAGED}`]: 'true', [`ssm:resourceTag/${STACK}`]: STACK_NAME },
     });

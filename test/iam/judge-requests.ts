@@ -1,0 +1,70 @@
+/**
+ * Judging whole requests: every authorization a request needs (request-authorizations.ts), each
+ * against the policies of the role that makes it (simulator.ts). A request is allowed when every
+ * one of its authorizations is.
+ */
+import { RecordedRequest, RecordedTag } from '../fixtures/recorded-request';
+import { Proof } from './proof-stack';
+import { Authorization, RequestAuthorizations } from './request-authorizations';
+import { PolicyDocument } from './role-policies';
+import { describe as describeCheck, IamCheck, judge, Judgement } from './simulator';
+
+export interface RequestJudgement {
+  readonly request: string;
+  readonly allowed: boolean;
+  readonly judgements: readonly Judgement[];
+}
+
+export class RequestJudge {
+  readonly authorizations: RequestAuthorizations;
+
+  constructor(private readonly proof: Proof) {
+    this.authorizations = new RequestAuthorizations(proof.authorization);
+  }
+
+  /** Judges a request of the handler. */
+  async handlerRequest(request: RecordedRequest): Promise<RequestJudgement> {
+    return this.judgeAll(`${request.service}:${request.action}`, this.authorizations.of(request));
+  }
+
+  /** Judges what the helper instance does after this SendCommand. */
+  async helperCalls(sendCommand: RecordedRequest): Promise<RequestJudgement> {
+    return this.judgeAll('the helper instance', this.authorizations.ofHelper(sendCommand));
+  }
+
+  async judgeAll(request: string, authorizations: readonly Authorization[]): Promise<RequestJudgement> {
+    const judgements: Judgement[] = [];
+    for (const authorization of authorizations) {
+      const role = authorization.caller === 'handler' ? this.proof.handler : this.proof.helper;
+      judgements.push(await judge(role, authorization, this.proof.authorization.account, this.resourcePolicyOf(authorization)));
+    }
+    return { request, allowed: judgements.length > 0 && judgements.every((j) => j.decision === 'Allowed'), judgements };
+  }
+
+  /** The key policy of a key, or the bucket policy of a bucket, that the template creates. */
+  private resourcePolicyOf(check: IamCheck): PolicyDocument | undefined {
+    const resolver = this.proof.resolver;
+    if (check.action.startsWith('kms:')) {
+      const keys = Object.keys(resolver.resourcesOfType('AWS::KMS::Key'));
+      const key = keys.find((id) => resolver.resolve({ 'Fn::GetAtt': [id, 'Arn'] }) === check.resource);
+      return key === undefined ? undefined : resolver.resolve(resolver.template.Resources[key].Properties.KeyPolicy);
+    }
+    if (check.action.startsWith('s3:')) {
+      const bucket = /^arn:[^:]+:s3:::([^/]+)\//.exec(check.resource)?.[1];
+      const policy = Object.values(resolver.resourcesOfType('AWS::S3::BucketPolicy')).find((p) => p.Bucket === bucket);
+      return policy?.PolicyDocument;
+    }
+    return undefined;
+  }
+}
+
+/** The authorizations that were not allowed, for failure messages. */
+export function denials(judgement: RequestJudgement): string[] {
+  return judgement.judgements.filter((j) => j.decision !== 'Allowed').map((j) => `${j.decision}: ${describeCheck(j.check)}`);
+}
+
+/** A request as the AWS fake records it. */
+export function recorded(service: RecordedRequest['service'], action: string, input: { [key: string]: unknown },
+  resourceTags: { [id: string]: readonly RecordedTag[] } = {}): RecordedRequest {
+  return { service, action, input, resourceTags };
+}

@@ -1,0 +1,333 @@
+/**
+ * Must-deny probes: requests the handler or the helper must never be able to make, judged against
+ * the synthesized template's policies exactly as the recorded lifecycle requests are
+ * (lifecycle.test.ts). Each probe has an allowed twin that differs from it in the one thing the
+ * probe changes (another stack's tag, another instance type, another document, ...): the twin shows
+ * that the probe is denied for that reason, not because the request was malformed.
+ */
+import { buildTags, parseProperties } from '../../lib/unikernel-ami/handler/properties';
+import { RecordedRequest, RecordedTag } from '../fixtures/recorded-request';
+import { denials, recorded, RequestJudge } from './judge-requests';
+import { Proof, synthesizeProofStack } from './proof-stack';
+import { Authorization } from './request-authorizations';
+import { PROOF_ENVIRONMENT } from './template-resolver';
+
+const BUILD_ID = 'mua-0123456789abcdef';
+const OTHER_STACK_ID = `arn:aws:cloudformation:${PROOF_ENVIRONMENT.region}:${PROOF_ENVIRONMENT.account}:stack/OtherUnikernels/9d3c1e20-0000-11ef-9e2a-0a1b2c3d4e5f`;
+const INSTANCE = 'i-0a1b2c3d4e5f60001';
+const VOLUME = 'vol-0a1b2c3d4e5f60002';
+const SNAPSHOT = 'snap-0a1b2c3d4e5f60003';
+const IMAGE = 'ami-0a1b2c3d4e5f60004';
+
+let proof: Proof;
+let judge: RequestJudge;
+let ours: RecordedTag[];
+let theirs: RecordedTag[];
+let probesDenied = 0;
+
+
+type Probe = RecordedRequest | Authorization[];
+
+/** The twin is allowed, the probe denied. */
+async function expectDenied(twin: Probe, probe: Probe): Promise<void> {
+  const judgeProbe = (request: Probe) => Array.isArray(request) ? judge.judgeAll('probe', request) : judge.handlerRequest(request);
+  const allowed = await judgeProbe(twin);
+  expect(denials(allowed)).toEqual([]);
+  expect(allowed.allowed).toBe(true);
+  const denied = await judgeProbe(probe);
+  expect(denied.allowed).toBe(false);
+  probesDenied++;
+}
+
+function withTags(tags: readonly RecordedTag[], ...ids: string[]): { [id: string]: readonly RecordedTag[] } {
+  return Object.fromEntries(ids.map((id) => [id, tags]));
+}
+
+function without(tags: readonly RecordedTag[], key: string): RecordedTag[] {
+  return tags.filter((tag) => tag.Key !== key);
+}
+
+function runInstances(overrides: { [key: string]: unknown } = {}): RecordedRequest {
+  const helper = proof.properties.HelperEncrypted.Helper!;
+  return recorded('ec2', 'RunInstances', {
+    ClientToken: BUILD_ID,
+    ImageId: helper.ImageId,
+    InstanceType: helper.InstanceType,
+    MinCount: 1,
+    MaxCount: 1,
+    SubnetId: helper.SubnetId,
+    SecurityGroupIds: [helper.SecurityGroupId],
+    IamInstanceProfile: { Arn: helper.InstanceProfileArn },
+    MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled' },
+    InstanceInitiatedShutdownBehavior: 'terminate',
+    TagSpecifications: ['instance', 'volume', 'network-interface'].map((ResourceType) => ({ ResourceType, Tags: ours })),
+    ...overrides,
+  });
+}
+
+function createVolume(overrides: { [key: string]: unknown } = {}): RecordedRequest {
+  return recorded('ec2', 'CreateVolume', {
+    ClientToken: `${BUILD_ID}-volume`,
+    AvailabilityZone: 'us-east-1a',
+    Size: 1,
+    VolumeType: 'gp3',
+    TagSpecifications: [{ ResourceType: 'volume', Tags: ours }],
+    ...overrides,
+  });
+}
+
+function sendCommand(documentName: string, tags: readonly RecordedTag[]): RecordedRequest {
+  return recorded('ssm', 'SendCommand', { DocumentName: documentName, InstanceIds: [INSTANCE], Comment: BUILD_ID, Parameters: { commands: ['true'] } },
+    withTags(tags, INSTANCE));
+}
+
+function startSnapshot(overrides: { [key: string]: unknown } = {}): RecordedRequest {
+  return recorded('ebs', 'StartSnapshot', { VolumeSize: 1, ClientToken: `${BUILD_ID}-ebs-direct`, Tags: ours, Timeout: 60, ...overrides });
+}
+
+function check(caller: 'handler' | 'helper', action: string, resource: string, context: Authorization['context'] = {}): Authorization[] {
+  return [{ caller, action, resource, context, description: 'probe' }];
+}
+
+// Once as synthesized, once with the policy minimization many apps turn on (cdk.json of this repository too).
+describe.each([['as synthesized', false], ['with @aws-cdk/aws-iam:minimizePolicies', true]])('the stack %s', (_variant, minimizePolicies) => {
+  afterAll(() => {
+    // The figure the README's security section quotes.
+    console.log(`IAM proof (${_variant}): ${probesDenied} must-deny probes denied, each with its allowed twin allowed`);
+  });
+
+  beforeAll(() => {
+    probesDenied = 0;
+    proof = synthesizeProofStack({ minimizePolicies });
+    judge = new RequestJudge(proof);
+    const spec = parseProperties(proof.properties.HelperEncrypted);
+    ours = buildTags(BUILD_ID, proof.resolver.stackId, spec);
+    theirs = buildTags(BUILD_ID, OTHER_STACK_ID, spec);
+  });
+
+  describe('another stack\'s resources are out of reach', () => {
+    test.each([
+      ['TerminateInstances', INSTANCE, (id: string) => ({ InstanceIds: [id] })],
+      ['DeleteVolume', VOLUME, (id: string) => ({ VolumeId: id })],
+      ['AttachVolume', VOLUME, (id: string) => ({ VolumeId: id, InstanceId: INSTANCE, Device: '/dev/sdf' })],
+      ['CreateSnapshot', VOLUME, (id: string) => ({ VolumeId: id, TagSpecifications: [{ ResourceType: 'snapshot', Tags: [] }] })],
+      ['DeleteSnapshot', SNAPSHOT, (id: string) => ({ SnapshotId: id })],
+      ['DeregisterImage', IMAGE, (id: string) => ({ ImageId: id })],
+    ])('ec2:%s on another stack\'s resource', async (action, id, input) => {
+      const inputOf = input as (id: string) => { [key: string]: unknown };
+      const ownTags = { ...withTags(ours, id, INSTANCE) };
+      const tagSpecifications = action === 'CreateSnapshot' ? { TagSpecifications: [{ ResourceType: 'snapshot', Tags: ours }] } : {};
+      await expectDenied(
+        recorded('ec2', action, { ...inputOf(id), ...tagSpecifications }, ownTags),
+        recorded('ec2', action, { ...inputOf(id), ...tagSpecifications }, { ...ownTags, ...withTags(theirs, id) }),
+      );
+    });
+
+    test('ssm:SendCommand to another stack\'s helper', async () => {
+      await expectDenied(sendCommand('AWS-RunShellScript', ours), sendCommand('AWS-RunShellScript', theirs));
+    });
+
+    test.each(['PutSnapshotBlock', 'CompleteSnapshot'])('ebs:%s into another stack\'s snapshot', async (action) => {
+      await expectDenied(
+        recorded('ebs', action, { SnapshotId: SNAPSHOT, BlockIndex: 0 }, withTags(ours, SNAPSHOT)),
+        recorded('ebs', action, { SnapshotId: SNAPSHOT, BlockIndex: 0 }, withTags(theirs, SNAPSHOT)),
+      );
+    });
+
+    test('tagging another stack\'s AMI or snapshot with our tags (to claim it)', async () => {
+      await expectDenied(
+        recorded('ec2', 'CreateTags', { Resources: [IMAGE, SNAPSHOT], Tags: ours }, withTags(ours, IMAGE, SNAPSHOT)),
+        recorded('ec2', 'CreateTags', { Resources: [IMAGE, SNAPSHOT], Tags: ours }, withTags(theirs, IMAGE, SNAPSHOT)),
+      );
+    });
+
+    test('handing our AMI to another stack by re-tagging it', async () => {
+      await expectDenied(
+        recorded('ec2', 'CreateTags', { Resources: [IMAGE], Tags: ours }, withTags(ours, IMAGE)),
+        recorded('ec2', 'CreateTags', { Resources: [IMAGE], Tags: theirs }, withTags(ours, IMAGE)),
+      );
+    });
+
+    test('a build of a library version that wrote only the managed tag (no stack tag)', async () => {
+      await expectDenied(
+        recorded('ec2', 'DeregisterImage', { ImageId: IMAGE }, withTags(ours, IMAGE)),
+        recorded('ec2', 'DeregisterImage', { ImageId: IMAGE }, withTags(without(ours, 'mirage-unikernel-ami:stack'), IMAGE)),
+      );
+    });
+  });
+
+  describe('untagged resources are out of reach', () => {
+    test.each([
+      ['ec2', 'TerminateInstances', { InstanceIds: [INSTANCE] }, INSTANCE],
+      ['ec2', 'DeleteVolume', { VolumeId: VOLUME }, VOLUME],
+      ['ec2', 'DeleteSnapshot', { SnapshotId: SNAPSHOT }, SNAPSHOT],
+      ['ec2', 'DeregisterImage', { ImageId: IMAGE }, IMAGE],
+      ['ec2', 'DeleteTags', { Resources: [IMAGE], Tags: [{ Key: 'project' }] }, IMAGE],
+      ['ebs', 'PutSnapshotBlock', { SnapshotId: SNAPSHOT, BlockIndex: 0 }, SNAPSHOT],
+      ['ssm', 'SendCommand', { DocumentName: 'AWS-RunShellScript', InstanceIds: [INSTANCE] }, INSTANCE],
+    ] as const)('%s:%s on an untagged resource', async (service, action, input, id) => {
+      await expectDenied(recorded(service, action, input, withTags(ours, id)), recorded(service, action, input, withTags([], id)));
+    });
+
+    test('creating a volume, snapshot or AMI without our tags', async () => {
+      await expectDenied(createVolume(), createVolume({ TagSpecifications: [] }));
+      await expectDenied(
+        recorded('ec2', 'CreateSnapshot', { VolumeId: VOLUME, TagSpecifications: [{ ResourceType: 'snapshot', Tags: ours }] }, withTags(ours, VOLUME)),
+        recorded('ec2', 'CreateSnapshot', { VolumeId: VOLUME }, withTags(ours, VOLUME)),
+      );
+      const register = (tags: RecordedTag[]) => recorded('ec2', 'RegisterImage', {
+        Name: 'hello', BlockDeviceMappings: [{ DeviceName: '/dev/sda1', Ebs: { SnapshotId: SNAPSHOT } }], TagSpecifications: [{ ResourceType: 'image', Tags: tags }],
+      }, withTags(ours, SNAPSHOT));
+      await expectDenied(register(ours), register(theirs));
+      await expectDenied(startSnapshot(), startSnapshot({ Tags: theirs }));
+    });
+
+    test('an AMI from a snapshot that is not ours', async () => {
+      const register = (snapshotTags: RecordedTag[]) => recorded('ec2', 'RegisterImage', {
+        Name: 'hello', BlockDeviceMappings: [{ DeviceName: '/dev/sda1', Ebs: { SnapshotId: SNAPSHOT } }], TagSpecifications: [{ ResourceType: 'image', Tags: ours }],
+      }, withTags(snapshotTags, SNAPSHOT));
+      await expectDenied(register(ours), register([]));
+    });
+  });
+
+  describe('only a helper can be launched', () => {
+    test('another instance type', async () => {
+      await expectDenied(runInstances(), runInstances({ InstanceType: 'm5.large' }));
+      // t1.micro is allowed only because HelperT1 asks for it.
+      await expectDenied(runInstances({ InstanceType: 't1.micro' }), runInstances({ InstanceType: 't2.micro' }));
+    });
+
+    test('without IMDSv2', async () => {
+      await expectDenied(runInstances(), runInstances({ MetadataOptions: { HttpTokens: 'optional', HttpEndpoint: 'enabled' } }));
+      await expectDenied(runInstances(), runInstances({ MetadataOptions: undefined }));
+    });
+
+    test('with a key pair (SSH)', async () => {
+      await expectDenied(runInstances(), runInstances({ KeyName: 'my-key' }));
+    });
+
+    test('from another image, or in another subnet or security group', async () => {
+      await expectDenied(runInstances(), runInstances({ ImageId: 'ami-0ffffffffffffffff' }));
+      await expectDenied(runInstances(), runInstances({ SubnetId: 'subnet-0ffffffffffffffff' }));
+      await expectDenied(runInstances(), runInstances({ SecurityGroupIds: ['sg-0ffffffffffffffff'] }));
+    });
+
+    test('untagged, or tagged for another stack', async () => {
+      await expectDenied(runInstances(), runInstances({ TagSpecifications: [] }));
+      await expectDenied(runInstances(), runInstances({ TagSpecifications: ['instance', 'volume', 'network-interface'].map((ResourceType) => ({ ResourceType, Tags: theirs })) }));
+    });
+
+    test('a PassRole of another role, or of the helper role to another service', async () => {
+      const helperRole = Object.values(proof.authorization.instanceProfileRoles)[0];
+      const otherRole = `arn:aws:iam::${PROOF_ENVIRONMENT.account}:role/Administrator`;
+      await expectDenied(
+        check('handler', 'iam:PassRole', helperRole, { 'iam:PassedToService': 'ec2.amazonaws.com' }),
+        check('handler', 'iam:PassRole', otherRole, { 'iam:PassedToService': 'ec2.amazonaws.com' }),
+      );
+      await expectDenied(
+        check('handler', 'iam:PassRole', helperRole, { 'iam:PassedToService': 'ec2.amazonaws.com' }),
+        check('handler', 'iam:PassRole', helperRole, { 'iam:PassedToService': 'lambda.amazonaws.com' }),
+      );
+    });
+  });
+
+  describe('volumes and snapshots of what a build makes only', () => {
+    test('a volume of another type', async () => {
+      await expectDenied(createVolume(), createVolume({ VolumeType: 'io2' }));
+    });
+
+    test('a larger volume or snapshot than any unikernel of the stack has', async () => {
+      await expectDenied(createVolume({ Size: 2 }), createVolume({ Size: 16 }));
+      await expectDenied(startSnapshot({ VolumeSize: 3 }), startSnapshot({ VolumeSize: 4 }));
+    });
+  });
+
+  describe('SSM Run Command', () => {
+    test('another SSM document', async () => {
+      await expectDenied(sendCommand('AWS-RunShellScript', ours), sendCommand('AWS-RunPowerShellScript', ours));
+      await expectDenied(sendCommand('AWS-RunShellScript', ours), sendCommand('MyAccountDocument', ours));
+    });
+  });
+
+  describe('tags the build relies on', () => {
+    test('DeleteTags never removes the build\'s own tags, nor all tags at once', async () => {
+      const deleteTags = (tags?: { Key: string }[]) => recorded('ec2', 'DeleteTags', { Resources: [IMAGE, SNAPSHOT], Tags: tags }, withTags(ours, IMAGE, SNAPSHOT));
+      for (const key of ['mirage-unikernel-ami:managed', 'mirage-unikernel-ami:stack', 'mirage-unikernel-ami:build-id', 'Name']) {
+        await expectDenied(deleteTags([{ Key: 'owner' }]), deleteTags([{ Key: 'owner' }, { Key: key }]));
+      }
+      await expectDenied(deleteTags([{ Key: 'owner' }]), deleteTags(undefined));
+    });
+
+    test('the StartSnapshot tagging statement cannot tag an existing snapshot of another stack', async () => {
+      const tagOnStart = (resourceTags: RecordedTag[]) => check('handler', 'ec2:CreateTags', judge.authorizations.arnOf(SNAPSHOT), {
+        ...Object.fromEntries(ours.map((tag) => [`aws:RequestTag/${tag.Key}`, tag.Value])),
+        'aws:TagKeys': ours.map((tag) => tag.Key),
+        ...Object.fromEntries(resourceTags.flatMap((tag) => [[`ec2:ResourceTag/${tag.Key}`, tag.Value], [`aws:ResourceTag/${tag.Key}`, tag.Value]])),
+      });
+      await expectDenied(tagOnStart([]), tagOnStart(theirs));
+    });
+  });
+
+  describe('S3 objects outside the kernels and the staging keys', () => {
+    test('the handler reads only the kernels, and writes and deletes only under builds/ of the staging bucket', async () => {
+      const kernel = proof.properties.HelperEncrypted;
+      const staging = kernel.StagingBucket!;
+      await expectDenied(
+        recorded('s3', 'GetObject', { Bucket: kernel.KernelBucket, Key: kernel.KernelKey }),
+        recorded('s3', 'GetObject', { Bucket: kernel.KernelBucket, Key: 'someone-elses/secret.txt' }),
+      );
+      const fromBucket = proof.properties.DirectFromBucket;
+      await expectDenied(
+        recorded('s3', 'GetObject', { Bucket: fromBucket.KernelBucket, Key: fromBucket.KernelKey, VersionId: fromBucket.KernelObjectVersion }),
+        recorded('s3', 'GetObject', { Bucket: fromBucket.KernelBucket, Key: 'kernels/other.xen', VersionId: fromBucket.KernelObjectVersion }),
+      );
+      await expectDenied(
+        recorded('s3', 'PutObject', { Bucket: staging, Key: `builds/${BUILD_ID}/blocks.gz` }),
+        recorded('s3', 'PutObject', { Bucket: staging, Key: 'index.html' }),
+      );
+      await expectDenied(
+        recorded('s3', 'DeleteObject', { Bucket: staging, Key: `builds/${BUILD_ID}/blocks.gz` }),
+        recorded('s3', 'GetObject', { Bucket: staging, Key: `builds/${BUILD_ID}/blocks.gz` }),
+      );
+    });
+
+    test('the helper reads only staged objects', async () => {
+      const objectArn = (bucket: string, key: string) => judge.authorizations.objectArn(bucket, key);
+      const staging = proof.properties.HelperEncrypted.StagingBucket!;
+      const overTls = { 'aws:SecureTransport': 'true' };
+      const staged = check('helper', 's3:GetObject', objectArn(staging, `builds/${BUILD_ID}/manifest.txt`), overTls);
+      await expectDenied(staged, check('helper', 's3:GetObject', objectArn(staging, 'elsewhere/manifest.txt'), overTls));
+      await expectDenied(staged, check('helper', 's3:GetObject', objectArn(proof.properties.HelperEncrypted.KernelBucket, proof.properties.HelperEncrypted.KernelKey), overTls));
+      await expectDenied(staged, check('helper', 's3:PutObject', objectArn(staging, `builds/${BUILD_ID}/manifest.txt`), overTls));
+    });
+
+    test('the staging bucket refuses plain HTTP, whatever the role allows', async () => {
+      const staging = proof.properties.HelperEncrypted.StagingBucket!;
+      const read = (secureTransport: string) => check('helper', 's3:GetObject', judge.authorizations.objectArn(staging, `builds/${BUILD_ID}/blocks.gz`),
+        { 'aws:SecureTransport': secureTransport });
+      await expectDenied(read('true'), read('false'));
+    });
+  });
+
+  describe('the helper instance\'s role holds only what its SSM agent and script need', () => {
+    test('no parameters, no commands, no EC2 changes', async () => {
+      const heartbeat = check('helper', 'ssm:UpdateInstanceInformation', judge.authorizations.arnOf(INSTANCE));
+      await expectDenied(heartbeat, check('helper', 'ssm:GetParameter', `arn:aws:ssm:${PROOF_ENVIRONMENT.region}:${PROOF_ENVIRONMENT.account}:parameter/prod/database-password`));
+      await expectDenied(heartbeat, check('helper', 'ssm:SendCommand', judge.authorizations.documentArn('AWS-RunShellScript')));
+      await expectDenied(heartbeat, check('helper', 'ec2:TerminateInstances', judge.authorizations.arnOf(INSTANCE), { 'ec2:ResourceTag/mirage-unikernel-ami:managed': 'true' }));
+    });
+  });
+
+  describe('encryption keys', () => {
+    test('helper builds use the key only through EC2; the key of no unikernel is not usable', async () => {
+      const keyArn = proof.properties.HelperEncrypted.KmsKeyArn!;
+      const viaEc2 = { 'kms:ViaService': `ec2.${PROOF_ENVIRONMENT.region}.amazonaws.com`, 'kms:CallerAccount': PROOF_ENVIRONMENT.account };
+      const encrypted = createVolume({ Encrypted: true, KmsKeyId: keyArn });
+      await expectDenied(encrypted, createVolume({ Encrypted: true, KmsKeyId: `arn:aws:kms:${PROOF_ENVIRONMENT.region}:${PROOF_ENVIRONMENT.account}:key/11111111-2222-3333-4444-555555555555` }));
+      await expectDenied(
+        check('handler', 'kms:CreateGrant', keyArn, { ...viaEc2, 'kms:GrantIsForAWSResource': 'true' }),
+        check('handler', 'kms:CreateGrant', keyArn, { ...viaEc2, 'kms:GrantIsForAWSResource': 'false' }),
+      );
+    });
+  });
+});

@@ -1,0 +1,80 @@
+/**
+ * The stack the IAM proof judges: every option that shapes the handler's and the helper's
+ * permissions (both strategies, a customer managed key for each, two helper types in two VPCs,
+ * several volume sizes, a kernel asset and a versioned kernel in a bucket of the user's), synthesized
+ * as `UnikernelStack` and resolved for one deployment.
+ */
+import { App, Size, Stack, Tags } from 'aws-cdk-lib';
+import { Template } from 'aws-cdk-lib/assertions';
+import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import { BuildStrategy, MirageUnikernelAmi, UnikernelKernel } from '../../lib';
+import { UnikernelAmiProperties } from '../../lib/unikernel-ami/types';
+import { PV_X86_64_KERNEL } from '../fixtures/construct';
+import { AuthorizationEnvironment } from './request-authorizations';
+import { RolePolicies, rolePolicies } from './role-policies';
+import { PROOF_ENVIRONMENT, TemplateResolver } from './template-resolver';
+
+/** The unikernels of the proof stack, by construct id. */
+export const PROOF_UNIKERNELS = ['HelperEncrypted', 'HelperT1', 'DirectEncrypted', 'DirectFromBucket'] as const;
+export type ProofUnikernel = typeof PROOF_UNIKERNELS[number];
+
+export const KERNEL_BUCKET_KEY = 'kernels/hello.xen';
+export const KERNEL_BUCKET_VERSION = '3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY';
+
+export interface Proof {
+  readonly resolver: TemplateResolver;
+  readonly handler: RolePolicies;
+  readonly helper: RolePolicies;
+  readonly authorization: AuthorizationEnvironment;
+  /** Each unikernel's custom-resource properties as the handler receives them in this deployment. */
+  readonly properties: { readonly [id in ProofUnikernel]: UnikernelAmiProperties };
+}
+
+export function synthesizeProofStack(options: { minimizePolicies: boolean }): Proof {
+  const app = new App({ context: { '@aws-cdk/aws-iam:minimizePolicies': options.minimizePolicies } });
+  const stack = new Stack(app, PROOF_ENVIRONMENT.stackName);
+  const key = new kms.Key(stack, 'Key', { enableKeyRotation: true });
+  const otherVpc = new ec2.Vpc(stack, 'OtherVpc', { natGateways: 1, maxAzs: 1 });
+  const kernels = s3.Bucket.fromBucketName(stack, 'Kernels', 'my-unikernel-kernels');
+  const kernel = UnikernelKernel.fromFile(PV_X86_64_KERNEL);
+  const unikernels = [
+    new MirageUnikernelAmi(stack, 'HelperEncrypted', { kernel, name: 'helper', encryptionKey: key }),
+    new MirageUnikernelAmi(stack, 'HelperT1', {
+      kernel,
+      name: 'helper-t1',
+      volumeSize: Size.gibibytes(2),
+      buildStrategy: BuildStrategy.helperInstance({ instanceType: new ec2.InstanceType('t1.micro'), vpc: otherVpc }),
+    }),
+    new MirageUnikernelAmi(stack, 'DirectEncrypted', { kernel, name: 'direct', encryptionKey: key, buildStrategy: BuildStrategy.ebsDirect() }),
+    new MirageUnikernelAmi(stack, 'DirectFromBucket', {
+      kernel: UnikernelKernel.fromBucket(kernels, KERNEL_BUCKET_KEY, KERNEL_BUCKET_VERSION),
+      name: 'direct-s3',
+      volumeSize: Size.gibibytes(3),
+      buildStrategy: BuildStrategy.ebsDirect(),
+    }),
+  ];
+  Tags.of(stack).add('project', 'unikernels');
+
+  const template = Template.fromStack(stack).toJSON();
+  const resolver = new TemplateResolver(template as never);
+  const properties = Object.fromEntries(unikernels.map((unikernel) => {
+    const logicalId = stack.getLogicalId(unikernel.node.findChild('Resource').node.defaultChild as never);
+    const { ServiceToken: _token, ServiceTimeout: _timeout, ...resolved } = resolver.resolve(template.Resources[logicalId].Properties);
+    return [unikernel.node.id, resolved as UnikernelAmiProperties];
+  })) as Proof['properties'];
+
+  const profiles = resolver.resourcesOfType('AWS::IAM::InstanceProfile');
+  const instanceProfileRoles = Object.fromEntries(Object.entries(profiles).map(([id, profile]) => [
+    resolver.resolve({ 'Fn::GetAtt': [id, 'Arn'] }),
+    `arn:${PROOF_ENVIRONMENT.partition}:iam::${PROOF_ENVIRONMENT.account}:role/${profile.Roles[0]}`,
+  ]));
+  return {
+    resolver,
+    handler: rolePolicies(resolver, 'MirageUnikernelAmiBuildInfrastructureHandlerRole'),
+    helper: rolePolicies(resolver, 'MirageUnikernelAmiBuildInfrastructureHelperRole'),
+    authorization: { ...PROOF_ENVIRONMENT, instanceProfileRoles },
+    properties,
+  };
+}

@@ -1,0 +1,346 @@
+/**
+ * What IAM authorizes for each AWS request the handler (or its helper instance) makes: the actions,
+ * the resource ARNs and the request context, per the Service Authorization Reference and the EC2,
+ * EBS, S3, SSM and KMS user guides. One request may need several authorizations: RunInstances
+ * authorizes the instance, its volume and network interface, the image, subnet and security
+ * groups, iam:PassRole of the profile's role and ec2:CreateTags for each tag specification.
+ *
+ * Context keys are only those AWS documents for the action and resource type; the simulator refuses
+ * any other (simulator.ts), so this mapping cannot quietly feed a key that IAM would not see.
+ *
+ * Where AWS does not document what a request carries, the mapping says so and models the strictest
+ * reading: StartSnapshot's ec2:CreateTags is checked both with and without ec2:CreateAction, and the
+ * KMS calls EBS direct makes carry no kms:ViaService.
+ */
+import { RecordedRequest, RecordedTag } from '../fixtures/recorded-request';
+import { IamCheck } from './simulator';
+
+export interface AuthorizationEnvironment {
+  readonly account: string;
+  readonly region: string;
+  readonly partition: string;
+  readonly urlSuffix: string;
+  /** The role of each instance profile the template creates (RunInstances passes it). */
+  readonly instanceProfileRoles: { readonly [profileArn: string]: string };
+}
+
+/** Who makes the request: the handler's Lambda role, or the helper instance's role. */
+export type Caller = 'handler' | 'helper';
+
+export interface Authorization extends IamCheck {
+  readonly caller: Caller;
+}
+
+type Context = { [key: string]: string | string[] };
+type Input = { readonly [key: string]: any };
+
+export class RequestAuthorizations {
+  constructor(private readonly env: AuthorizationEnvironment) {}
+
+  /** The authorizations of one recorded request of the handler. */
+  of(request: RecordedRequest): Authorization[] {
+    const label = `${request.service}:${request.action}`;
+    const input: Input = request.input;
+    const checks = this.checks(request, input);
+    return checks.map((check) => ({ ...check, caller: 'handler' as const, description: `${label} ${check.description}`.trim() }));
+  }
+
+  private checks(request: RecordedRequest, input: Input): Omit<IamCheck, never>[] {
+    const tagsOf = (id: string): readonly RecordedTag[] => request.resourceTags[id] ?? [];
+    switch (`${request.service}:${request.action}`) {
+      case 'ec2:DescribeSubnets':
+      case 'ec2:DescribeInstances':
+      case 'ec2:DescribeVolumes':
+      case 'ec2:DescribeImages':
+      case 'ec2:DescribeSnapshots':
+      case 'ssm:DescribeInstanceInformation':
+      case 'ssm:ListCommandInvocations':
+      case 'ssm:GetCommandInvocation':
+        // No resource-level permissions (Service Authorization Reference).
+        return [{ action: `${request.service}:${request.action}`, resource: '*', context: {}, description: '' }];
+      case 'ec2:RunInstances':
+        return this.runInstances(input);
+      case 'ec2:CreateVolume':
+        return this.createVolume(input);
+      case 'ec2:AttachVolume':
+        return [
+          this.existing('ec2:AttachVolume', input.InstanceId, tagsOf(input.InstanceId), 'the helper'),
+          this.existing('ec2:AttachVolume', input.VolumeId, tagsOf(input.VolumeId), 'the volume'),
+        ];
+      case 'ec2:TerminateInstances':
+        return (input.InstanceIds as string[]).map((id) => this.existing('ec2:TerminateInstances', id, tagsOf(id)));
+      case 'ec2:DeleteVolume':
+        return [this.existing('ec2:DeleteVolume', input.VolumeId, tagsOf(input.VolumeId))];
+      case 'ec2:CreateSnapshot':
+        return [
+          this.existing('ec2:CreateSnapshot', input.VolumeId, tagsOf(input.VolumeId), 'the volume it reads'),
+          this.created('ec2:CreateSnapshot', 'snapshot', tagsFor('snapshot', input.TagSpecifications), {}),
+          ...this.tagsOnCreate('CreateSnapshot', input.TagSpecifications),
+        ];
+      case 'ec2:RegisterImage':
+        return [
+          this.created('ec2:RegisterImage', 'image', tagsFor('image', input.TagSpecifications), {}),
+          ...(input.BlockDeviceMappings ?? []).filter((m: Input) => m.Ebs?.SnapshotId)
+            .map((m: Input) => this.existing('ec2:RegisterImage', m.Ebs.SnapshotId, tagsOf(m.Ebs.SnapshotId), 'the snapshot it boots from')),
+          ...this.tagsOnCreate('RegisterImage', input.TagSpecifications),
+        ];
+      case 'ec2:DeregisterImage':
+        return [this.existing('ec2:DeregisterImage', input.ImageId, tagsOf(input.ImageId))];
+      case 'ec2:DeleteSnapshot':
+        return [this.existing('ec2:DeleteSnapshot', input.SnapshotId, tagsOf(input.SnapshotId))];
+      case 'ec2:CreateTags':
+        return (input.Resources as string[]).map((id) => this.existing('ec2:CreateTags', id, tagsOf(id), '', requestTags(input.Tags)));
+      case 'ec2:DeleteTags':
+        return (input.Resources as string[]).map((id) => this.existing('ec2:DeleteTags', id, tagsOf(id), '',
+          input.Tags === undefined ? {} : { 'aws:TagKeys': (input.Tags as RecordedTag[]).map((tag) => tag.Key) }));
+      case 'ebs:StartSnapshot':
+        return this.startSnapshot(input);
+      case 'ebs:PutSnapshotBlock':
+      case 'ebs:CompleteSnapshot':
+        return [{
+          action: `ebs:${request.action}`,
+          resource: this.arnOf(input.SnapshotId),
+          context: resourceTags(['aws:ResourceTag'], tagsOf(input.SnapshotId)),
+          description: input.SnapshotId,
+        }];
+      case 's3:GetObject':
+        // A GetObject of a given version is authorized as s3:GetObjectVersion (S3 user guide, "Actions").
+        return [{ action: input.VersionId ? 's3:GetObjectVersion' : 's3:GetObject', resource: this.objectArn(input.Bucket, input.Key), context: OVER_TLS, description: '' }];
+      case 's3:PutObject':
+      case 's3:DeleteObject':
+        return [{ action: `s3:${request.action}`, resource: this.objectArn(input.Bucket, input.Key), context: OVER_TLS, description: '' }];
+      case 'ssm:SendCommand':
+        return [
+          { action: 'ssm:SendCommand', resource: this.documentArn(input.DocumentName), context: {}, description: `document ${input.DocumentName}` },
+          ...(input.InstanceIds as string[]).map((id) => ({
+            action: 'ssm:SendCommand',
+            resource: this.arnOf(id),
+            context: resourceTags(['ssm:resourceTag', 'aws:ResourceTag'], tagsOf(id)),
+            description: id,
+          })),
+        ];
+      default:
+        throw new Error(`No IAM mapping for ${request.service}:${request.action}: add it to test/iam/request-authorizations.ts`);
+    }
+  }
+
+  /**
+   * What the helper instance does with its own role after a SendCommand: its SSM agent's calls
+   * (AWS Systems Manager user guide, "Reference: ec2messages, ssmmessages, and other API
+   * operations": the heartbeat UpdateInstanceInformation, receiving the command through
+   * ec2messages or the ssmmessages control channel, replying) and the script's `aws s3 cp` of the
+   * staged objects named in the command (HeadObject and GetObject, both authorized as s3:GetObject).
+   */
+  ofHelper(sendCommand: RecordedRequest): Authorization[] {
+    const input: Input = sendCommand.input;
+    const script = (input.Parameters?.commands as string[] | undefined)?.join('\n') ?? '';
+    const sources = [...script.matchAll(/^(?:BLOCKS|MANIFEST)_SOURCE='s3:\/\/([^/']+)\/([^']+)'$/gm)];
+    if (sources.length !== 2) {
+      throw new Error('The helper script names no s3:// blocks and manifest sources');
+    }
+    const checks: IamCheck[] = [];
+    for (const instanceId of input.InstanceIds as string[]) {
+      const instanceArn = this.arnOf(instanceId);
+      const source = { 'ec2:SourceInstanceARN': instanceArn, 'ssm:SourceInstanceARN': instanceArn };
+      checks.push({ action: 'ssm:UpdateInstanceInformation', resource: instanceArn, context: source, description: `SSM agent heartbeat of ${instanceId}` });
+      for (const action of ['GetEndpoint', 'GetMessages', 'AcknowledgeMessage', 'SendReply', 'DeleteMessage']) {
+        const carriesSource = action === 'GetMessages' || action === 'SendReply';
+        checks.push({ action: `ec2messages:${action}`, resource: '*', context: carriesSource ? source : {}, description: `SSM agent of ${instanceId}, Run Command` });
+      }
+      checks.push({ action: 'ssmmessages:CreateControlChannel', resource: '*', context: source, description: `SSM agent of ${instanceId}, Message Gateway` });
+      checks.push({ action: 'ssmmessages:OpenControlChannel', resource: '*', context: {}, description: `SSM agent of ${instanceId}, Message Gateway` });
+      for (const [, bucket, key] of sources) {
+        checks.push({ action: 's3:GetObject', resource: this.objectArn(bucket, key), context: OVER_TLS, description: `aws s3 cp s3://${bucket}/${key} on ${instanceId}` });
+      }
+    }
+    return checks.map((check) => ({ ...check, caller: 'helper' as const }));
+  }
+
+  private runInstances(input: Input): IamCheck[] {
+    const specifications = input.TagSpecifications;
+    const subnetArn = this.arn('subnet', input.SubnetId);
+    const profileArn: string | undefined = input.IamInstanceProfile?.Arn;
+    const checks: IamCheck[] = [
+      this.created('ec2:RunInstances', 'instance', tagsFor('instance', specifications), {
+        'ec2:InstanceType': input.InstanceType,
+        'ec2:MetadataHttpTokens': input.MetadataOptions?.HttpTokens ?? 'optional',
+        'ec2:MetadataHttpEndpoint': input.MetadataOptions?.HttpEndpoint ?? 'enabled',
+        'ec2:RootDeviceType': 'ebs',
+        'ec2:Tenancy': 'default',
+        'ec2:InstanceMarketType': 'on-demand',
+        ...(profileArn === undefined ? {} : { 'ec2:InstanceProfile': profileArn }),
+      }),
+      // The root volume from the image's block device mapping, and the network interface.
+      this.created('ec2:RunInstances', 'volume', tagsFor('volume', specifications), {}),
+      this.created('ec2:RunInstances', 'network-interface', tagsFor('network-interface', specifications), { 'ec2:Subnet': subnetArn }),
+      {
+        action: 'ec2:RunInstances',
+        resource: this.arn('image', input.ImageId),
+        context: { 'ec2:ImageID': input.ImageId, 'ec2:Owner': 'amazon', 'ec2:Public': 'true', 'ec2:RootDeviceType': 'ebs', 'ec2:ImageType': 'machine' },
+        description: `image ${input.ImageId}`,
+      },
+      { action: 'ec2:RunInstances', resource: subnetArn, context: { 'ec2:SubnetID': input.SubnetId }, description: `subnet ${input.SubnetId}` },
+      ...(input.SecurityGroupIds as string[] ?? []).map((id) => ({
+        action: 'ec2:RunInstances', resource: this.arn('security-group', id), context: { 'ec2:SecurityGroupID': id }, description: `security group ${id}`,
+      })),
+      ...(input.KeyName === undefined ? [] : [{
+        action: 'ec2:RunInstances', resource: this.arn('key-pair', input.KeyName), context: { 'ec2:KeyPairName': input.KeyName }, description: `key pair ${input.KeyName}`,
+      }]),
+      ...this.tagsOnCreate('RunInstances', specifications),
+    ];
+    if (profileArn !== undefined) {
+      const role = this.env.instanceProfileRoles[profileArn];
+      if (role === undefined) {
+        throw new Error(`RunInstances passes instance profile ${profileArn}, which the template does not create`);
+      }
+      checks.push({ action: 'iam:PassRole', resource: role, context: { 'iam:PassedToService': 'ec2.amazonaws.com' }, description: `the role of ${profileArn}` });
+    }
+    return checks;
+  }
+
+  private createVolume(input: Input): IamCheck[] {
+    const context: Context = {
+      'ec2:VolumeType': input.VolumeType ?? 'gp2',
+      'ec2:VolumeSize': String(input.Size),
+      'ec2:Encrypted': String(input.Encrypted === true),
+      'ec2:AvailabilityZone': input.AvailabilityZone,
+      ...(input.KmsKeyId === undefined ? {} : { 'ec2:KmsKeyId': input.KmsKeyId }),
+    };
+    const checks = [
+      this.created('ec2:CreateVolume', 'volume', tagsFor('volume', input.TagSpecifications), context),
+      ...this.tagsOnCreate('CreateVolume', input.TagSpecifications),
+    ];
+    if (input.Encrypted && input.KmsKeyId) {
+      // EC2 uses a customer managed key on the caller's behalf (EBS user guide, "Requirements for
+      // Amazon EBS encryption"), through the region's EC2 endpoint; the AWS managed key needs no
+      // identity permission (its key policy allows EC2's use for the account).
+      const viaEc2 = { 'kms:ViaService': `ec2.${this.env.region}.${this.env.urlSuffix}`, 'kms:CallerAccount': this.env.account };
+      checks.push(
+        { action: 'kms:CreateGrant', resource: input.KmsKeyId, context: { ...viaEc2, 'kms:GrantIsForAWSResource': 'true' }, description: 'the volume\'s key' },
+        ...['kms:GenerateDataKeyWithoutPlaintext', 'kms:DescribeKey', 'kms:Decrypt'].map((action) => ({
+          action, resource: input.KmsKeyId, context: viaEc2, description: 'the volume\'s key',
+        })),
+      );
+    }
+    return checks;
+  }
+
+  private startSnapshot(input: Input): IamCheck[] {
+    const tags: RecordedTag[] = input.Tags ?? [];
+    const context: Context = {
+      ...requestTags(tags),
+      'ebs:VolumeSize': String(input.VolumeSize),
+      ...(input.Description === undefined ? {} : { 'ebs:Description': input.Description }),
+      ...(input.ParentSnapshotId === undefined ? {} : { 'ebs:ParentSnapshot': this.arnOf(input.ParentSnapshotId) }),
+    };
+    const snapshot = this.newArn('snapshot');
+    const checks: IamCheck[] = [{ action: 'ebs:StartSnapshot', resource: snapshot, context, description: 'the new snapshot' }];
+    if (tags.length > 0) {
+      // Tags on StartSnapshot are also authorized as ec2:CreateTags on the new snapshot; whether that
+      // check carries ec2:CreateAction = StartSnapshot is undocumented, so both must be allowed.
+      checks.push(
+        { action: 'ec2:CreateTags', resource: snapshot, context: { ...requestTags(tags), 'ec2:CreateAction': 'StartSnapshot' }, description: 'tags of the new snapshot, with ec2:CreateAction' },
+        { action: 'ec2:CreateTags', resource: snapshot, context: requestTags(tags), description: 'tags of the new snapshot, without ec2:CreateAction' },
+      );
+    }
+    if (input.Encrypted && input.KmsKeyArn) {
+      // AWS's EBS direct example policy for encrypted snapshots lists these; it documents no kms:ViaService.
+      checks.push(
+        { action: 'kms:CreateGrant', resource: input.KmsKeyArn, context: { 'kms:GrantIsForAWSResource': 'true' }, description: 'the snapshot\'s key' },
+        ...['kms:Encrypt', 'kms:Decrypt', 'kms:GenerateDataKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:DescribeKey'].map((action) => ({
+          action, resource: input.KmsKeyArn, context: {}, description: 'the snapshot\'s key',
+        })),
+      );
+    }
+    return checks;
+  }
+
+  /** ec2:CreateTags for each tag specification of a resource-creating call. */
+  private tagsOnCreate(createAction: string, specifications: Input[] | undefined): IamCheck[] {
+    return (specifications ?? []).map((specification) => ({
+      action: 'ec2:CreateTags',
+      resource: this.newArn(specification.ResourceType),
+      context: { ...requestTags(specification.Tags ?? []), 'ec2:CreateAction': createAction },
+      description: `tags of the new ${specification.ResourceType}`,
+    }));
+  }
+
+  /** A resource the request creates: a new ARN, the request's tags, and what else the call says of it. */
+  private created(action: string, type: string, tags: readonly RecordedTag[], context: Context): IamCheck {
+    return { action, resource: this.newArn(type), context: { ...(tags.length > 0 ? requestTags(tags) : {}), ...context }, description: `the new ${type}` };
+  }
+
+  /** An existing resource named by id, with its tags at the time of the request. */
+  private existing(action: string, id: string, tags: readonly RecordedTag[], what = '', extra: Context = {}): IamCheck {
+    const service = action.split(':')[0];
+    const keys: ('ec2:ResourceTag' | 'aws:ResourceTag')[] = service === 'ec2' ? ['ec2:ResourceTag', 'aws:ResourceTag'] : ['aws:ResourceTag'];
+    return { action, resource: this.arnOf(id), context: { ...resourceTags(keys, tags), ...extra }, description: `${what} ${id}`.trim() };
+  }
+
+  /** ARN of an EC2 resource by its id. */
+  arnOf(id: string): string {
+    const type = Object.entries(ID_PREFIXES).find(([prefix]) => id.startsWith(`${prefix}-`))?.[1];
+    if (type === undefined) {
+      throw new Error(`No EC2 resource type for id ${id}`);
+    }
+    return this.arn(type, id);
+  }
+
+  arn(type: string, id: string): string {
+    const account = type === 'image' || type === 'snapshot' ? '' : this.env.account;
+    return `arn:${this.env.partition}:ec2:${this.env.region}:${account}:${type}/${id}`;
+  }
+
+  /**
+   * The ARN of a resource being created. IAM authorizes it as `<type>/*`; a concrete placeholder id
+   * keeps the simulator judging this one resource rather than "any resource the policy names".
+   */
+  private newArn(type: string): string {
+    return this.arn(type, `${TYPE_PREFIXES[type] ?? type}-new`);
+  }
+
+  objectArn(bucket: string, key: string): string {
+    return `arn:${this.env.partition}:s3:::${bucket}/${key}`;
+  }
+
+  /**
+   * An SSM document's ARN. AWS-owned documents (AWS-*) have no account in their ARN, but the
+   * simulator cannot match an empty account against the Service Authorization Reference's document
+   * ARN; they are judged with this account instead, which the policy's `*` account matches as it
+   * matches the empty one.
+   */
+  documentArn(name: string): string {
+    return `arn:${this.env.partition}:ssm:${this.env.region}:${this.env.account}:document/${name}`;
+  }
+}
+
+/** The AWS SDK and the AWS CLI call S3 over HTTPS, which the staging bucket's policy requires. */
+const OVER_TLS = { 'aws:SecureTransport': 'true' };
+
+const ID_PREFIXES: { [prefix: string]: string } = {
+  'i': 'instance',
+  'vol': 'volume',
+  'snap': 'snapshot',
+  'ami': 'image',
+  'eni': 'network-interface',
+  'subnet': 'subnet',
+  'sg': 'security-group',
+};
+const TYPE_PREFIXES: { [type: string]: string } = Object.fromEntries(Object.entries(ID_PREFIXES).map(([prefix, type]) => [type, prefix]));
+
+function tagsFor(resourceType: string, specifications: Input[] | undefined): RecordedTag[] {
+  return specifications?.find((specification) => specification.ResourceType === resourceType)?.Tags ?? [];
+}
+
+/** aws:RequestTag/<key> for each tag, and aws:TagKeys. */
+export function requestTags(tags: readonly RecordedTag[]): Context {
+  return {
+    ...Object.fromEntries(tags.map((tag) => [`aws:RequestTag/${tag.Key}`, tag.Value])),
+    'aws:TagKeys': tags.map((tag) => tag.Key),
+  };
+}
+
+/** `<prefix>/<key>` for each tag of an existing resource. */
+export function resourceTags(prefixes: readonly string[], tags: readonly RecordedTag[]): Context {
+  return Object.fromEntries(prefixes.flatMap((prefix) => tags.map((tag) => [`${prefix}/${tag.Key}`, tag.Value])));
+}
