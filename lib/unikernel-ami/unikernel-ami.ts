@@ -1,4 +1,6 @@
 import {
+  Annotations,
+  CfnResource,
   CustomResource,
   ITaggable,
   RemovalPolicy,
@@ -14,10 +16,11 @@ import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { Construct } from 'constructs';
 import { DiskLayout, maxKernelBytes, validateKernelArgs, validateUnikernelName } from '../disk-image';
-import { isPvInstanceType, KernelArchitecture, PV_INSTANCE_FAMILIES } from '../pv-grub';
+import { isPvInstanceType, KernelArchitecture, PV_INSTANCE_FAMILIES, PV_ROOT_DEVICE_NAME } from '../pv-grub';
 import { SERVICE_TIMEOUT, UnikernelAmiBuildInfrastructure } from './build-infrastructure';
 import { BuildStrategy } from './build-strategy';
 import { UnikernelKernel } from './kernel';
+import { acknowledgeNagRule } from './nag-acknowledgements';
 import { PvGrubKernel } from './pv-grub-kernel';
 import { AmiRemovalKind, UNIKERNEL_AMI_RESOURCE_TYPE, UnikernelAmiAttributes, UnikernelAmiProperties } from './types';
 
@@ -51,6 +54,28 @@ export interface UnikernelInstancesOptions {
    * @default - a new security group with no inbound rule that allows all outbound traffic
    */
   readonly securityGroup?: ec2.ISecurityGroup;
+  /**
+   * Whether CloudWatch collects the instances' metrics every minute (detailed monitoring, charged
+   * per metric) instead of every five minutes (basic monitoring, free). A unikernel runs no
+   * CloudWatch agent, so these are EC2's own metrics either way.
+   * @default false
+   */
+  readonly detailedMonitoring?: boolean;
+  /**
+   * Whether the instances are protected against termination through the API. While on,
+   * `cdk destroy` and any change that replaces an instance fail until you turn it off again.
+   * @default false
+   */
+  readonly terminationProtection?: boolean;
+  /**
+   * Whether the instances' root volumes are encrypted. An encrypted AMI (`encryption` or
+   * `encryptionKey`) always gives encrypted root volumes; this also encrypts them when the AMI is
+   * not, with the account's default EBS key. AWS lists EBS encryption for all instance types, but an
+   * encrypted root volume on the older PV families (C1, HS1, M1, M2, T1) is not confirmed by any
+   * launch report: a synth warning says so.
+   * @default - encrypted exactly when the AMI is
+   */
+  readonly encryptRootVolume?: boolean;
 }
 
 /** Properties of a MirageUnikernelAmi. */
@@ -205,7 +230,11 @@ export class MirageUnikernelAmi extends Construct implements ITaggable {
     this.imageId = attribute('ImageId');
     this.snapshotId = attribute('SnapshotId');
     this.kernelId = attribute('KernelId');
-    this.instances = props.instances === undefined ? [] : this.launchInstances(props.instances, infrastructure, props.name);
+    this.instances = props.instances === undefined ? [] : this.launchInstances(props.instances, infrastructure, props.name, {
+      volumeSizeGiB,
+      amiEncrypted: encrypted,
+      encryptionKey: props.encryptionKey,
+    });
   }
 
   /** The AMI as a machine image for ec2.Instance, launch templates or auto scaling groups. */
@@ -221,7 +250,7 @@ export class MirageUnikernelAmi extends Construct implements ITaggable {
     };
   }
 
-  private launchInstances(options: UnikernelInstancesOptions, infrastructure: UnikernelAmiBuildInfrastructure, name: string): ec2.Instance[] {
+  private launchInstances(options: UnikernelInstancesOptions, infrastructure: UnikernelAmiBuildInfrastructure, name: string, root: RootVolume): ec2.Instance[] {
     const count = options.count ?? 1;
     if (!Token.isUnresolved(count) && (!Number.isInteger(count) || count < 1)) {
       throw new Error(`instances.count is ${count}: give a whole number of instances, 1 or more (leave instances out for none).`);
@@ -240,9 +269,22 @@ export class MirageUnikernelAmi extends Construct implements ITaggable {
       allowAllOutbound: true,
       description: `${name} unikernel instances: no inbound rule until you add one`,
     });
+    const detailedMonitoring = options.detailedMonitoring ?? false;
+    const terminationProtection = options.terminationProtection ?? false;
+    const encryptRoot = options.encryptRootVolume ?? root.amiEncrypted;
+    if (options.encryptRootVolume === false && root.amiEncrypted) {
+      throw new Error('instances.encryptRootVolume is false, but the AMI is encrypted (encryption or encryptionKey), so its instances\' root volumes are too. ' +
+        'Leave encryptRootVolume out, or build an unencrypted AMI.');
+    }
+    const family = /^([a-z0-9]+)\./i.exec(instanceType.toString())?.[1]?.toLowerCase();
+    if (encryptRoot && family !== undefined && UNCONFIRMED_ENCRYPTION_FAMILIES.includes(family)) {
+      Annotations.of(this).addWarningV2('mirage-unikernel-ami:encryptedRootUnconfirmed',
+        `Encrypted root volumes on ${instanceType} instances are not confirmed: AWS lists EBS encryption for all instance types, but no launch ` +
+        `report confirms it for the ${UNCONFIRMED_ENCRYPTION_FAMILIES.join(', ')} PV families. If the instances do not start, use an m3 or c3 type.`);
+    }
     const instances: ec2.Instance[] = [];
     for (let i = 0; i < count; i++) {
-      instances.push(new ec2.Instance(this, `Instance${i + 1}`, {
+      const instance = new ec2.Instance(this, `Instance${i + 1}`, {
         vpc,
         vpcSubnets,
         instanceType,
@@ -251,9 +293,53 @@ export class MirageUnikernelAmi extends Construct implements ITaggable {
         // IMDSv2 on the instance itself: requireImdsv2 would add a launch template with a fixed name.
         httpTokens: ec2.HttpTokens.REQUIRED,
         instanceName: count === 1 ? name : `${name}-${i + 1}`,
-      }));
+        detailedMonitoring,
+        disableApiTermination: terminationProtection,
+        // The AMI's root mapping made explicit, so that the template (and cdk-nag) shows the encryption.
+        blockDevices: encryptRoot ? [{
+          deviceName: PV_ROOT_DEVICE_NAME,
+          volume: ec2.BlockDeviceVolume.ebs(root.volumeSizeGiB, {
+            encrypted: true,
+            kmsKey: root.encryptionKey,
+            volumeType: ec2.EbsDeviceVolumeType.GP2,
+            deleteOnTermination: true,
+          }),
+        }] : undefined,
+      });
+      acknowledgeInstanceDefaults(instance.node.defaultChild as CfnResource, { detailedMonitoring, terminationProtection, encryptRoot });
+      instances.push(instance);
     }
     return instances;
+  }
+}
+
+/** What the instances' root volume is: the AMI's snapshot. */
+interface RootVolume {
+  readonly volumeSizeGiB: number;
+  readonly amiEncrypted: boolean;
+  readonly encryptionKey?: kms.IKey;
+}
+
+/**
+ * PV families that older EC2 guides did not list for EBS encryption (they listed C3 and M3), and for
+ * which no launch report confirms an encrypted root volume.
+ */
+const UNCONFIRMED_ENCRYPTION_FAMILIES = ['c1', 'hs1', 'm1', 'm2', 't1'];
+
+/** The cdk-nag findings an instance has when an option is left at its default, with why that default. */
+function acknowledgeInstanceDefaults(instance: CfnResource, options: { detailedMonitoring: boolean; terminationProtection: boolean; encryptRoot: boolean }): void {
+  if (!options.detailedMonitoring) {
+    acknowledgeNagRule(instance, 'AwsSolutions-EC28',
+      'Basic monitoring (5-minute EC2 metrics) is free and a unikernel runs no agent; set instances.detailedMonitoring for 1-minute metrics.');
+  }
+  if (!options.terminationProtection) {
+    acknowledgeNagRule(instance, 'AwsSolutions-EC29',
+      'Termination protection is off so that cdk destroy and instance replacements work; set instances.terminationProtection to turn it on.');
+  }
+  if (!options.encryptRoot) {
+    acknowledgeNagRule(instance, 'AwsSolutions-EC26',
+      'The root volume is encrypted when the AMI is (encryption, encryptionKey) or instances.encryptRootVolume is set; off by default ' +
+      'because encrypted root volumes on the C1, HS1, M1, M2 and T1 PV families are not confirmed.');
   }
 }
 

@@ -386,6 +386,46 @@ describe('instances', () => {
     Template.fromStack(stack).hasResourceProperties('AWS::EC2::Instance', { InstanceType: 'c1.medium' });
   });
 
+  test('defaults: basic monitoring, no termination protection, the AMI\'s unencrypted root mapping', () => {
+    const stack = newStack();
+    new MirageUnikernelAmi(stack, 'Hello', helloProps({ instances: {} }));
+    const instance = Object.values(Template.fromStack(stack).findResources('AWS::EC2::Instance'))[0].Properties;
+    expect(instance.Monitoring).toBe(false);
+    expect(instance.DisableApiTermination).toBe(false);
+    expect(instance.BlockDeviceMappings).toBeUndefined();
+  });
+
+  test('detailed monitoring, termination protection and an encrypted root volume on request', () => {
+    const stack = newStack();
+    new MirageUnikernelAmi(stack, 'Hello', helloProps({
+      volumeSize: Size.gibibytes(2),
+      instances: { instanceType: new ec2.InstanceType('m3.medium'), detailedMonitoring: true, terminationProtection: true, encryptRootVolume: true },
+    }));
+    Template.fromStack(stack).hasResourceProperties('AWS::EC2::Instance', {
+      Monitoring: true,
+      DisableApiTermination: true,
+      BlockDeviceMappings: [{ DeviceName: '/dev/sda1', Ebs: { Encrypted: true, VolumeSize: 2, VolumeType: 'gp2', DeleteOnTermination: true } }],
+    });
+    expect(Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp('Encrypted root volumes'))).toEqual([]);
+  });
+
+  test('an encrypted AMI gives encrypted root volumes with its key, shown in the template', () => {
+    const stack = newStack();
+    const key = new kms.Key(stack, 'Key');
+    new MirageUnikernelAmi(stack, 'Hello', helloProps({ encryptionKey: key, instances: { instanceType: new ec2.InstanceType('c3.large') } }));
+    Template.fromStack(stack).hasResourceProperties('AWS::EC2::Instance', {
+      BlockDeviceMappings: [{ DeviceName: '/dev/sda1', Ebs: Match.objectLike({ Encrypted: true, KmsKeyId: { 'Fn::GetAtt': [stack.getLogicalId(key.node.defaultChild as kms.CfnKey), 'Arn'] } }) }],
+    });
+    expect(() => new MirageUnikernelAmi(newStack(), 'Plain', helloProps({ encryption: true, instances: { encryptRootVolume: false } })))
+      .toThrow(/encryptRootVolume is false, but the AMI is encrypted/);
+  });
+
+  test('an encrypted root volume on an older PV family is allowed with a warning that it is unconfirmed', () => {
+    const stack = newStack();
+    new MirageUnikernelAmi(stack, 'Hello', helloProps({ instances: { encryptRootVolume: true } }));
+    Annotations.fromStack(stack).hasWarning('/TestStack/Hello', Match.stringLikeRegexp('Encrypted root volumes on t1.micro instances are not confirmed'));
+  });
+
   test.each([0, -1, 1.5])('count %d is refused', (count) => {
     expect(() => new MirageUnikernelAmi(newStack(), 'Hello', helloProps({ instances: { count } }))).toThrow(/instances.count is .*: give a whole number of instances, 1 or more/);
   });
