@@ -4,8 +4,8 @@
  * one of its authorizations is.
  */
 import { RecordedRequest, RecordedTag } from '../fixtures/recorded-request';
-import { Proof } from './proof-stack';
-import { Authorization, RequestAuthorizations } from './request-authorizations';
+import { ResolvedStack } from './proof-stack';
+import { AnyRecordedRequest, Authorization, RequestAuthorizations } from './request-authorizations';
 import { PolicyDocument } from './role-policies';
 import { describe as describeCheck, IamCheck, judge, Judgement } from './simulator';
 
@@ -18,24 +18,22 @@ export interface RequestJudgement {
 export class RequestJudge {
   readonly authorizations: RequestAuthorizations;
 
-  constructor(private readonly proof: Proof) {
+  constructor(private readonly proof: ResolvedStack) {
     this.authorizations = new RequestAuthorizations(proof.authorization);
   }
 
-  /** Judges a request of the handler. */
-  async handlerRequest(request: RecordedRequest): Promise<RequestJudgement> {
-    return this.judgeAll(`${request.service}:${request.action}`, this.authorizations.of(request));
-  }
-
-  /** Judges what the helper instance does after this SendCommand. */
-  async helperCalls(sendCommand: RecordedRequest): Promise<RequestJudgement> {
-    return this.judgeAll('the helper instance', this.authorizations.ofHelper(sendCommand));
+  /** Judges a recorded request, with the role of whoever made it (the handler, or a helper instance). */
+  async handlerRequest(request: AnyRecordedRequest): Promise<RequestJudgement> {
+    return this.judgeAll(`${request.principal === 'helper-instance' ? 'helper ' : ''}${request.service}:${request.action}`, this.authorizations.of(request));
   }
 
   async judgeAll(request: string, authorizations: readonly Authorization[]): Promise<RequestJudgement> {
     const judgements: Judgement[] = [];
     for (const authorization of authorizations) {
       const role = authorization.caller === 'handler' ? this.proof.handler : this.proof.helper;
+      if (role === undefined) {
+        throw new Error(`${describeCheck(authorization)}: the stack has no helper role`);
+      }
       judgements.push(await judge(role, authorization, this.proof.authorization.account, this.resourcePolicyOf(authorization)));
     }
     return { request, allowed: judgements.length > 0 && judgements.every((j) => j.decision === 'Allowed'), judgements };

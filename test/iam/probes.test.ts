@@ -218,7 +218,7 @@ describe.each([['as synthesized', false], ['with @aws-cdk/aws-iam:minimizePolici
     });
 
     test('a PassRole of another role, or of the helper role to another service', async () => {
-      const helperRole = Object.values(proof.authorization.instanceProfileRoles)[0];
+      const helperRole = proof.helper!.arn;
       const otherRole = `arn:aws:iam::${PROOF_ENVIRONMENT.account}:role/Administrator`;
       await expectDenied(
         check('handler', 'iam:PassRole', helperRole, { 'iam:PassedToService': 'ec2.amazonaws.com' }),

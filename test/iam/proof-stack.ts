@@ -23,11 +23,16 @@ export type ProofUnikernel = typeof PROOF_UNIKERNELS[number];
 export const KERNEL_BUCKET_KEY = 'kernels/hello.xen';
 export const KERNEL_BUCKET_VERSION = '3sL4kqtJlcpXroDTDmJ.rmSpXd3dIbrHY';
 
-export interface Proof {
+/** A synthesized stack resolved for the deployment, with its roles' policies. */
+export interface ResolvedStack {
   readonly resolver: TemplateResolver;
   readonly handler: RolePolicies;
-  readonly helper: RolePolicies;
+  /** The helper instance's role; absent when no unikernel of the stack builds with a helper. */
+  readonly helper?: RolePolicies;
   readonly authorization: AuthorizationEnvironment;
+}
+
+export interface Proof extends ResolvedStack {
   /** Each unikernel's custom-resource properties as the handler receives them in this deployment. */
   readonly properties: { readonly [id in ProofUnikernel]: UnikernelAmiProperties };
 }
@@ -46,6 +51,7 @@ export function synthesizeProofStack(options: { minimizePolicies: boolean }): Pr
       name: 'helper-t1',
       volumeSize: Size.gibibytes(2),
       buildStrategy: BuildStrategy.helperInstance({ instanceType: new ec2.InstanceType('t1.micro'), vpc: otherVpc }),
+      instances: { count: 1 },
     }),
     new MirageUnikernelAmi(stack, 'DirectEncrypted', { kernel, name: 'direct', encryptionKey: key, buildStrategy: BuildStrategy.ebsDirect() }),
     new MirageUnikernelAmi(stack, 'DirectFromBucket', {
@@ -56,25 +62,42 @@ export function synthesizeProofStack(options: { minimizePolicies: boolean }): Pr
     }),
   ];
   Tags.of(stack).add('project', 'unikernels');
+  const { resolved, properties } = resolveStack(stack, unikernels);
+  return { ...resolved, properties: properties as Proof['properties'] };
+}
 
+/**
+ * The proof stack after a user switched its only helper unikernel to EBS direct builds (same stack
+ * name, construct id `Switched`): its handler role has no helper permissions any more.
+ */
+export function synthesizeSwitchedStack(): ResolvedStack & { readonly properties: UnikernelAmiProperties } {
+  const stack = new Stack(new App(), PROOF_ENVIRONMENT.stackName);
+  const unikernel = new MirageUnikernelAmi(stack, 'Switched', { kernel: UnikernelKernel.fromFile(PV_X86_64_KERNEL), name: 'helper', buildStrategy: BuildStrategy.ebsDirect() });
+  const { resolved, properties } = resolveStack(stack, [unikernel]);
+  return { ...resolved, properties: properties.Switched };
+}
+
+function resolveStack(stack: Stack, unikernels: MirageUnikernelAmi[]): { resolved: ResolvedStack; properties: { [id: string]: UnikernelAmiProperties } } {
   const template = Template.fromStack(stack).toJSON();
   const resolver = new TemplateResolver(template as never);
   const properties = Object.fromEntries(unikernels.map((unikernel) => {
     const logicalId = stack.getLogicalId(unikernel.node.findChild('Resource').node.defaultChild as never);
-    const { ServiceToken: _token, ServiceTimeout: _timeout, ...resolved } = resolver.resolve(template.Resources[logicalId].Properties);
-    return [unikernel.node.id, resolved as UnikernelAmiProperties];
-  })) as Proof['properties'];
-
+    const { ServiceToken: _token, ServiceTimeout: _timeout, ...resolvedProperties } = resolver.resolve(template.Resources[logicalId].Properties);
+    return [unikernel.node.id, resolvedProperties as UnikernelAmiProperties];
+  }));
   const profiles = resolver.resourcesOfType('AWS::IAM::InstanceProfile');
   const instanceProfileRoles = Object.fromEntries(Object.entries(profiles).map(([id, profile]) => [
     resolver.resolve({ 'Fn::GetAtt': [id, 'Arn'] }),
     `arn:${PROOF_ENVIRONMENT.partition}:iam::${PROOF_ENVIRONMENT.account}:role/${profile.Roles[0]}`,
   ]));
+  const hasHelper = Object.keys(template.Resources).some((id) => id.startsWith('MirageUnikernelAmiBuildInfrastructureHelperRole'));
   return {
-    resolver,
-    handler: rolePolicies(resolver, 'MirageUnikernelAmiBuildInfrastructureHandlerRole'),
-    helper: rolePolicies(resolver, 'MirageUnikernelAmiBuildInfrastructureHelperRole'),
-    authorization: { ...PROOF_ENVIRONMENT, instanceProfileRoles },
+    resolved: {
+      resolver,
+      handler: rolePolicies(resolver, 'MirageUnikernelAmiBuildInfrastructureHandlerRole'),
+      helper: hasHelper ? rolePolicies(resolver, 'MirageUnikernelAmiBuildInfrastructureHelperRole') : undefined,
+      authorization: { ...PROOF_ENVIRONMENT, instanceProfileRoles },
+    },
     properties,
   };
 }

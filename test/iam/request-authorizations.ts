@@ -34,15 +34,29 @@ export interface Authorization extends IamCheck {
 type Context = { [key: string]: string | string[] };
 type Input = { readonly [key: string]: any };
 
+/**
+ * A recorded request, with the fields the reliability work's fake adds to RecordedRequest (who made
+ * it: the handler or a helper instance, whose SSM agent also calls ssmmessages and ec2messages).
+ */
+export type AnyRecordedRequest = Omit<RecordedRequest, 'service'> & {
+  readonly service: RecordedRequest['service'] | 'ssmmessages' | 'ec2messages';
+  /** @default 'handler' */
+  readonly principal?: 'handler' | 'helper-instance';
+  readonly instanceId?: string;
+  readonly phase?: string;
+};
+
 export class RequestAuthorizations {
   constructor(private readonly env: AuthorizationEnvironment) {}
 
-  /** The authorizations of one recorded request of the handler. */
-  of(request: RecordedRequest): Authorization[] {
+  /** The authorizations of one recorded request, made with the role of whoever made it. */
+  of(request: AnyRecordedRequest): Authorization[] {
     const label = `${request.service}:${request.action}`;
     const input: Input = request.input;
-    const checks = this.checks(request, input);
-    return checks.map((check) => ({ ...check, caller: 'handler' as const, description: `${label} ${check.description}`.trim() }));
+    const helper = request.principal === 'helper-instance';
+    const checks = helper ? this.helperChecks(request, input) : this.checks(request as RecordedRequest, input);
+    const caller: Caller = helper ? 'helper' : 'handler';
+    return checks.map((check) => ({ ...check, caller, description: `${helper ? `helper ${request.instanceId}: ` : ''}${label} ${check.description}`.trim() }));
   }
 
   private checks(request: RecordedRequest, input: Input): Omit<IamCheck, never>[] {
@@ -125,35 +139,39 @@ export class RequestAuthorizations {
   }
 
   /**
-   * What the helper instance does with its own role after a SendCommand: its SSM agent's calls
-   * (AWS Systems Manager user guide, "Reference: ec2messages, ssmmessages, and other API
-   * operations": the heartbeat UpdateInstanceInformation, receiving the command through
-   * ec2messages or the ssmmessages control channel, replying) and the script's `aws s3 cp` of the
-   * staged objects named in the command (HeadObject and GetObject, both authorized as s3:GetObject).
+   * A request of the helper instance, with its instance profile's role: its SSM agent's calls (AWS
+   * Systems Manager user guide, "Reference: ec2messages, ssmmessages, and other API operations":
+   * UpdateInstanceInformation is the heartbeat, commands arrive through the ssmmessages control
+   * channel or through ec2messages) and the helper script's `aws s3 cp` of the staged objects
+   * (HeadObject and GetObject, both authorized as s3:GetObject).
    */
-  ofHelper(sendCommand: RecordedRequest): Authorization[] {
-    const input: Input = sendCommand.input;
-    const script = (input.Parameters?.commands as string[] | undefined)?.join('\n') ?? '';
-    const sources = [...script.matchAll(/^(?:BLOCKS|MANIFEST)_SOURCE='s3:\/\/([^/']+)\/([^']+)'$/gm)];
-    if (sources.length !== 2) {
-      throw new Error('The helper script names no s3:// blocks and manifest sources');
+  private helperChecks(request: AnyRecordedRequest, input: Input): IamCheck[] {
+    const instanceArn = this.arnOf(request.instanceId ?? input.InstanceId);
+    const source = { 'ec2:SourceInstanceARN': instanceArn, 'ssm:SourceInstanceARN': instanceArn };
+    const action = `${request.service}:${request.action}`;
+    switch (action) {
+      case 'ssm:UpdateInstanceInformation':
+        return [{ action, resource: instanceArn, context: source, description: '' }];
+      case 'ssm:ListInstanceAssociations':
+        return [{ action, resource: '*', context: {}, description: '' }];
+      case 'ssmmessages:CreateControlChannel':
+      case 'ec2messages:GetMessages':
+      case 'ec2messages:SendReply':
+        return [{ action, resource: '*', context: source, description: '' }];
+      case 'ssmmessages:OpenControlChannel':
+      case 'ssmmessages:CreateDataChannel':
+      case 'ssmmessages:OpenDataChannel':
+      case 'ec2messages:GetEndpoint':
+      case 'ec2messages:AcknowledgeMessage':
+      case 'ec2messages:DeleteMessage':
+      case 'ec2messages:FailMessage':
+        return [{ action, resource: '*', context: {}, description: '' }];
+      case 's3:HeadObject':
+      case 's3:GetObject':
+        return [{ action: 's3:GetObject', resource: this.objectArn(input.Bucket, input.Key), context: OVER_TLS, description: '' }];
+      default:
+        throw new Error(`No IAM mapping for the helper instance's ${action}: add it to test/iam/request-authorizations.ts`);
     }
-    const checks: IamCheck[] = [];
-    for (const instanceId of input.InstanceIds as string[]) {
-      const instanceArn = this.arnOf(instanceId);
-      const source = { 'ec2:SourceInstanceARN': instanceArn, 'ssm:SourceInstanceARN': instanceArn };
-      checks.push({ action: 'ssm:UpdateInstanceInformation', resource: instanceArn, context: source, description: `SSM agent heartbeat of ${instanceId}` });
-      for (const action of ['GetEndpoint', 'GetMessages', 'AcknowledgeMessage', 'SendReply', 'DeleteMessage']) {
-        const carriesSource = action === 'GetMessages' || action === 'SendReply';
-        checks.push({ action: `ec2messages:${action}`, resource: '*', context: carriesSource ? source : {}, description: `SSM agent of ${instanceId}, Run Command` });
-      }
-      checks.push({ action: 'ssmmessages:CreateControlChannel', resource: '*', context: source, description: `SSM agent of ${instanceId}, Message Gateway` });
-      checks.push({ action: 'ssmmessages:OpenControlChannel', resource: '*', context: {}, description: `SSM agent of ${instanceId}, Message Gateway` });
-      for (const [, bucket, key] of sources) {
-        checks.push({ action: 's3:GetObject', resource: this.objectArn(bucket, key), context: OVER_TLS, description: `aws s3 cp s3://${bucket}/${key} on ${instanceId}` });
-      }
-    }
-    return checks.map((check) => ({ ...check, caller: 'helper' as const }));
   }
 
   private runInstances(input: Input): IamCheck[] {
