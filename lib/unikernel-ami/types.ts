@@ -88,7 +88,12 @@ export interface UnikernelAmiAttributes {
 
 /** Tag keys the handler puts on everything it creates, so that Delete can find what a build left. */
 export const BUILD_ID_TAG = 'mirage-unikernel-ami:build-id';
+/**
+ * The name of the stack (from the event's StackId). The handler role's policies require it, with
+ * MANAGED_TAG, on everything the handler creates or changes: one stack's handler cannot touch
+ * another stack's resources.
+ */
 export const STACK_TAG = 'mirage-unikernel-ami:stack';
 export const NAME_TAG = 'Name';
-/** Tag key on the helper's resources only, used by IAM conditions to narrow the helper build's role. */
+/** `true` on everything the handler creates; the IAM conditions require it beside STACK_TAG. */
 export const MANAGED_TAG = 'mirage-unikernel-ami:managed';
