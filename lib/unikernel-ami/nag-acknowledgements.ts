@@ -10,7 +10,7 @@
  *   (`AwsSolutions-IAM5[Resource::*]`), with no prefix matching. `Validations.acknowledge()` would write
  *   it too, but it refuses ids holding more than one `::`, as ARN findings do, hence the metadata.
  */
-import { CfnResource, IResolvable, Stack, Validations } from 'aws-cdk-lib';
+import { CfnResource, Stack, Validations } from 'aws-cdk-lib';
 
 /** cdk-nag 2's CloudFormation metadata key. */
 const NAG_V2_METADATA = 'cdk_nag';
@@ -53,8 +53,7 @@ function flattenReference(node: unknown): string {
   if (typeof node === 'string') {
     return node.replace(/\${/g, '<').replace(/}/g, '>');
   }
-  const value = node as { [key: string]: unknown } | IResolvable;
-  const fn = value as { [key: string]: any };
+  const fn = node as { [key: string]: any };
   if (fn['Fn::Join']) {
     const [delimiter, items] = fn['Fn::Join'] as [string, unknown[]];
     return items.map(flattenReference).join(delimiter);
