@@ -58,7 +58,9 @@ test.each([
   const result = await run(['boot', helloKernel, '--layout', layout, '--args', kernelArgs, '--memory', '32', '--timeout', '120']);
 
   expectCleanShutdown(result);
-  expect(result.stderr).toContain(`built ${layout} disk /boot/hello.xen`);
+  expect(result.stderr).toContain(
+    `built the disk the construct would write (${layout} layout); its menu.lst says: root ${layout === 'mbr' ? '(hd0,0)' : '(hd0)'}; kernel /boot/hello.xen ${kernelArgs}\n`,
+  );
   expect(result.stdout).toBe(`Hello from MirageUnikernelAmi (cmdline: "${kernelArgs}")\n`);
 });
 

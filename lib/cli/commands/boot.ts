@@ -54,7 +54,8 @@ export async function bootCommand(args: readonly string[], io: CliIo): Promise<n
       const image = path.join(workDir, `${name}.img`);
       const disk = writeKernelDisk(kernelPath, { ...options, name }, image, io);
       if (!disk) return 2;
-      io.stderr(`built ${disk.image.layout} disk ${disk.image.kernelPath} as the construct would; menu.lst: ${JSON.stringify(disk.image.menuLst)}\n`);
+      const menuLines = disk.image.menuLst.split('\n').filter((line) => /^(root|kernel) /.test(line));
+      io.stderr(`built the disk the construct would write (${disk.image.layout} layout); its menu.lst says: ${menuLines.join('; ')}\n`);
       guest = { name, disk: image, memoryMiB };
     }
     asUsageError(() => renderXlConfig(guest));
