@@ -13,7 +13,7 @@ import { CpioArchive } from './cpio';
 import { prepareDom0 } from './dom0';
 import { addDom0Scripts, DOM0_DISK, DOM0_LINE_PREFIX, Dom0Event, GUEST_CONFIG_PATH, GUEST_ENV_PATH, GUEST_FILES_DIR } from './dom0-scripts';
 import { XenHostError } from './host';
-import { renderXlConfig, XlConfigOptions } from './xl-config';
+import { DEFAULT_MEMORY_MIB, renderXlConfig, XlConfigOptions } from './xl-config';
 
 export interface BootOptions {
   /** The guest, with host paths: a kernel file (direct boot) or a disk image (pygrub). A bridge is left out. */
@@ -82,7 +82,7 @@ const SHUTDOWN_REASONS: { [code: string]: string } = {
 export async function bootGuest(options: BootOptions): Promise<BootResult> {
   const timeoutSeconds = options.timeoutSeconds ?? DEFAULT_GUEST_TIMEOUT_SECONDS;
   if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1) {
-    throw new XenHostError(`Invalid guest timeout ${timeoutSeconds}: give a whole number of seconds, at least 1.`);
+    throw new RangeError(`Invalid guest timeout ${timeoutSeconds}: give a whole number of seconds, at least 1.`);
   }
   renderXlConfig(options.guest); // refuses bad guest options before anything is built
   let runDir: string | undefined;
@@ -111,7 +111,7 @@ export async function bootGuest(options: BootOptions): Promise<BootResult> {
     const dom0Kernel = path.join(runDir, 'vmlinuz');
     fs.symlinkSync(machine.kernel, dom0Kernel);
 
-    const memoryMiB = DOM0_MEMORY_MIB + (guest.memoryMiB ?? 256) + XEN_MEMORY_MIB;
+    const memoryMiB = DOM0_MEMORY_MIB + (guest.memoryMiB ?? DEFAULT_MEMORY_MIB) + XEN_MEMORY_MIB;
     const args = [
       '-machine', 'pc,accel=tcg', '-cpu', QEMU_CPU, '-smp', '1', '-m', String(memoryMiB),
       '-display', 'none', '-nodefaults', '-no-user-config', '-no-reboot', '-monitor', 'none', '-serial', 'stdio',
@@ -170,7 +170,12 @@ function runQemu(args: string[], guestName: string, timeoutSeconds: number, opti
       if (qemu.exitCode === null && qemu.signalCode === null) qemu.kill('SIGKILL');
     };
     // Stop QEMU if this process is told to stop, so no emulator is left running.
-    const onSignal = () => kill();
+    const onSignal = (signal: NodeJS.Signals) => {
+      outcome ??= timings['guest created'] === undefined
+        ? { exitCode: 2, summary: `interrupted (${signal}) before the guest was created; stopped QEMU` }
+        : { exitCode: 1, summary: `interrupted (${signal}) while guest ${guestName} ran; stopped QEMU` };
+      kill();
+    };
     process.once('SIGINT', onSignal);
     process.once('SIGTERM', onSignal);
     const startupDeadline = setTimeout(() => {

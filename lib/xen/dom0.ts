@@ -113,7 +113,6 @@ export async function prepareDom0(options: PrepareDom0Options): Promise<Dom0Mach
     options.progress(`downloading ${hypervisor.name} ${hypervisor.version} and ${kernelPackage.name} ${kernelPackage.version} (apt-get download; nothing is installed)`);
     const downloads = path.join(work, 'debs');
     fs.mkdirSync(downloads);
-    fs.chmodSync(work, 0o755); // lets apt's _apt user write the download when run as root
     const unpacked = path.join(work, 'unpacked');
     unpackDeb(downloadPackage(hypervisor, downloads), unpacked);
     unpackDeb(downloadPackage(kernelPackage, downloads), unpacked);
@@ -149,11 +148,16 @@ export async function prepareDom0(options: PrepareDom0Options): Promise<Dom0Mach
   }
 }
 
-/** Earlier entries are for package versions no longer installed; the kernel package alone is 70 MB. */
+/**
+ * Earlier entries are for package versions no longer installed (each holds a 20 MB initramfs), and a
+ * build directory older than an hour was left by a build that was killed.
+ */
 function removeOtherEntries(cacheDir: string, keep: string): void {
   for (const name of fs.readdirSync(cacheDir)) {
-    if (name.startsWith('dom0-') && name !== keep) {
-      fs.rmSync(path.join(cacheDir, name), { recursive: true, force: true });
+    const entry = path.join(cacheDir, name);
+    const abandonedBuild = name.startsWith('build-') && Date.now() - fs.statSync(entry).mtimeMs > 3600_000;
+    if ((name.startsWith('dom0-') && name !== keep) || abandonedBuild) {
+      fs.rmSync(entry, { recursive: true, force: true });
     }
   }
 }

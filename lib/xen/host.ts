@@ -98,6 +98,11 @@ export interface EnsurePackagesOptions {
    * @default true
    */
   readonly install?: boolean;
+  /**
+   * The packages to check.
+   * @default HOST_PACKAGES
+   */
+  readonly packages?: readonly HostPackage[];
 }
 
 /**
@@ -106,16 +111,17 @@ export interface EnsurePackagesOptions {
  * @returns the installed version of each
  */
 export function ensureHostPackages(options: EnsurePackagesOptions): Map<string, string> {
-  let versions = installedVersions(HOST_PACKAGES.map((p) => p.name));
-  let missing = HOST_PACKAGES.filter((p) => versions.get(p.name) === undefined || !fs.existsSync(p.file));
+  const packages = options.packages ?? HOST_PACKAGES;
+  let versions = installedVersions(packages.map((p) => p.name));
+  let missing = packages.filter((p) => versions.get(p.name) === undefined || !fs.existsSync(p.file));
   if (missing.length > 0 && (options.install ?? true) && process.getuid?.() === 0 && commandExists('apt-get')) {
     const names = missing.map((p) => p.name);
     options.progress(`installing the Debian packages boot needs: ${names.join(' ')}`);
     runChecked('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...names], `apt-get install ${names.join(' ')}`, {
       env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' },
     });
-    versions = installedVersions(HOST_PACKAGES.map((p) => p.name));
-    missing = HOST_PACKAGES.filter((p) => versions.get(p.name) === undefined || !fs.existsSync(p.file));
+    versions = installedVersions(packages.map((p) => p.name));
+    missing = packages.filter((p) => versions.get(p.name) === undefined || !fs.existsSync(p.file));
   }
   if (missing.length > 0) {
     const names = missing.map((p) => p.name).join(' ');
