@@ -16,7 +16,8 @@ const USAGE = `Usage:
   mirage-unikernel-ami disk KERNEL --out FILE [--name NAME] [--args "ARGS"] [--layout whole|mbr] [--size-gib N]
   mirage-unikernel-ami console INSTANCE_ID [--region REGION]
   mirage-unikernel-ami xl (KERNEL | --disk IMAGE) --out NAME.xl [--name NAME] [--args "ARGS"] [--memory MiB] [--vcpus N] [--bridge BR]
-  mirage-unikernel-ami boot (KERNEL | --disk IMAGE | --xl NAME.xl) [--name NAME] [--args "ARGS"] [--layout whole|mbr] [--memory MiB] [--timeout S]
+  mirage-unikernel-ami boot (KERNEL | --disk IMAGE | --xl NAME.xl) [--name NAME] [--args "ARGS"] [--layout whole|mbr] [--size-gib N]
+                            [--memory MiB] [--timeout S]
 
 inspect   says whether AWS PV-GRUB can boot KERNEL (exit 0) or why not (exit 1)
 disk      writes the raw disk image the construct would snapshot, as a sparse file
@@ -26,7 +27,8 @@ xl        writes an xl configuration for 'xl create -c NAME.xl' on a Xen host: K
 boot      boots KERNEL's disk (built as the construct would), a disk image or an xl configuration under
           real Xen inside QEMU, on a Linux machine without Xen; the guest's console goes to stdout.
           Exit 0: the guest shut itself down; 1: it crashed or outlived --timeout (default 60 s);
-          2: it could not be booted (needs Debian's qemu-system-x86, xen-utils-4.17, busybox-static)
+          2: it could not be booted. Needs Debian's qemu-system-x86, xen-utils-4.17, xenstore-utils
+          and busybox-static
 `;
 
 /** Runs the command line and returns the process exit code. */
