@@ -15,10 +15,20 @@ const USAGE = `Usage:
   mirage-unikernel-ami inspect KERNEL
   mirage-unikernel-ami disk KERNEL --out FILE [--name NAME] [--args "ARGS"] [--layout whole|mbr] [--size-gib N]
   mirage-unikernel-ami console INSTANCE_ID [--region REGION]
+  mirage-unikernel-ami xl (KERNEL | --disk IMAGE) --out NAME.xl [--name NAME] [--args "ARGS"] [--memory MiB] [--vcpus N] [--bridge BR]
+  mirage-unikernel-ami boot (KERNEL | --disk IMAGE | --xl NAME.xl) [--name NAME] [--args "ARGS"] [--layout whole|mbr] [--size-gib N]
+                            [--memory MiB] [--timeout S]
 
 inspect   says whether AWS PV-GRUB can boot KERNEL (exit 0) or why not (exit 1)
 disk      writes the raw disk image the construct would snapshot, as a sparse file
 console   prints the console output EC2 keeps for an instance (the unikernel's greeting)
+xl        writes an xl configuration for 'xl create -c NAME.xl' on a Xen host: KERNEL booted directly,
+          or a disk image booted through pygrub
+boot      boots KERNEL's disk (built as the construct would), a disk image or an xl configuration under
+          real Xen inside QEMU, on a Linux machine without Xen; the guest's console goes to stdout.
+          Exit 0: the guest shut itself down; 1: it crashed or outlived --timeout (default 60 s);
+          2: it could not be booted. Needs Debian's qemu-system-x86, xen-utils-4.17, xenstore-utils
+          and busybox-static
 `;
 
 /** Runs the command line and returns the process exit code. */
@@ -33,6 +43,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       case 'console':
         // Loaded only here: the AWS SDK takes about a second to load, and no other command needs it.
         return await (await import('./commands/console')).consoleCommand(rest, io);
+      case 'xl':
+        return (await import('./commands/xl')).xlCommand(rest, io);
+      case 'boot':
+        return await (await import('./commands/boot')).bootCommand(rest, io);
       case undefined:
       case '-h':
       case '--help':
@@ -40,7 +54,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         io.stdout(USAGE);
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command '${command}'; expected inspect, disk or console (see --help)`);
+        throw new UsageError(`unknown command '${command}'; expected inspect, disk, console, xl or boot (see --help)`);
     }
   } catch (err) {
     if (err instanceof UsageError || err instanceof DiskImageError) {

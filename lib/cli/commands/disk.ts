@@ -1,7 +1,6 @@
-import { buildDiskImage, writeSparseFile } from '../../disk-image';
-import { inspectKernel } from '../../kernel-inspection';
 import { CliIo, UsageError } from '../io';
-import { defaultName, onePositional, parseLayout, parseOptions, parseSizeGiB, readKernel } from '../options';
+import { writeKernelDisk } from '../kernel-disk';
+import { onePositional, parseOptions } from '../options';
 
 /** `disk KERNEL --out FILE ...`: the raw disk image the construct would snapshot, as a sparse file. */
 export function diskCommand(args: readonly string[], io: CliIo): number {
@@ -11,24 +10,11 @@ export function diskCommand(args: readonly string[], io: CliIo): number {
   if (out === undefined) {
     throw new UsageError('disk needs --out FILE: where to write the raw disk image');
   }
-  const kernel = readKernel(kernelPath);
-  const inspection = inspectKernel(kernel);
-  if (!inspection.bootable) {
-    io.stderr(`mirage-unikernel-ami: ${kernelPath} cannot be booted by PV-GRUB: ${inspection.reason}\n`);
+  const disk = writeKernelDisk(kernelPath, options, out, io);
+  if (!disk) {
     return 1;
   }
-  for (const warning of inspection.warnings) {
-    io.stderr(`warning: ${warning}\n`);
-  }
-  const name = options.name ?? defaultName(kernelPath);
-  const image = buildDiskImage({
-    kernel,
-    name,
-    kernelArgs: options.args ?? '',
-    layout: parseLayout(options.layout),
-    volumeSizeGiB: parseSizeGiB(options['size-gib']),
-  });
-  writeSparseFile(image, out);
+  const { image, inspection } = disk;
   io.stdout(
     `wrote ${out}: ${image.sizeBytes} bytes (${image.sizeBytes / 2 ** 30} GiB), ${image.nonZeroBytes} bytes non-zero\n` +
       `  ${image.kernelPath} (${inspection.format}, ${inspection.architecture ?? 'unknown architecture'})\n` +

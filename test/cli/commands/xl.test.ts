@@ -1,0 +1,105 @@
+/** `mirage-unikernel-ami xl`: the files it writes are read back with xl's own parser (libxlutil). */
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+import { runCli } from '../../../lib/cli';
+import { readWithXlutil } from '../../xen/xlutil';
+
+const repoRoot = path.resolve(__dirname, '..', '..', '..');
+const helloKernel = path.join(repoRoot, 'examples', 'hello', 'hello.xen');
+const pvhKernel = path.join(repoRoot, 'test', 'fixtures', 'kernels', 'pvh-only.elf');
+const KEYS = ['name', 'type', 'kernel', 'cmdline', 'bootloader', 'bootloader_args', 'disk', 'memory', 'vcpus', 'on_crash', 'vif'];
+
+async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(argv, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
+  return { code, stdout, stderr };
+}
+
+let workDir: string;
+let cwd: string;
+beforeEach(() => {
+  workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mua-xl-'));
+  cwd = process.cwd();
+});
+afterEach(() => {
+  process.chdir(cwd);
+  fs.rmSync(workDir, { recursive: true, force: true });
+});
+
+test('KERNEL: a direct PV boot of the kernel by its absolute path, named after the file', async () => {
+  // GIVEN a kernel given by a relative path
+  fs.copyFileSync(helloKernel, path.join(workDir, 'hello.xen'));
+  process.chdir(workDir);
+
+  // WHEN
+  const result = await run(['xl', 'hello.xen', '--out', 'hello.xl', '--args', 'verbose "x"', '--memory', '64', '--vcpus', '2', '--bridge', 'xenbr0']);
+
+  // THEN
+  expect(result.code).toBe(0);
+  expect(result.stdout).toMatch(/^wrote hello\.xl; .*xl create -c hello\.xl\n/);
+  const reading = readWithXlutil(fs.readFileSync(path.join(workDir, 'hello.xl')), KEYS);
+  expect(reading.rc).toBe(0);
+  expect(reading.settings).toEqual({
+    name: 'hello',
+    type: 'pv',
+    kernel: path.join(fs.realpathSync(workDir), 'hello.xen'),
+    cmdline: 'verbose "x"',
+    memory: '64',
+    vcpus: '2',
+    on_crash: 'preserve',
+    vif: ['bridge=xenbr0'],
+  });
+});
+
+test('--disk IMAGE: the disk booted through pygrub, named after the image', async () => {
+  const image = path.join(workDir, 'greeter.img');
+  expect((await run(['disk', helloKernel, '--out', image, '--name', 'greeter'])).code).toBe(0);
+
+  const result = await run(['xl', '--disk', image, '--out', path.join(workDir, 'greeter.xl')]);
+
+  expect(result.code).toBe(0);
+  const reading = readWithXlutil(fs.readFileSync(path.join(workDir, 'greeter.xl')), KEYS);
+  expect(reading.settings).toEqual({
+    name: 'greeter',
+    type: 'pv',
+    bootloader: 'pygrub',
+    bootloader_args: ['-q'],
+    disk: [`format=raw,vdev=xvda,access=r,target=${image}`],
+    memory: '256',
+    vcpus: '1',
+    on_crash: 'preserve',
+  });
+});
+
+test('a kernel that is not a Xen PV kernel gets no configuration: exit 1 with the reason', async () => {
+  const out = path.join(workDir, 'pvh.xl');
+  const result = await run(['xl', pvhKernel, '--out', out]);
+  expect(result.code).toBe(1);
+  expect(result.stderr).toMatch(/PVH/);
+  expect(fs.existsSync(out)).toBe(false);
+});
+
+test.each([
+  [['xl', 'HELLO'], /xl needs --out NAME\.xl/],
+  [['xl', '--out', 'x.xl'], /either KERNEL .* or --disk IMAGE .*not neither/],
+  [['xl', 'HELLO', '--disk', 'HELLO', '--out', 'x.xl'], /not both/],
+  [['xl', '--disk', 'HELLO', '--args', 'a', '--out', 'x.xl'], /--args goes with KERNEL.*menu\.lst/],
+  [['xl', '--disk', '/nonexistent.img', '--out', 'x.xl'], /cannot read disk image \/nonexistent\.img/],
+  [['xl', 'HELLO', '--memory', '1G', '--out', 'x.xl'], /--memory must be a whole number, got '1G'/],
+  [['xl', 'HELLO', '--vcpus', '0', '--out', 'x.xl'], /Invalid vcpus 0/],
+  [['xl', 'HELLO', '--name', '42', '--out', 'x.xl'], /Invalid domain name "42".*not all digits/],
+  [['xl', 'HELLO', '--args', 'a\nb', '--out', 'x.xl'], /U\+000A/],
+  [['xl', 'HELLO', '--bridge', 'br0,script=x', '--out', 'x.xl'], /Invalid bridge/],
+  [['xl', '--disk', 'EMPTY_IMG_WITH_SPACE', '--out', 'x.xl'], /gives no usable domain name.*pass --name NAME/],
+])('%j is a usage error: one line, exit 2, nothing written', async (argv, message) => {
+  const emptyImage = path.join(workDir, 'my disk.img');
+  fs.writeFileSync(emptyImage, '');
+  const args = argv.map((arg) => (arg === 'HELLO' ? helloKernel : arg === 'EMPTY_IMG_WITH_SPACE' ? emptyImage : arg === 'x.xl' ? path.join(workDir, 'x.xl') : arg));
+  const result = await run(args);
+  expect(result.code).toBe(2);
+  expect(result.stderr).toMatch(message);
+  expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  expect(fs.existsSync(path.join(workDir, 'x.xl'))).toBe(false);
+});
