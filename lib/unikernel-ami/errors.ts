@@ -5,8 +5,8 @@
  * An error thrown while a CDK app is constructed is uncaught, and Node prints its stack. For a mistake
  * in the user's input those frames are this package's compiled internals, which tell the user nothing
  * they can act on; the construct path and the message do. aws-cdk-lib's own ValidationError does the
- * same job but is @internal (its constructor changed between releases), so this package cannot rely on
- * it across the aws-cdk-lib versions it supports. Set CDK_DEBUG=true to keep the stack.
+ * same job but is not public API (its constructor changed between releases), so this package cannot
+ * rely on it across the aws-cdk-lib versions it supports. Set CDK_DEBUG=true to keep the stack.
  */
 import { IConstruct } from 'constructs';
 
