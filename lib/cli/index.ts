@@ -7,7 +7,7 @@
 import { DiskImageError } from '../disk-image';
 import { diskCommand } from './commands/disk';
 import { inspectCommand } from './commands/inspect';
-import { CliIo, UsageError } from './io';
+import { CliIo, fileErrorReason, isFileSystemError, UsageError } from './io';
 
 export { CliIo, UsageError } from './io';
 
@@ -45,6 +45,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   } catch (err) {
     if (err instanceof UsageError || err instanceof DiskImageError) {
       io.stderr(`mirage-unikernel-ami: ${err.message}\n`);
+      return 2;
+    }
+    if (isFileSystemError(err)) {
+      // A path the user gave that cannot be read or written (e.g. --out in a missing folder).
+      io.stderr(`mirage-unikernel-ami: cannot ${err.syscall} ${err.path}: ${fileErrorReason(err)}\n`);
       return 2;
     }
     throw err;
