@@ -4,9 +4,6 @@
  * in-process; bin/mirage-unikernel-ami.ts only wires it to the process. Each command lives in
  * commands/, with the option parsing they share in options.ts.
  */
-import { DiskImageError } from '../disk-image';
-import { diskCommand } from './commands/disk';
-import { inspectCommand } from './commands/inspect';
 import { CliIo, fileErrorReason, isFileSystemError, UsageError } from './io';
 
 export { CliIo, UsageError } from './io';
@@ -26,12 +23,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   const [command, ...rest] = argv;
   try {
     switch (command) {
+      // Each command's module is loaded when it runs, so --help loads none of them. console's matters
+      // most: the AWS SDK takes about a second to load, and no other command needs it.
       case 'inspect':
-        return inspectCommand(rest, io);
+        return (await import('./commands/inspect')).inspectCommand(rest, io);
       case 'disk':
-        return diskCommand(rest, io);
+        return (await import('./commands/disk')).diskCommand(rest, io);
       case 'console':
-        // Loaded only here: the AWS SDK takes about a second to load, and no other command needs it.
         return await (await import('./commands/console')).consoleCommand(rest, io);
       case undefined:
       case '-h':
@@ -43,6 +41,8 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         throw new UsageError(`unknown command '${command}'; expected inspect, disk or console (see --help)`);
     }
   } catch (err) {
+    // The disk-image writer's errors are about the input too; loaded only on this path, like the commands.
+    const { DiskImageError } = await import('../disk-image');
     if (err instanceof UsageError || err instanceof DiskImageError) {
       io.stderr(`mirage-unikernel-ami: ${err.message}\n`);
       return 2;
