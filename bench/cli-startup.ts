@@ -9,7 +9,7 @@
  */
 import { spawnSync } from 'child_process';
 import { mkdtempSync, rmSync } from 'fs';
-import { tmpdir } from 'os';
+import { cpus, loadavg, tmpdir } from 'os';
 import { join } from 'path';
 
 const ROOT = join(__dirname, '..');
@@ -76,7 +76,9 @@ function main(): void {
   }
 
   const baseline = median(times[0]);
-  console.log(`CLI start-up, whole process, median of ${RUNS} (Node ${process.version}):\n`);
+  // Whole-process times grow with whatever else the machine runs: say how busy it was.
+  const [load] = loadavg();
+  console.log(`CLI start-up, whole process, median of ${RUNS} (Node ${process.version}; load average ${load.toFixed(1)} on ${cpus().length} CPUs):\n`);
   console.log(`| command | median | slowest | above \`node -e 0\` | goal (≤ ${GOAL_MS} ms above) |`);
   console.log('| --- | --- | --- | --- | --- |');
   cases.forEach((c, i) => {
