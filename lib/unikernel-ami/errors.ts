@@ -16,7 +16,8 @@ export class ValidationError extends Error {
   declare public readonly constructPath?: string;
 
   constructor(message: string, scope?: IConstruct) {
-    const constructPath = scope?.node.path;
+    // The app itself has the empty path: nothing to name.
+    const constructPath = scope?.node.path || undefined;
     super(constructPath === undefined ? message : `${constructPath}: ${message}`);
     // Not enumerable, so Node's report of an uncaught error does not append them as `{ ... }`.
     Object.defineProperty(this, 'name', { value: 'ValidationError', writable: true, configurable: true });

@@ -1,3 +1,4 @@
+import { App } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { Construct } from 'constructs';
 import { BuildStrategy, MirageUnikernelAmi, PvGrubKernel, UnikernelKernel } from '../../lib';
@@ -45,6 +46,12 @@ describe('a validation error', () => {
     expect(err.message).toBe('PvGrubKernel.fromKernelId was given "x".');
     expect(err.constructPath).toBeUndefined();
     expect(err.stack).toBe('ValidationError: PvGrubKernel.fromKernelId was given "x".');
+  });
+
+  test('against the app itself (the empty path) is the message alone', () => {
+    const err = validationError(new App(), 'Unknown build strategy.');
+    expect(err.message).toBe('Unknown build strategy.');
+    expect(err.constructPath).toBeUndefined();
   });
 
   test('keeps its stack frames with CDK_DEBUG=true', () => {
