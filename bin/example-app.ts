@@ -11,6 +11,7 @@
 import * as path from 'path';
 import { App, CfnOutput, Stack } from 'aws-cdk-lib';
 import { BuildStrategy, MirageUnikernelAmi, UnikernelKernel } from '../lib';
+import { validationError } from '../lib/unikernel-ami/errors';
 
 const STRATEGIES: { [name: string]: () => BuildStrategy } = {
   helper: () => BuildStrategy.helperInstance(),
@@ -23,7 +24,7 @@ const kernelFile: string = app.node.tryGetContext('kernel') ?? path.join(__dirna
 const strategyName: string = app.node.tryGetContext('strategy') ?? 'helper';
 const strategy = STRATEGIES[strategyName];
 if (strategy === undefined) {
-  throw new Error(`Unknown build strategy -c strategy=${strategyName}: use ${Object.keys(STRATEGIES).join(' or ')}.`);
+  throw validationError(app, `Unknown build strategy -c strategy=${strategyName}: use ${Object.keys(STRATEGIES).join(' or ')}.`);
 }
 
 const stack = new Stack(app, 'MirageHelloStack', {

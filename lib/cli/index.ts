@@ -4,10 +4,7 @@
  * in-process; bin/mirage-unikernel-ami.ts only wires it to the process. Each command lives in
  * commands/, with the option parsing they share in options.ts.
  */
-import { DiskImageError } from '../disk-image';
-import { diskCommand } from './commands/disk';
-import { inspectCommand } from './commands/inspect';
-import { CliIo, UsageError } from './io';
+import { CliIo, fileErrorReason, isFileSystemError, UsageError } from './io';
 
 export { CliIo, UsageError } from './io';
 
@@ -36,12 +33,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   const [command, ...rest] = argv;
   try {
     switch (command) {
+      // Each command's module is loaded when it runs, so --help loads none of them. console's matters
+      // most: the AWS SDK takes about a second to load, and no other command needs it.
       case 'inspect':
-        return inspectCommand(rest, io);
+        return (await import('./commands/inspect')).inspectCommand(rest, io);
       case 'disk':
-        return diskCommand(rest, io);
+        return (await import('./commands/disk')).diskCommand(rest, io);
       case 'console':
-        // Loaded only here: the AWS SDK takes about a second to load, and no other command needs it.
         return await (await import('./commands/console')).consoleCommand(rest, io);
       case 'xl':
         return (await import('./commands/xl')).xlCommand(rest, io);
@@ -57,8 +55,15 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         throw new UsageError(`unknown command '${command}'; expected inspect, disk, console, xl or boot (see --help)`);
     }
   } catch (err) {
+    // The disk-image writer's errors are about the input too; loaded only on this path, like the commands.
+    const { DiskImageError } = await import('../disk-image');
     if (err instanceof UsageError || err instanceof DiskImageError) {
       io.stderr(`mirage-unikernel-ami: ${err.message}\n`);
+      return 2;
+    }
+    if (isFileSystemError(err)) {
+      // A path the user gave that cannot be read or written (e.g. --out in a missing folder).
+      io.stderr(`mirage-unikernel-ami: cannot ${err.syscall} ${err.path}: ${fileErrorReason(err)}\n`);
       return 2;
     }
     throw err;

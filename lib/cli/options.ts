@@ -2,7 +2,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 import { DiskLayout, validateUnikernelName } from '../disk-image';
-import { UsageError } from './io';
+import { fileErrorReason, UsageError } from './io';
 
 export interface ParsedOptions {
   readonly positional: string[];
@@ -42,7 +42,7 @@ export function readKernel(kernelPath: string): Buffer {
   try {
     return fs.readFileSync(kernelPath);
   } catch (err) {
-    throw new UsageError(`cannot read kernel ${kernelPath}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new UsageError(`cannot read kernel ${kernelPath}: ${fileErrorReason(err)}`);
   }
 }
 

@@ -1,6 +1,7 @@
 import { Token } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { BuildRequirements, UnikernelAmiBuildInfrastructure } from './build-infrastructure';
+import { validationError } from './errors';
 import { BuildStrategyKind, HelperInstanceBuildProperties } from './types';
 
 /**
@@ -87,7 +88,8 @@ class HelperInstanceStrategy extends BuildStrategy {
     const instanceType = options.instanceType?.toString();
     // The helper runs the x86_64 Amazon Linux 2023 image: an Arm (Graviton) type would only fail at RunInstances.
     if (instanceType !== undefined && !Token.isUnresolved(instanceType) && options.instanceType!.architecture === ec2.InstanceArchitecture.ARM_64) {
-      throw new Error(
+      throw validationError(
+        undefined,
         `BuildStrategy.helperInstance({ instanceType: '${instanceType}' }) is an Arm (Graviton) type, but the helper runs the x86_64 ` +
         `Amazon Linux 2023 image. Choose an x86_64 type, for example the default ${DEFAULT_HELPER_INSTANCE_TYPE} or t3.small.`,
       );
@@ -99,7 +101,8 @@ class HelperInstanceStrategy extends BuildStrategy {
     const selection = this.options.vpcSubnets ?? (this.options.vpc === undefined ? { subnetType: ec2.SubnetType.PUBLIC } : undefined);
     const [subnetId] = vpc.selectSubnets(selection).subnetIds;
     if (subnetId === undefined) {
-      throw new Error(
+      throw validationError(
+        infrastructure,
         `The helper instance's subnet selection ${JSON.stringify(selection ?? 'default')} selects no subnet of the VPC. ` +
         'Give BuildStrategy.helperInstance({ vpcSubnets }) a selection that matches a subnet reaching SSM and S3.',
       );

@@ -6,6 +6,7 @@ import * as s3_assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
 import { assertBootableKernel, KernelInspection } from '../kernel-inspection';
 import { KernelArchitecture } from '../pv-grub';
+import { checkInput, validationError } from './errors';
 
 /** Where a unikernel's kernel is, as its custom resource needs it. */
 export interface UnikernelKernelConfig {
@@ -63,20 +64,20 @@ class FileKernel extends UnikernelKernel {
 
   public bind(scope: Construct, options: UnikernelKernelBindOptions = {}): UnikernelKernelConfig {
     const file = path.resolve(this.filePath);
-    const sizeBytes = explainFileErrors(file, () => fs.statSync(file).size);
+    const sizeBytes = explainFileErrors(scope, file, () => fs.statSync(file).size);
     if (options.maxSizeBytes !== undefined && sizeBytes > options.maxSizeBytes) {
-      throw new Error(
+      throw validationError(
+        scope,
         `The kernel file ${file} is ${sizeBytes} bytes, but the volume holds a kernel of at most ${options.maxSizeBytes} bytes. ` +
         'Give a larger volumeSize.',
       );
     }
-    const bytes = explainFileErrors(file, () => fs.readFileSync(file));
-    let inspection: KernelInspection;
-    try {
-      inspection = assertBootableKernel(bytes);
-    } catch (err) {
-      throw new Error(`The kernel file ${file} cannot be booted by AWS PV-GRUB: ${(err as Error).message}`);
-    }
+    const bytes = explainFileErrors(scope, file, () => fs.readFileSync(file));
+    const inspection: KernelInspection = checkInput(
+      scope,
+      () => assertBootableKernel(bytes),
+      (reason) => `The kernel file ${file} cannot be booted by AWS PV-GRUB: ${reason}`,
+    );
     for (const warning of inspection.warnings) {
       Annotations.of(scope).addWarningV2('mirage-unikernel-ami:kernel-inspection', `${file}: ${warning}`);
     }
@@ -85,15 +86,12 @@ class FileKernel extends UnikernelKernel {
   }
 }
 
-function explainFileErrors<T>(file: string, read: () => T): T {
-  try {
-    return read();
-  } catch (err) {
-    throw new Error(
-      `Cannot read the unikernel kernel file ${file}: ${(err as Error).message}. ` +
-      'Give UnikernelKernel.fromFile the path of a Xen PV kernel file such as hello.xen.',
-    );
-  }
+function explainFileErrors<T>(scope: Construct, file: string, read: () => T): T {
+  return checkInput(
+    scope,
+    read,
+    (reason) => `Cannot read the unikernel kernel file ${file}: ${reason}. Give UnikernelKernel.fromFile the path of a Xen PV kernel file such as hello.xen.`,
+  );
 }
 
 class BucketKernel extends UnikernelKernel {
@@ -104,7 +102,7 @@ class BucketKernel extends UnikernelKernel {
   ) {
     super();
     if (!Token.isUnresolved(key) && key.length === 0) {
-      throw new Error('UnikernelKernel.fromBucket was given an empty object key: give the key of the kernel object, e.g. "kernels/hello.xen".');
+      throw validationError(undefined, 'UnikernelKernel.fromBucket was given an empty object key: give the key of the kernel object, e.g. "kernels/hello.xen".');
     }
   }
 

@@ -8,6 +8,7 @@ import {
   PV_GRUB_VERSION,
   pvGrubKernelId,
 } from '../pv-grub';
+import { validationError } from './errors';
 
 /** Construct ids of the per-stack mapping and rule; a contract with deployed stacks. */
 const MAPPING_ID = 'MirageUnikernelAmiPvGrubKernels';
@@ -44,7 +45,8 @@ class RegionPvGrubKernel extends PvGrubKernel {
     if (!Token.isUnresolved(stack.region)) {
       const kernelId = pvGrubKernelId(stack.region, architecture);
       if (kernelId === undefined) {
-        throw new Error(
+        throw validationError(
+          scope,
           `Region ${stack.region} has no PV-GRUB kernel, so it cannot boot a paravirtual AMI. ` +
           `Deploy the stack to one of ${PV_GRUB_REGIONS.join(', ')}, ` +
           'or give pvGrubKernel: PvGrubKernel.fromKernelId(...) with a PV-GRUB AKI that exists in the region.',
@@ -89,7 +91,8 @@ class GivenPvGrubKernel extends PvGrubKernel {
   constructor(private readonly kernelId: string) {
     super();
     if (!Token.isUnresolved(kernelId) && !/^aki-[0-9a-f]{8}([0-9a-f]{9})?$/.test(kernelId)) {
-      throw new Error(
+      throw validationError(
+        undefined,
         `PvGrubKernel.fromKernelId was given ${JSON.stringify(kernelId)}, which is not a kernel image id. ` +
         'Give a PV-GRUB AKI id such as aki-5c21674b (aws ec2 describe-images --owners amazon --filters Name=name,Values=pv-grub-*.gz lists them).',
       );
@@ -110,7 +113,8 @@ class GivenPvGrubKernel extends PvGrubKernel {
       return this.kernelId;
     }
     if (knownArchitecture !== architecture) {
-      throw new Error(
+      throw validationError(
+        scope,
         `${this.kernelId} is a PV-GRUB for ${knownArchitecture} kernels, but the unikernel is ${architecture}: ` +
         'a 64-bit PV-GRUB cannot start a 32-bit kernel, or the reverse. ' +
         `Give the ${architecture} AKI, or use PvGrubKernel.forRegion().`,
@@ -119,7 +123,8 @@ class GivenPvGrubKernel extends PvGrubKernel {
     const region = Stack.of(scope).region;
     const kernelRegion = regionOfKernelId(this.kernelId);
     if (!Token.isUnresolved(region) && kernelRegion !== region) {
-      throw new Error(
+      throw validationError(
+        scope,
         `${this.kernelId} is the PV-GRUB AKI of ${kernelRegion}, but the stack deploys to ${region}, where it does not exist (AKIs are regional). ` +
         'Use PvGrubKernel.forRegion() or the AKI of the stack\'s region.',
       );

@@ -19,6 +19,7 @@ import { DiskLayout, maxKernelBytes, validateKernelArgs, validateUnikernelName }
 import { isPvInstanceType, KernelArchitecture, PV_INSTANCE_FAMILIES, PV_ROOT_DEVICE_NAME } from '../pv-grub';
 import { SERVICE_TIMEOUT, UnikernelAmiBuildInfrastructure } from './build-infrastructure';
 import { BuildStrategy } from './build-strategy';
+import { checkInput, validationError } from './errors';
 import { UnikernelKernel } from './kernel';
 import { acknowledgeNagRule } from './nag-acknowledgements';
 import { PvGrubKernel } from './pv-grub-kernel';
@@ -167,24 +168,25 @@ export class MirageUnikernelAmi extends Construct implements ITaggable {
     this.tags = new TagManager(TagType.MAP, UNIKERNEL_AMI_RESOURCE_TYPE);
 
     if (!Token.isUnresolved(props.name)) {
-      validateUnikernelName(props.name);
+      checkInput(this, () => validateUnikernelName(props.name));
     }
     const kernelArgs = props.kernelArgs ?? '';
     if (!Token.isUnresolved(kernelArgs)) {
-      validateKernelArgs(kernelArgs);
+      checkInput(this, () => validateKernelArgs(kernelArgs));
     }
     const layout = props.layout ?? DiskLayout.WHOLE_VOLUME;
-    const volumeSizeGiB = volumeSizeInGiB(props.volumeSize ?? Size.gibibytes(1));
-    const removal = amiRemovalKind(props.removalPolicy ?? RemovalPolicy.DESTROY);
+    const volumeSizeGiB = volumeSizeInGiB(this, props.volumeSize ?? Size.gibibytes(1));
+    const removal = amiRemovalKind(this, props.removalPolicy ?? RemovalPolicy.DESTROY);
     if (props.encryption === false && props.encryptionKey !== undefined) {
-      throw new Error('encryptionKey was given but encryption is false: remove encryptionKey, or set encryption to true (or leave it out).');
+      throw validationError(this, 'encryptionKey was given but encryption is false: remove encryptionKey, or set encryption to true (or leave it out).');
     }
     const encrypted = props.encryption ?? props.encryptionKey !== undefined;
 
-    const kernel = props.kernel.bind(this, { maxSizeBytes: maxKernelFileBytes(volumeSizeGiB, layout) });
+    const kernel = props.kernel.bind(this, { maxSizeBytes: maxKernelFileBytes(this, volumeSizeGiB, layout) });
     const inspected = kernel.architecture;
     if (props.architecture !== undefined && inspected !== undefined && props.architecture !== inspected) {
-      throw new Error(
+      throw validationError(
+        this,
         `architecture is ${props.architecture}, but the kernel file is a ${inspected} kernel. ` +
         'Leave architecture out to use what the kernel says, or give the kernel built for that architecture.',
       );
@@ -253,11 +255,12 @@ export class MirageUnikernelAmi extends Construct implements ITaggable {
   private launchInstances(options: UnikernelInstancesOptions, infrastructure: UnikernelAmiBuildInfrastructure, name: string, root: RootVolume): ec2.Instance[] {
     const count = options.count ?? 1;
     if (!Token.isUnresolved(count) && (!Number.isInteger(count) || count < 1)) {
-      throw new Error(`instances.count is ${count}: give a whole number of instances, 1 or more (leave instances out for none).`);
+      throw validationError(this, `instances.count is ${count}: give a whole number of instances, 1 or more (leave instances out for none).`);
     }
     const instanceType = options.instanceType ?? new ec2.InstanceType(DEFAULT_INSTANCE_TYPE);
     if (!Token.isUnresolved(instanceType.toString()) && !isPvInstanceType(instanceType.toString())) {
-      throw new Error(
+      throw validationError(
+        this,
         `instances.instanceType ${instanceType} cannot run a paravirtual AMI: current-generation instance types do not support PV. ` +
         `Use a type of the ${PV_INSTANCE_FAMILIES.join(', ')} families, e.g. t1.micro or m3.medium.`,
       );
@@ -273,7 +276,7 @@ export class MirageUnikernelAmi extends Construct implements ITaggable {
     const terminationProtection = options.terminationProtection ?? false;
     const encryptRoot = options.encryptRootVolume ?? root.amiEncrypted;
     if (options.encryptRootVolume === false && root.amiEncrypted) {
-      throw new Error('instances.encryptRootVolume is false, but the AMI is encrypted (encryption or encryptionKey), so its instances\' root volumes are too. ' +
+      throw validationError(this, 'instances.encryptRootVolume is false, but the AMI is encrypted (encryption or encryptionKey), so its instances\' root volumes are too. ' +
         'Leave encryptRootVolume out, or build an unencrypted AMI.');
     }
     const family = /^([a-z0-9]+)\./i.exec(instanceType.toString())?.[1]?.toLowerCase();
@@ -344,34 +347,35 @@ function acknowledgeInstanceDefaults(instance: CfnResource, options: { detailedM
 }
 
 /** The volume size in whole GiB (or a token for it); the disk-image writer checks the upper bound. */
-function volumeSizeInGiB(size: Size): number {
+function volumeSizeInGiB(scope: Construct, size: Size): number {
   const gib = size.toGibibytes({ rounding: SizeRoundingBehavior.NONE });
   if (!Token.isUnresolved(gib) && (!Number.isInteger(gib) || gib < 1)) {
-    throw new Error(`volumeSize is ${gib} GiB: an EBS volume is a whole number of GiB, at least 1. Give e.g. Size.gibibytes(1).`);
+    throw validationError(scope, `volumeSize is ${gib} GiB: an EBS volume is a whole number of GiB, at least 1. Give e.g. Size.gibibytes(1).`);
   }
   return gib;
 }
 
 /** The largest kernel file a volume holds, as the disk-image writer lays it out; undefined for a token size. */
-function maxKernelFileBytes(volumeSizeGiB: number, layout: DiskLayout): number | undefined {
+function maxKernelFileBytes(scope: Construct, volumeSizeGiB: number, layout: DiskLayout): number | undefined {
   if (Token.isUnresolved(volumeSizeGiB)) {
     return undefined;
   }
-  try {
-    return maxKernelBytes(volumeSizeGiB, layout);
-  } catch (err) {
-    throw new Error(`volumeSize ${volumeSizeGiB} GiB with layout '${layout}' cannot be used: ${(err as Error).message}`);
-  }
+  return checkInput(
+    scope,
+    () => maxKernelBytes(volumeSizeGiB, layout),
+    (reason) => `volumeSize ${volumeSizeGiB} GiB with layout '${layout}' cannot be used: ${reason}`,
+  );
 }
 
-function amiRemovalKind(policy: RemovalPolicy): AmiRemovalKind {
+function amiRemovalKind(scope: Construct, policy: RemovalPolicy): AmiRemovalKind {
   switch (policy) {
     case RemovalPolicy.DESTROY:
       return AmiRemovalKind.DESTROY;
     case RemovalPolicy.RETAIN:
       return AmiRemovalKind.RETAIN;
     default:
-      throw new Error(
+      throw validationError(
+        scope,
         `removalPolicy ${policy} is not supported for a unikernel AMI: an AMI has no snapshot-on-delete. ` +
         'Use RemovalPolicy.DESTROY (deregister the AMI and delete its snapshot) or RemovalPolicy.RETAIN (keep both).',
       );

@@ -10,6 +10,7 @@ export async function consoleCommand(args: readonly string[], io: CliIo): Promis
     throw new UsageError(`'${instanceId}' is not an EC2 instance id (i-0123456789abcdef0)`);
   }
   const ec2 = (io.ec2Client ?? ((region?: string) => new EC2Client({ region })))(options.region);
+  await requireRegion(ec2);
   // Latest=true asks for the most recent output; EC2 keeps the last 64 KB of a PV console.
   const result = await ec2.send(new GetConsoleOutputCommand({ InstanceId: instanceId, Latest: true }));
   if (!result.Output) {
@@ -18,4 +19,20 @@ export async function consoleCommand(args: readonly string[], io: CliIo): Promis
   }
   io.stdout(Buffer.from(result.Output, 'base64').toString('utf8'));
   return 0;
+}
+
+/**
+ * The client's region, from --region or the SDK's own chain (AWS_REGION, the profile's region); the
+ * SDK would otherwise fail the call with a bare "Region is missing".
+ */
+async function requireRegion(ec2: EC2Client): Promise<void> {
+  let region: string | undefined;
+  try {
+    region = await ec2.config.region();
+  } catch {
+    region = undefined;
+  }
+  if (!region) {
+    throw new UsageError('console needs the instance\'s region: pass --region REGION (e.g. --region eu-west-1) or set AWS_REGION');
+  }
 }

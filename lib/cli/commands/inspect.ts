@@ -9,7 +9,8 @@ export function inspectCommand(args: readonly string[], io: CliIo): number {
   const inspection = inspectKernel(readKernel(kernelPath));
   io.stdout(describeInspection(inspection) + '\n');
   if (!inspection.bootable) {
-    io.stderr(`mirage-unikernel-ami: ${kernelPath} cannot be booted by PV-GRUB: ${inspection.reason}\n`);
+    // The report above ends with the reason: say it once.
+    io.stderr(`mirage-unikernel-ami: ${kernelPath} cannot be booted by PV-GRUB (see Reason above)\n`);
     return 1;
   }
   return 0;
