@@ -27,9 +27,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   try {
     switch (command) {
       case 'inspect':
-        return inspectCommand(rest, io);
+        return await inspectCommand(rest, io);
       case 'disk':
-        return diskCommand(rest, io);
+        return await diskCommand(rest, io);
       case 'console':
         // Loaded only here: the AWS SDK takes about a second to load, and no other command needs it.
         return await (await import('./commands/console')).consoleCommand(rest, io);

@@ -1,18 +1,27 @@
-import { buildDiskImage, writeSparseFile } from '../../disk-image';
-import { inspectKernel } from '../../kernel-inspection';
+import { writeDiskImageFile } from '../../disk-image';
+import { inspectKernelFile } from '../../kernel-inspection';
 import { CliIo, UsageError } from '../io';
-import { defaultName, onePositional, parseLayout, parseOptions, parseSizeGiB, readKernel } from '../options';
+import { defaultName, onePositional, parseLayout, parseOptions, parseSizeGiB, withFiles } from '../options';
 
-/** `disk KERNEL --out FILE ...`: the raw disk image the construct would snapshot, as a sparse file. */
-export function diskCommand(args: readonly string[], io: CliIo): number {
+/**
+ * `disk KERNEL --out FILE ...`: the raw disk image the construct would snapshot, as a sparse file.
+ * The kernel is inspected, then copied into the image through a small buffer: memory stays the
+ * same whatever the kernel's size.
+ */
+export async function diskCommand(args: readonly string[], io: CliIo): Promise<number> {
   const { positional, options } = parseOptions(args, ['out', 'name', 'args', 'layout', 'size-gib']);
   const kernelPath = onePositional(positional, 'KERNEL');
   const out = options.out;
   if (out === undefined) {
     throw new UsageError('disk needs --out FILE: where to write the raw disk image');
   }
-  const kernel = readKernel(kernelPath);
-  const inspection = inspectKernel(kernel);
+  const settings = {
+    name: options.name ?? defaultName(kernelPath),
+    kernelArgs: options.args ?? '',
+    layout: parseLayout(options.layout),
+    volumeSizeGiB: parseSizeGiB(options['size-gib']),
+  };
+  const inspection = await withFiles(kernelPath, undefined, () => inspectKernelFile(kernelPath));
   if (!inspection.bootable) {
     io.stderr(`mirage-unikernel-ami: ${kernelPath} cannot be booted by PV-GRUB: ${inspection.reason}\n`);
     return 1;
@@ -20,19 +29,12 @@ export function diskCommand(args: readonly string[], io: CliIo): number {
   for (const warning of inspection.warnings) {
     io.stderr(`warning: ${warning}\n`);
   }
-  const name = options.name ?? defaultName(kernelPath);
-  const image = buildDiskImage({
-    kernel,
-    name,
-    kernelArgs: options.args ?? '',
-    layout: parseLayout(options.layout),
-    volumeSizeGiB: parseSizeGiB(options['size-gib']),
-  });
-  writeSparseFile(image, out);
+  const plan = await withFiles(kernelPath, out, async () => writeDiskImageFile(kernelPath, out, settings));
   io.stdout(
-    `wrote ${out}: ${image.sizeBytes} bytes (${image.sizeBytes / 2 ** 30} GiB), ${image.nonZeroBytes} bytes non-zero\n` +
-      `  ${image.kernelPath} (${inspection.format}, ${inspection.architecture ?? 'unknown architecture'})\n` +
-      `  /boot/grub/menu.lst:\n${image.menuLst.replace(/^(?=.)/gm, '    ')}`,
+    `wrote ${out}: ${plan.sizeBytes} bytes (${plan.sizeBytes / 2 ** 30} GiB), with a ${plan.filesystemBytes}-byte ext2 filesystem ` +
+      `at byte ${plan.filesystemOffset} (grow it over the volume with resize2fs if you need the space)\n` +
+      `  ${plan.kernelPath}: ${plan.kernelBytes} bytes (${inspection.format}, ${inspection.architecture ?? 'unknown architecture'})\n` +
+      `  /boot/grub/menu.lst:\n${plan.menuLst.replace(/^(?=.)/gm, '    ')}`,
   );
   return 0;
 }
