@@ -8,6 +8,7 @@ export { buildDiskImage, writeSparseFile } from './disk-image';
 export type { DiskImageOptions, DiskImage } from './disk-image';
 export { planDiskImage, maxKernelBytes } from './layout';
 export { writeDiskImageFile } from './file';
+export { streamDiskBlocks } from './stream';
 export type { DiskImagePlan, DiskImageSettings, KernelRun } from './layout';
 export { validateUnikernelName, validateKernelArgs } from './validation';
 export { renderMenuLst } from './menu-lst';
