@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The tests check what the library writes with the tools that own each format: e2fsprogs (e2fsck,
-# debugfs, mke2fs), xen-utils-4.17 (readnotes), binutils (readelf, as, ld), fdisk (sfdisk); the kernel
-# fixtures are rebuilt with gcc, gzip, xz and bzip2 to show they come from their sources.
+# debugfs, mke2fs, dumpe2fs, resize2fs), diffutils (cmp), xen-utils-4.17 (readnotes), binutils
+# (readelf, as, ld), fdisk (sfdisk), gzip (gzip -t); the kernel fixtures are rebuilt with gcc, gzip, xz and bzip2 to show they come from their sources.
 # Installs whatever is missing when run as root on Debian; otherwise fails at once naming the package.
 set -euo pipefail
 
@@ -9,6 +9,8 @@ declare -A tool_package=(
   [e2fsck]=e2fsprogs
   [debugfs]=e2fsprogs
   [mke2fs]=e2fsprogs
+  [resize2fs]=e2fsprogs
+  [dumpe2fs]=e2fsprogs
   [/usr/lib/xen-4.17/bin/readnotes]=xen-utils-4.17
   [readelf]=binutils
   [sfdisk]=fdisk
@@ -20,6 +22,7 @@ declare -A tool_package=(
   [bzip2]=bzip2
   [python3]=python3
   [file]=file
+  [cmp]=diffutils
 )
 
 missing=()

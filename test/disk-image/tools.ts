@@ -14,7 +14,7 @@ export interface ToolResult {
 export function runTool(command: string, args: string[]): ToolResult {
   const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   if (result.error) {
-    throw new Error(`Cannot run ${command} (${result.error.message}); install it (e2fsprogs, file, coreutils, python3).`);
+    throw new Error(`Cannot run ${command} (${result.error.message}); install it (Debian packages e2fsprogs, file, coreutils, diffutils, python3).`);
   }
   return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
