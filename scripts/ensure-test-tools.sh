@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The tests check what the library writes with the tools that own each format: e2fsprogs (e2fsck,
 # debugfs, mke2fs, dumpe2fs, resize2fs), diffutils (cmp), xen-utils-4.17 (readnotes), binutils
-# (readelf, as, ld), fdisk (sfdisk), gzip (gzip -t); the kernel fixtures are rebuilt with gcc, gzip, xz and bzip2 to show they come from their sources.
+# (readelf, as, ld), fdisk (sfdisk), gzip (gzip -t); the kernel fixtures are rebuilt with gcc,
+# gzip, xz and bzip2 to show they come from their sources.
 # Installs whatever is missing when run as root on Debian; otherwise fails at once naming the package.
 set -euo pipefail
 
