@@ -3,8 +3,10 @@
  * into an EBS-backed paravirtual AMI that AWS PV-GRUB boots.
  */
 export * from './unikernel-ami';
-export { DiskLayout, DiskImageError, buildDiskImage, maxKernelBytes, validateKernelArgs, validateUnikernelName } from './disk-image';
-export type { DiskImage, DiskImageOptions } from './disk-image';
-export { inspectKernel, assertBootableKernel, describeInspection, KernelNotBootableError } from './kernel-inspection';
+export {
+  DiskLayout, DiskImageError, buildDiskImage, planDiskImage, writeDiskImageFile, maxKernelBytes, validateKernelArgs, validateUnikernelName,
+} from './disk-image';
+export type { DiskImage, DiskImageOptions, DiskImagePlan, DiskImageSettings, KernelRun } from './disk-image';
+export { inspectKernel, inspectKernelFile, assertBootableKernel, describeInspection, KernelNotBootableError } from './kernel-inspection';
 export type { KernelInspection, InspectKernelOptions, XenNote } from './kernel-inspection';
 export * from './pv-grub';

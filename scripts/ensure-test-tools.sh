@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The tests check what the library writes with the tools that own each format: e2fsprogs (e2fsck,
-# debugfs, mke2fs), xen-utils-4.17 (readnotes), binutils (readelf, as, ld), fdisk (sfdisk); the kernel
-# fixtures are rebuilt with gcc, gzip, xz and bzip2 to show they come from their sources. The boot
-# tests run Xen in QEMU (qemu-system-x86) with a dom0 made of xen-utils-4.17, xenstore-utils and
-# busybox-static, and download the hypervisor and dom0 kernel packages, so apt needs its package lists.
+# debugfs, mke2fs, dumpe2fs, resize2fs), diffutils (cmp), xen-utils-4.17 (readnotes), binutils
+# (readelf, as, ld), fdisk (sfdisk), gzip (gzip -t); the kernel fixtures are rebuilt with gcc,
+# gzip, xz and bzip2 to show they come from their sources. The boot tests run Xen in QEMU
+# (qemu-system-x86) with a dom0 made of xen-utils-4.17, xenstore-utils and busybox-static, and
+# download the hypervisor and dom0 kernel packages, so apt needs its package lists.
 # Installs whatever is missing when run as root on Debian; otherwise fails at once naming the package.
 set -euo pipefail
 
@@ -11,6 +12,8 @@ declare -A tool_package=(
   [e2fsck]=e2fsprogs
   [debugfs]=e2fsprogs
   [mke2fs]=e2fsprogs
+  [resize2fs]=e2fsprogs
+  [dumpe2fs]=e2fsprogs
   [/usr/lib/xen-4.17/bin/readnotes]=xen-utils-4.17
   [readelf]=binutils
   [sfdisk]=fdisk
@@ -25,6 +28,7 @@ declare -A tool_package=(
   [qemu-system-x86_64]=qemu-system-x86
   [/usr/bin/xenstore]=xenstore-utils
   [/bin/busybox]=busybox-static
+  [cmp]=diffutils
 )
 
 missing=()

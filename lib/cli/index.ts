@@ -36,13 +36,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
       // Each command's module is loaded when it runs, so --help loads none of them. console's matters
       // most: the AWS SDK takes about a second to load, and no other command needs it.
       case 'inspect':
-        return (await import('./commands/inspect')).inspectCommand(rest, io);
+        return await (await import('./commands/inspect')).inspectCommand(rest, io);
       case 'disk':
-        return (await import('./commands/disk')).diskCommand(rest, io);
+        return await (await import('./commands/disk')).diskCommand(rest, io);
       case 'console':
         return await (await import('./commands/console')).consoleCommand(rest, io);
       case 'xl':
-        return (await import('./commands/xl')).xlCommand(rest, io);
+        return await (await import('./commands/xl')).xlCommand(rest, io);
       case 'boot':
         return await (await import('./commands/boot')).bootCommand(rest, io);
       case undefined:

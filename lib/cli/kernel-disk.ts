@@ -1,11 +1,13 @@
 /**
  * Building a kernel's disk image exactly as the construct would: one function for `disk`, which
- * writes it, and `boot`, which boots it, so the two cannot drift apart.
+ * writes it, and `boot`, which boots it, so the two cannot drift apart. The kernel is inspected from
+ * its file (headers and notes only, or a streamed gzip check) and then copied into the image through
+ * a small buffer, so memory stays the same whatever the kernel's size.
  */
-import { buildDiskImage, DiskImage, writeSparseFile } from '../disk-image';
-import { inspectKernel, KernelInspection } from '../kernel-inspection';
+import { DiskImagePlan, writeDiskImageFile } from '../disk-image';
+import { inspectKernelFile, KernelInspection } from '../kernel-inspection';
 import { CliIo } from './io';
-import { defaultName, parseLayout, parseSizeGiB, readKernel } from './options';
+import { defaultName, parseLayout, parseSizeGiB, withFiles } from './options';
 
 /** The disk options both commands take, as given on the command line. */
 export interface KernelDiskOptions {
@@ -16,7 +18,7 @@ export interface KernelDiskOptions {
 }
 
 export interface KernelDisk {
-  readonly image: DiskImage;
+  readonly plan: DiskImagePlan;
   readonly inspection: KernelInspection;
   readonly name: string;
 }
@@ -26,9 +28,15 @@ export interface KernelDisk {
  * them) and writes it to `out` as a sparse file. Prints inspection warnings to stderr.
  * @returns undefined, after saying why on stderr, when PV-GRUB could not boot the kernel
  */
-export function writeKernelDisk(kernelPath: string, options: KernelDiskOptions, out: string, io: CliIo): KernelDisk | undefined {
-  const kernel = readKernel(kernelPath);
-  const inspection = inspectKernel(kernel);
+export async function writeKernelDisk(kernelPath: string, options: KernelDiskOptions, out: string, io: CliIo): Promise<KernelDisk | undefined> {
+  const name = options.name ?? defaultName(kernelPath);
+  const settings = {
+    name,
+    kernelArgs: options.args ?? '',
+    layout: parseLayout(options.layout),
+    volumeSizeGiB: parseSizeGiB(options['size-gib']),
+  };
+  const inspection = await withFiles(kernelPath, undefined, () => inspectKernelFile(kernelPath));
   if (!inspection.bootable) {
     io.stderr(`mirage-unikernel-ami: ${kernelPath} cannot be booted by PV-GRUB: ${inspection.reason}\n`);
     return undefined;
@@ -36,14 +44,6 @@ export function writeKernelDisk(kernelPath: string, options: KernelDiskOptions, 
   for (const warning of inspection.warnings) {
     io.stderr(`warning: ${warning}\n`);
   }
-  const name = options.name ?? defaultName(kernelPath);
-  const image = buildDiskImage({
-    kernel,
-    name,
-    kernelArgs: options.args ?? '',
-    layout: parseLayout(options.layout),
-    volumeSizeGiB: parseSizeGiB(options['size-gib']),
-  });
-  writeSparseFile(image, out);
-  return { image, inspection, name };
+  const plan = await withFiles(kernelPath, out, async () => writeDiskImageFile(kernelPath, out, settings));
+  return { plan, inspection, name };
 }

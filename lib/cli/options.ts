@@ -1,5 +1,4 @@
 /** Option parsing and the argument checks the commands share; mistakes are UsageErrors. */
-import * as fs from 'fs';
 import * as path from 'path';
 import { DiskLayout, validateUnikernelName } from '../disk-image';
 import { fileErrorReason, UsageError } from './io';
@@ -38,11 +37,21 @@ export function onePositional(positional: readonly string[], what: string): stri
   return positional[0];
 }
 
-export function readKernel(kernelPath: string): Buffer {
+/**
+ * Runs `work` on the kernel file (and the output file, if any): a file that cannot be opened,
+ * read or written is reported as one line naming the file, not as a stack trace.
+ */
+export async function withFiles<T>(kernelPath: string, out: string | undefined, work: () => Promise<T>): Promise<T> {
   try {
-    return fs.readFileSync(kernelPath);
+    return await work();
   } catch (err) {
-    throw new UsageError(`cannot read kernel ${kernelPath}: ${fileErrorReason(err)}`);
+    const { code, path: failedPath, syscall } = (err ?? {}) as NodeJS.ErrnoException;
+    // Node's own file errors (ENOENT, EACCES, EISDIR, ...); a read on an open descriptor names no path.
+    if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) {
+      const writing = out !== undefined && (failedPath === out || syscall === 'write' || syscall === 'ftruncate');
+      throw new UsageError(writing ? `cannot write ${out}: ${fileErrorReason(err)}` : `cannot read kernel ${kernelPath}: ${fileErrorReason(err)}`);
+    }
+    throw err;
   }
 }
 

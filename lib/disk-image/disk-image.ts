@@ -1,35 +1,12 @@
-import { createHash } from 'crypto';
 import { closeSync, ftruncateSync, openSync, writeSync } from 'fs';
-import { buildExt2, maxKernelFileBytes } from './ext2';
-import { MBR_PARTITION_OFFSET, mbrSector } from './mbr';
-import { renderMenuLst } from './menu-lst';
+import { DiskImageSettings, planDiskImage } from './layout';
 import { countNonZeroBytes, nonZeroBlocks } from './sparse';
 import { DiskBlock, DiskExtent, DiskImageError, DiskLayout } from './types';
-import { validateKernelArgs, validateLayout, validateUnikernelName, validateVolumeSizeGiB } from './validation';
 
-const GIB = 2 ** 30;
-
-/** What goes on the disk. */
-export interface DiskImageOptions {
+/** What goes on the disk, with the kernel's bytes in memory. */
+export interface DiskImageOptions extends DiskImageSettings {
   /** Kernel bytes, written byte-identical (a gzip kernel as is). */
   readonly kernel: Uint8Array;
-  /** Unikernel name: the menu.lst title and the file /boot/<name>.xen. */
-  readonly name: string;
-  /**
-   * Kernel command line.
-   * @default ''
-   */
-  readonly kernelArgs?: string;
-  /**
-   * Where the filesystem sits on the volume.
-   * @default DiskLayout.WHOLE_VOLUME
-   */
-  readonly layout?: DiskLayout;
-  /**
-   * Volume size in GiB, a whole number from 1 to 16384 (the EBS range).
-   * @default 1
-   */
-  readonly volumeSizeGiB?: number;
 }
 
 /** A disk image held as its non-zero regions: everything outside `extents` reads as zero. */
@@ -74,72 +51,22 @@ class SparseDiskImage implements DiskImage {
 }
 
 /**
- * Lays out the disk PV-GRUB boots: an ext2 filesystem (on the whole volume or in the first MBR
- * partition) holding /boot/grub/menu.lst and /boot/<name>.xen. Nothing of the volume's size is
- * allocated: the image is its non-zero extents, the kernel's referenced without copying.
+ * Lays out the disk PV-GRUB boots (see planDiskImage) with the kernel's bytes in memory. Nothing
+ * of the volume's size is allocated: the image is its non-zero extents, the kernel's referenced
+ * without copying. For a kernel in a file, writeDiskImageFile never holds it whole.
  * @throws DiskImageError for invalid options or a kernel that does not fit
  */
 export function buildDiskImage(options: DiskImageOptions): DiskImage {
-  const { kernel, name, kernelArgs = '', layout = DiskLayout.WHOLE_VOLUME, volumeSizeGiB = 1 } = options;
-  validateUnikernelName(name);
-  validateKernelArgs(kernelArgs);
-  validateLayout(layout);
-  validateVolumeSizeGiB(volumeSizeGiB);
+  const { kernel } = options;
   if (!(kernel instanceof Uint8Array) || kernel.length === 0) {
     throw new DiskImageError('The kernel is empty or not bytes: give the kernel file\'s contents as a Uint8Array (a Buffer).');
   }
-  const sizeBytes = volumeSizeGiB * GIB;
-  const maxBytes = maxKernelBytes(volumeSizeGiB, layout);
-  if (kernel.length > maxBytes) {
-    throw new DiskImageError(
-      `The kernel is ${kernel.length} bytes, but a ${volumeSizeGiB} GiB volume (${layout} layout) holds a kernel of at most ` +
-      `${maxBytes} bytes: raise volumeSizeGiB.`,
-    );
-  }
-
-  const kernelFileName = `${name}.xen`;
-  const kernelPath = `/boot/${kernelFileName}`;
-  const menuLst = renderMenuLst(name, kernelPath, kernelArgs, layout);
-  const inputsDigest = digestOfInputs(kernel, name, kernelArgs, layout, volumeSizeGiB);
-  const filesystemOffset = layout === DiskLayout.MBR_PARTITION ? MBR_PARTITION_OFFSET : 0;
-
-  const extents: DiskExtent[] = [];
-  if (layout === DiskLayout.MBR_PARTITION) {
-    extents.push({ offset: 0, data: mbrSector(sizeBytes, inputsDigest.readUInt32LE(16)) });
-  }
-  const filesystem = buildExt2(sizeBytes - filesystemOffset, {
-    kernel,
-    kernelFileName,
-    menuLst: Buffer.from(menuLst, 'ascii'),
-    uuidSeed: inputsDigest.toString('hex'),
-  });
-  for (const extent of filesystem) {
-    extents.push({ offset: filesystemOffset + extent.offset, data: extent.data });
-  }
-  return new SparseDiskImage(sizeBytes, layout, filesystemOffset, kernelPath, menuLst, extents);
-}
-
-function digestOfInputs(kernel: Uint8Array, name: string, kernelArgs: string, layout: DiskLayout, volumeSizeGiB: number): Buffer {
-  return createHash('sha256')
-    .update(JSON.stringify({ name, kernelArgs, layout, volumeSizeGiB, kernelBytes: kernel.length }))
-    .update(kernel)
-    .digest();
-}
-
-/**
- * The largest kernel, in bytes, that a volume of this size and layout holds; for synth-time checks.
- * It is also never more than 2 GiB - 1: ext2 without large_file and GRUB 0.97 keep file sizes in 31 bits.
- * @throws DiskImageError for an invalid size or layout
- */
-export function maxKernelBytes(volumeSizeGiB: number, layout: DiskLayout): number {
-  validateVolumeSizeGiB(volumeSizeGiB);
-  validateLayout(layout);
-  const sizeBytes = volumeSizeGiB * GIB;
-  const filesystemBytes = layout === DiskLayout.MBR_PARTITION ? sizeBytes - MBR_PARTITION_OFFSET : sizeBytes;
-  if (layout === DiskLayout.MBR_PARTITION) {
-    mbrSector(sizeBytes, 0); // refuses disks an MBR cannot address
-  }
-  return maxKernelFileBytes(filesystemBytes);
+  const plan = planDiskImage(kernel.length, options);
+  const extents: DiskExtent[] = [
+    ...plan.metadata,
+    ...plan.kernelRuns.map((run) => ({ offset: run.diskOffset, data: kernel.subarray(run.kernelOffset, run.kernelOffset + run.length) })),
+  ].sort((a, b) => a.offset - b.offset);
+  return new SparseDiskImage(plan.sizeBytes, plan.layout, plan.filesystemOffset, plan.kernelPath, plan.menuLst, extents);
 }
 
 /**

@@ -1,5 +1,6 @@
 /**
- * An ext2 filesystem that GRUB 0.97 (which PV-GRUB is built from) can read, written as extents.
+ * An ext2 filesystem that GRUB 0.97 (which PV-GRUB is built from) can read, planned from the
+ * kernel's SIZE alone: its metadata as extents, and the runs of blocks the kernel's bytes go to.
  *
  * GRUB 0.97's stage2/fsys_ext2fs.c checks only the superblock magic, assumes 128-byte inodes,
  * reads `name_len` as one byte followed by `file_type`, and maps blocks through direct, indirect,
@@ -10,6 +11,10 @@
  * instead of 128 with 1 KiB blocks, volumes up to 16 TiB with 32-bit block numbers (1 KiB blocks
  * stop at 4 TiB), and GRUB 0.97's 32 KiB FSYS_BUF holds its 4 KiB block buffers. Double-indirect
  * blocks then reach 4 GiB, more than any kernel here (see MAX_FILE_BYTES).
+ *
+ * The filesystem is as small as its files allow, in whole block groups (see planExt2): every group
+ * has a block bitmap that is not zero (without flex_bg, e2fsck wants a group's bitmaps inside it),
+ * so a filesystem spanning the volume would cost a snapshot one written block per 128 MiB.
  */
 import { createHash } from 'crypto';
 
@@ -18,8 +23,13 @@ export const EXT2_BLOCK_BYTES = 4096;
 /** A group is as many blocks as its one-block bitmap has bits. */
 const BLOCKS_PER_GROUP = 8 * EXT2_BLOCK_BYTES;
 const INODE_BYTES = 128;
-/** mke2fs's default ratio of one inode per 16 KiB, for full groups of 4 KiB blocks. */
-const INODES_PER_GROUP = 8192;
+/**
+ * One inode table block per group: the filesystem holds six files, and a small inode table keeps
+ * group 0's metadata, the directories and the kernel in one contiguous run (mke2fs's default of
+ * 8192 inodes per group would put a 1 MiB table, zeros but for its first block, before the files).
+ * e2fsck accepts down to one block's worth (32 inodes of 128 bytes).
+ */
+const INODES_PER_GROUP = 32;
 const INODE_TABLE_BLOCKS = (INODES_PER_GROUP * INODE_BYTES) / EXT2_BLOCK_BYTES;
 const GROUP_DESCRIPTOR_BYTES = 32;
 const SUPERBLOCK_BYTES = 1024;
@@ -216,35 +226,68 @@ export function maxKernelFileBytes(fsBytes: number): number {
 
 /** What goes into the filesystem. */
 export interface Ext2Contents {
-  /** Bytes of /boot/<kernelFileName>; must fit (see maxKernelFileBytes). */
-  readonly kernel: Uint8Array;
+  /** Size of /boot/<kernelFileName> in bytes; must fit (see maxKernelFileBytes). */
+  readonly kernelBytes: number;
   readonly kernelFileName: string;
   /** Bytes of /boot/grub/menu.lst, at most one block. */
   readonly menuLst: Uint8Array;
-  /** Seed of the filesystem UUID: a digest of every input, so equal inputs give equal bytes. */
+  /** Seed of the filesystem UUID: a digest of the inputs, so equal inputs give equal bytes. */
   readonly uuidSeed: string;
 }
 
+/** Where `length` bytes of the kernel go: `offset` is a byte offset of the filesystem. */
+export interface FsKernelRun {
+  readonly offset: number;
+  readonly length: number;
+}
+
+/** The filesystem, without the kernel's bytes. */
+export interface Ext2Plan {
+  /** Size of the filesystem: whole block groups, at most the space it was given. */
+  readonly fsBytes: number;
+  /** Every non-kernel region that is not zero, sorted by offset; repeated blocks share one buffer. */
+  readonly metadata: readonly FsExtent[];
+  /** Where the kernel's bytes go, in the kernel's order; the offsets ascend. */
+  readonly kernelRuns: readonly FsKernelRun[];
+}
+
 /**
- * Lays out the filesystem and returns its non-zero regions, sorted by offset. Kernel data is
- * referenced (subarrays of `contents.kernel`), never copied; metadata blocks that repeat across
- * groups share one buffer, so memory stays small even for a 16 TiB filesystem.
+ * The smallest filesystem, in whole block groups, that holds the files, and never more than
+ * `maxFsBytes`. A last group of full size costs nothing: its free blocks are zero bits of the
+ * group's one bitmap block. The rest of the volume stays unused until resize2fs grows the
+ * filesystem over it (possible offline even without resize_inode).
  */
-export function buildExt2(fsBytes: number, contents: Ext2Contents): FsExtent[] {
-  const geometry = new Geometry(fsBytes);
+function compactGeometry(maxFsBytes: number, neededFileBlocks: number): Geometry {
+  const maxBlocks = Math.min(Math.floor(maxFsBytes / EXT2_BLOCK_BYTES), MAX_BLOCKS_COUNT);
+  for (let groups = 1; ; groups++) {
+    const blocks = Math.min(groups * BLOCKS_PER_GROUP, maxBlocks);
+    const geometry = new Geometry(blocks * EXT2_BLOCK_BYTES);
+    if (geometry.fileBlocks() >= neededFileBlocks || blocks === maxBlocks) {
+      return geometry;
+    }
+  }
+}
+
+/**
+ * Lays out the filesystem for a kernel of `contents.kernelBytes` bytes, in at most `maxFsBytes`
+ * bytes. Only the kernel's size is needed: its bytes go, in order, to `kernelRuns`.
+ */
+export function planExt2(maxFsBytes: number, contents: Ext2Contents): Ext2Plan {
+  const kernelDataBlocks = blocksOf(contents.kernelBytes);
+  const kernelIndirectCount = indirectBlocks(kernelDataBlocks);
+  const geometry = compactGeometry(maxFsBytes, FIXED_FILE_BLOCKS + kernelDataBlocks + kernelIndirectCount);
   const allocator = new BlockAllocator(geometry);
-  const extents: FsExtent[] = [];
-  const writeBlocks = (block: number, data: Uint8Array) => extents.push({ offset: block * EXT2_BLOCK_BYTES, data });
+  const metadata: FsExtent[] = [];
+  const writeBlocks = (block: number, data: Uint8Array) => metadata.push({ offset: block * EXT2_BLOCK_BYTES, data });
 
   const [rootBlock] = allocator.takeBlocks(1);
   const lostFoundBlocks = allocator.takeBlocks(LOST_FOUND_BLOCKS);
   const [bootBlock] = allocator.takeBlocks(1);
   const [grubBlock] = allocator.takeBlocks(1);
   const [menuLstBlock] = allocator.takeBlocks(1);
-  const kernelDataBlocks = blocksOf(contents.kernel.length);
   // Indirect blocks go before the data so that the kernel lies in one run per group.
-  const kernelIndirectBlocks = allocator.takeBlocks(indirectBlocks(kernelDataBlocks));
-  const kernelRuns = allocator.take(kernelDataBlocks);
+  const kernelIndirectBlocks = allocator.takeBlocks(kernelIndirectCount);
+  const kernelBlockRuns = allocator.take(kernelDataBlocks);
 
   writeBlocks(rootBlock, directoryBlock([
     { inode: ROOT_INODE, name: '.', type: DIR_ENTRY_DIRECTORY },
@@ -272,13 +315,14 @@ export function buildExt2(fsBytes: number, contents: Ext2Contents): FsExtent[] {
   ]));
   writeBlocks(menuLstBlock, contents.menuLst);
 
-  const kernelMap = mapFileBlocks(kernelRuns, kernelIndirectBlocks);
+  const kernelMap = mapFileBlocks(kernelBlockRuns, kernelIndirectBlocks);
   kernelIndirectBlocks.forEach((block, i) => writeBlocks(block, kernelMap.indirectData[i]));
+  const kernelRuns: FsKernelRun[] = [];
   let fileOffset = 0;
-  for (const run of kernelRuns) {
-    const runBytes = Math.min(run.count * EXT2_BLOCK_BYTES, contents.kernel.length - fileOffset);
-    writeBlocks(run.first, contents.kernel.subarray(fileOffset, fileOffset + runBytes));
-    fileOffset += runBytes;
+  for (const run of kernelBlockRuns) {
+    const length = Math.min(run.count * EXT2_BLOCK_BYTES, contents.kernelBytes - fileOffset);
+    kernelRuns.push({ offset: run.first * EXT2_BLOCK_BYTES, length });
+    fileOffset += length;
   }
 
   const inodes = Buffer.alloc(USED_INODES * INODE_BYTES);
@@ -293,7 +337,7 @@ export function buildExt2(fsBytes: number, contents: Ext2Contents): FsExtent[] {
     mode: MODE_REGULAR_FILE, links: 1, size: contents.menuLst.length, blocks: [menuLstBlock], dataBlocks: 1,
   });
   writeInode(KERNEL_INODE, {
-    mode: MODE_REGULAR_FILE, links: 1, size: contents.kernel.length,
+    mode: MODE_REGULAR_FILE, links: 1, size: contents.kernelBytes,
     blocks: kernelMap.inodeBlocks, dataBlocks: kernelDataBlocks + kernelIndirectBlocks.length,
   });
 
@@ -316,11 +360,15 @@ export function buildExt2(fsBytes: number, contents: Ext2Contents): FsExtent[] {
   for (let group = 0; group < geometry.groupCount; group++) {
     if (hasSuperblock(group)) {
       const start = geometry.groupStart(group);
-      extents.push({ offset: group === 0 ? SUPERBLOCK_OFFSET : start * EXT2_BLOCK_BYTES, data: encodeSuperblock(superblock, group) });
+      metadata.push({ offset: group === 0 ? SUPERBLOCK_OFFSET : start * EXT2_BLOCK_BYTES, data: encodeSuperblock(superblock, group) });
       writeBlocks(start + 1, descriptors);
     }
   }
-  return extents.filter((extent) => extent.data.length > 0).sort((a, b) => a.offset - b.offset);
+  return {
+    fsBytes: geometry.blocksCount * EXT2_BLOCK_BYTES,
+    metadata: metadata.filter((extent) => extent.data.length > 0).sort((a, b) => a.offset - b.offset),
+    kernelRuns,
+  };
 }
 
 interface FileBlockMap {

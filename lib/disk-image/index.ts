@@ -4,7 +4,11 @@
  */
 export { DiskLayout, DiskImageError } from './types';
 export type { DiskExtent, DiskBlock } from './types';
-export { buildDiskImage, writeSparseFile, maxKernelBytes } from './disk-image';
+export { buildDiskImage, writeSparseFile } from './disk-image';
 export type { DiskImageOptions, DiskImage } from './disk-image';
+export { planDiskImage, maxKernelBytes } from './layout';
+export { writeDiskImageFile } from './file';
+export { streamDiskBlocks } from './stream';
+export type { DiskImagePlan, DiskImageSettings, KernelRun } from './layout';
 export { validateUnikernelName, validateKernelArgs } from './validation';
 export { renderMenuLst } from './menu-lst';

@@ -4,10 +4,12 @@
  * (Documentation/arch/x86/boot.rst).
  */
 import { KernelArchitecture } from '../pv-grub';
-import { compressionOf, gunzipFirstMember } from './compression';
+import type { Found } from './classify';
+import { compressionOf } from './compression';
 import { isElf } from './elf';
+import { readRange, Reads } from './reads';
 import { KernelInspection } from './types';
-import { inspectElf, refused } from './xen-kernel';
+import { refused } from './xen-kernel';
 
 /** Linux x86 boot protocol: the setup header magic "HdrS" at 0x202 marks a bzImage. */
 export function isBzImage(bytes: Uint8Array): boolean {
@@ -20,53 +22,62 @@ const PROTOCOL_VERSION = 0x206;
 const XLOADFLAGS = 0x236;
 const PAYLOAD_OFFSET = 0x248;
 const PAYLOAD_LENGTH = 0x24c;
-const SETUP_HEADER_END = 0x250;
+/** How much of the file the setup header takes: what is read to recognise it. */
+export const SETUP_HEADER_END = 0x250;
 const XLF_KERNEL_64 = 1;
 
 /**
  * A Linux bzImage, as Xen's bzImage loader reads it: boot protocol 2.08 or later (which added
  * payload_offset and payload_length), the payload at (setup_sects + 1) * 512 + payload_offset,
- * decompressed, must be an ELF with the Xen notes.
+ * decompressed, must be an ELF with the Xen notes. `header` holds the file's first bytes (up to
+ * SETUP_HEADER_END) and `size` its size; the payload's ELF is inspected by the caller.
  */
-export function inspectBzImage(bytes: Uint8Array, maxInflatedBytes: number): KernelInspection {
-  if (bytes.length < SETUP_HEADER_END) {
-    return refused('Linux bzImage', `The kernel file has the Linux bzImage magic "HdrS" but is only ${bytes.length} bytes long, shorter than its setup header (${SETUP_HEADER_END} bytes). Give the complete kernel file.`);
+export function* classifyBzImage(header: Uint8Array, size: number): Reads<Found> {
+  if (size < SETUP_HEADER_END) {
+    return inspected(refused('Linux bzImage', `The kernel file has the Linux bzImage magic "HdrS" but is only ${size} bytes long, shorter than its setup header (${SETUP_HEADER_END} bytes). Give the complete kernel file.`));
   }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const view = new DataView(header.buffer, header.byteOffset, header.byteLength);
   const version = view.getUint16(PROTOCOL_VERSION, true);
   const versionText = `${version >> 8}.${(version & 0xff).toString().padStart(2, '0')}`;
   const format = `Linux bzImage (boot protocol ${versionText})`;
   if (version < 0x208) {
-    return refused(format, `The Linux bzImage uses boot protocol ${versionText}, but Xen's bzImage loader needs 2.08 or later, which gives the payload's place. Use a newer Linux kernel built with Xen PV support (CONFIG_XEN_PV).`);
+    return inspected(refused(format, `The Linux bzImage uses boot protocol ${versionText}, but Xen's bzImage loader needs 2.08 or later, which gives the payload's place. Use a newer Linux kernel built with Xen PV support (CONFIG_XEN_PV).`));
   }
   const architecture = version >= 0x20c
     ? (view.getUint16(XLOADFLAGS, true) & XLF_KERNEL_64 ? KernelArchitecture.X86_64 : KernelArchitecture.I386)
     : undefined;
-  const payloadStart = (bytes[SETUP_SECTS] + 1) * 512 + view.getUint32(PAYLOAD_OFFSET, true);
-  const payloadEnd = payloadStart + view.getUint32(PAYLOAD_LENGTH, true);
-  if (payloadEnd > bytes.length) {
-    return refused(format, `The Linux bzImage's payload (bytes ${payloadStart} to ${payloadEnd}) runs past the end of the ${bytes.length}-byte file: it is truncated or corrupt. Give the complete kernel file.`);
+  const payloadStart = (header[SETUP_SECTS] + 1) * 512 + view.getUint32(PAYLOAD_OFFSET, true);
+  const payloadLength = view.getUint32(PAYLOAD_LENGTH, true);
+  const payloadEnd = payloadStart + payloadLength;
+  if (payloadEnd > size) {
+    return inspected(refused(format, `The Linux bzImage's payload (bytes ${payloadStart} to ${payloadEnd}) runs past the end of the ${size}-byte file: it is truncated or corrupt. Give the complete kernel file.`));
   }
-  const payload = bytes.subarray(payloadStart, payloadEnd);
-  const compression = compressionOf(payload);
-  if (isElf(payload) || compression === 'gzip') {
-    let elf = payload;
-    if (compression === 'gzip') {
-      try {
-        elf = gunzipFirstMember(payload, maxInflatedBytes);
-      } catch (error) {
-        return refused(`${format} with a gzip-compressed payload`, `The Linux bzImage's payload starts with the gzip magic, but ${(error as Error).message}. Give an intact kernel file.`);
-      }
-      if (!isElf(elf)) {
-        return refused(`${format} with a gzip-compressed payload`, "The Linux bzImage's gzip-compressed payload is not an ELF file, which Xen's bzImage loader needs. Give a Linux kernel built with Xen PV support (CONFIG_XEN_PV).");
-      }
-    }
-    const inner = inspectElf(elf);
-    const payloadFormat = compression === 'gzip' ? `gzip-compressed ${inner.format}` : inner.format;
+  const { bytes: payloadHead } = yield* readRange(payloadStart, Math.min(payloadLength, 16));
+  const compression = compressionOf(payloadHead);
+  const describe = (payloadFormat: (inner: KernelInspection) => string) => (inner: KernelInspection): KernelInspection => {
     const warnings = architecture && inner.architecture && architecture !== inner.architecture
       ? [`The bzImage header says ${architecture} but its payload is ${inner.architecture}; the payload decides.`]
       : [];
-    return { ...inner, format: `${format} with a ${payloadFormat} payload`, warnings: [...inner.warnings, ...warnings] };
+    return { ...inner, format: `${format} with a ${payloadFormat(inner)} payload`, warnings: [...inner.warnings, ...warnings] };
+  };
+  if (isElf(payloadHead)) {
+    return { kind: 'elf', offset: payloadStart, length: payloadLength, describe: describe((inner) => inner.format) };
+  }
+  if (compression === 'gzip') {
+    const gzipFormat = `${format} with a gzip-compressed payload`;
+    return {
+      kind: 'gzip',
+      offset: payloadStart,
+      length: payloadLength,
+      *inner(): Reads<Found> {
+        const { bytes } = yield* readRange(0, 4);
+        return isElf(bytes)
+          ? { kind: 'elf', describe: (elf: KernelInspection) => elf }
+          : inspected(refused(gzipFormat, "The Linux bzImage's gzip-compressed payload is not an ELF file, which Xen's bzImage loader needs. Give a Linux kernel built with Xen PV support (CONFIG_XEN_PV)."));
+      },
+      describe: describe((inner) => `gzip-compressed ${inner.format}`),
+      refuse: (reason) => refused(gzipFormat, `The Linux bzImage's payload starts with the gzip magic, but ${reason}. Give an intact kernel file.`),
+    };
   }
   const payloadKind = compression ? `${compression}-compressed` : 'in an unknown format';
   // Accepted with a warning: PV-GRUB boots Linux kernels built with Xen PV support, and
@@ -80,5 +91,9 @@ export function inspectBzImage(bytes: Uint8Array, maxInflatedBytes: number): Ker
   } else if (architecture === KernelArchitecture.I386) {
     warnings.push('The i386 PV-GRUB boots only PAE kernels: the kernel must be built with CONFIG_X86_PAE.');
   }
-  return { bootable: true, architecture, format: `${format} with a ${payloadKind} payload`, compressed: false, notes: [], warnings };
+  return inspected({ bootable: true, architecture, format: `${format} with a ${payloadKind} payload`, compressed: false, notes: [], warnings });
+}
+
+function inspected(inspection: KernelInspection): Found {
+  return { kind: 'inspected', inspection };
 }

@@ -5,7 +5,8 @@
  * the PAE guests 'xen-3.0-x86_32p').
  */
 import { KernelArchitecture } from '../pv-grub';
-import { cString, EM_386, EM_X86_64, ElfNote, KernelFormatError, parseElf } from './elf';
+import { cString, EM_386, EM_X86_64, ElfFile, ElfNote, KernelFormatError, readElf } from './elf';
+import { Reads } from './reads';
 import { KernelInspection } from './types';
 import {
   decodeXenNote,
@@ -28,10 +29,10 @@ export function refused(format: string, reason: string, compressed = false): Ker
 }
 
 /** Inspects an ELF kernel; a corrupt one is refused with the broken structure named. */
-export function inspectElf(bytes: Uint8Array): KernelInspection {
-  let elf;
+export function* inspectElf(): Reads<KernelInspection> {
+  let elf: ElfFile;
   try {
-    elf = parseElf(bytes);
+    elf = yield* readElf();
   } catch (error) {
     if (!(error instanceof KernelFormatError)) throw error;
     return refused('corrupt ELF', `The kernel file starts like an ELF file, but ${error.message}. Give the complete, intact kernel file.`);
@@ -44,8 +45,7 @@ export function inspectElf(bytes: Uint8Array): KernelInspection {
   const notes = [...byOffset.values()].sort((a, b) => a.fileOffset - b.fileOffset).map(decodeXenNote);
   // Xen reads the segments' notes, then falls back to the sections', then to '__xen_guest'.
   const notesXenReads = (segmentNotes.length > 0 ? segmentNotes : sectionNotes).map(decodeXenNote);
-  const guestSection = elf.section('__xen_guest');
-  const xenGuestInfo = guestSection ? cString(guestSection) : undefined;
+  const xenGuestInfo = elf.xenGuestSection ? cString(elf.xenGuestSection) : undefined;
   const parameters = notesXenReads.length > 0
     ? parametersFromNotes(notesXenReads)
     : xenGuestInfo !== undefined ? parametersFromGuestInfo(xenGuestInfo) : undefined;

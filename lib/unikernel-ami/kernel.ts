@@ -4,7 +4,7 @@ import { Annotations, Token } from 'aws-cdk-lib';
 import * as s3 from 'aws-cdk-lib/aws-s3';
 import * as s3_assets from 'aws-cdk-lib/aws-s3-assets';
 import { Construct } from 'constructs';
-import { assertBootableKernel, KernelInspection } from '../kernel-inspection';
+import { inspectKernelFileSync, KernelInspection, KernelNotBootableError } from '../kernel-inspection';
 import { KernelArchitecture } from '../pv-grub';
 import { checkInput, validationError } from './errors';
 
@@ -64,26 +64,42 @@ class FileKernel extends UnikernelKernel {
 
   public bind(scope: Construct, options: UnikernelKernelBindOptions = {}): UnikernelKernelConfig {
     const file = path.resolve(this.filePath);
-    const sizeBytes = explainFileErrors(scope, file, () => fs.statSync(file).size);
-    if (options.maxSizeBytes !== undefined && sizeBytes > options.maxSizeBytes) {
+    const stat = explainFileErrors(scope, file, () => fs.statSync(file));
+    if (options.maxSizeBytes !== undefined && stat.size > options.maxSizeBytes) {
       throw validationError(
         scope,
-        `The kernel file ${file} is ${sizeBytes} bytes, but the volume holds a kernel of at most ${options.maxSizeBytes} bytes. ` +
+        `The kernel file ${file} is ${stat.size} bytes, but the volume holds a kernel of at most ${options.maxSizeBytes} bytes. ` +
         'Give a larger volumeSize.',
       );
     }
-    const bytes = explainFileErrors(scope, file, () => fs.readFileSync(file));
-    const inspection: KernelInspection = checkInput(
-      scope,
-      () => assertBootableKernel(bytes),
-      (reason) => `The kernel file ${file} cannot be booted by AWS PV-GRUB: ${reason}`,
-    );
+    const inspection = explainFileErrors(scope, file, () => inspectOnce(file, stat));
+    if (!inspection.bootable) {
+      throw validationError(scope, `The kernel file ${file} cannot be booted by AWS PV-GRUB: ${new KernelNotBootableError(inspection).message}`);
+    }
     for (const warning of inspection.warnings) {
       Annotations.of(scope).addWarningV2('mirage-unikernel-ami:kernel-inspection', `${file}: ${warning}`);
     }
     const asset = new s3_assets.Asset(scope, 'Kernel', { path: file });
     return { bucket: asset.bucket, objectKey: asset.s3ObjectKey, architecture: inspection.architecture };
   }
+}
+
+/**
+ * Inspections of local kernel files, by the file's identity and modification time: a file that
+ * many unikernels of an app use is read and inspected once per synthesis, and again only if it
+ * changed. Inspection reads the kernel's headers and notes, not its bulk (a gzip kernel is
+ * inflated whole, in memory, to check its CRC and length).
+ */
+const inspections = new Map<string, KernelInspection>();
+
+function inspectOnce(file: string, stat: fs.Stats): KernelInspection {
+  const key = JSON.stringify([file, stat.dev, stat.ino, stat.size, stat.mtimeMs]);
+  let inspection = inspections.get(key);
+  if (!inspection) {
+    inspection = inspectKernelFileSync(file);
+    inspections.set(key, inspection);
+  }
+  return inspection;
 }
 
 function explainFileErrors<T>(scope: Construct, file: string, read: () => T): T {

@@ -2,6 +2,7 @@ import { execFileSync, spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as zlib from 'zlib';
 import { EC2Client, GetConsoleOutputCommand } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { runCli } from '../../lib/cli';
@@ -101,7 +102,34 @@ describe('disk', () => {
       'default 0\ntimeout 0\n\ntitle hello\nroot (hd0)\nkernel /boot/hello.xen verbose=1 net=off\n',
     );
     expect(result.stdout).toContain(`${2 ** 30} bytes`);
-    expect(result.stdout).toContain(`${countNonZeroBytes(out)} bytes non-zero`);
+    const superblock = execFileSync('dumpe2fs', ['-h', out], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+    const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(superblock)![1]);
+    expect(result.stdout).toContain(`with a ${field('Block count') * field('Block size')}-byte ext2 filesystem at byte 0`);
+    expect(result.stdout).toContain(`/boot/hello.xen: ${fs.statSync(helloKernel).size} bytes`);
+    // Sparse: what is written is the kernel and little more.
+    expect(countNonZeroBytes(out)).toBeLessThan(fs.statSync(helloKernel).size + 64 * 1024);
+  });
+
+  test('refuses a gzip kernel whose trailer is cut off, and writes nothing', async () => {
+    // GIVEN the example kernel gzip-compressed, without the last 4 bytes of its trailer
+    const gz = zlib.gzipSync(fs.readFileSync(helloKernel));
+    const kernel = path.join(workDir, 'hello.xen.gz');
+    fs.writeFileSync(kernel, gz.subarray(0, gz.length - 4));
+    const out = path.join(workDir, 'hello.img');
+
+    // WHEN
+    const result = await run(['disk', kernel, '--out', out]);
+
+    // THEN
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/cannot be booted by PV-GRUB: The kernel file starts with the gzip magic, but the gzip data is corrupt or truncated/);
+    expect(fs.existsSync(out)).toBe(false);
+  });
+
+  test('an output that cannot be written is one line naming it', async () => {
+    const result = await run(['disk', helloKernel, '--out', path.join(workDir, 'no-such-dir', 'x.img')]);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^mirage-unikernel-ami: cannot write .*no-such-dir\/x\.img: no such file or directory \(ENOENT\)\n$/);
   });
 
   test('writes the MBR layout with a chosen name and size', async () => {

@@ -46,7 +46,7 @@ describe('a path that cannot be read or written is one line naming it', () => {
     ['a missing kernel', () => ['inspect', path.join(workDir, 'missing.xen')], (dir: string) => `cannot read kernel ${dir}/missing.xen: no such file or directory (ENOENT)`],
     ['a folder given as the kernel', () => ['inspect', workDir], (dir: string) => `cannot read kernel ${dir}: illegal operation on a directory (EISDIR)`],
     ['a missing kernel for disk', () => ['disk', path.join(workDir, 'missing.xen'), '--out', path.join(workDir, 'x.img')], (dir: string) => `cannot read kernel ${dir}/missing.xen: no such file or directory (ENOENT)`],
-    ['--out in a missing folder', () => ['disk', helloKernel, '--out', path.join(workDir, 'no', 'x.img')], (dir: string) => `cannot open ${dir}/no/x.img: no such file or directory (ENOENT)`],
+    ['--out in a missing folder', () => ['disk', helloKernel, '--out', path.join(workDir, 'no', 'x.img')], (dir: string) => `cannot write ${dir}/no/x.img: no such file or directory (ENOENT)`],
   ])('%s', async (_label, argv, message) => {
     const result = await run(argv());
     expect(result.code).toBe(2);

@@ -1,6 +1,6 @@
 /** The real tools that own the formats the disk image writer produces, run as child processes. */
 import { spawnSync } from 'child_process';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync } from 'fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 
@@ -14,7 +14,7 @@ export interface ToolResult {
 export function runTool(command: string, args: string[]): ToolResult {
   const result = spawnSync(command, args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   if (result.error) {
-    throw new Error(`Cannot run ${command} (${result.error.message}); install it (e2fsprogs, file, coreutils, python3).`);
+    throw new Error(`Cannot run ${command} (${result.error.message}); install it (Debian packages e2fsprogs, file, coreutils, diffutils, python3).`);
   }
   return { status: result.status ?? -1, stdout: result.stdout, stderr: result.stderr };
 }
@@ -167,4 +167,30 @@ export function readBytes(path: string, offset: number, length: number): Buffer 
     closeSync(fd);
   }
   return bytes;
+}
+
+/**
+ * A sparse kernel file of `bytes` bytes: zeros (holes) with a marker at its start, at every 128 MiB
+ * and in its last byte, so that a copy that loses or moves a stretch is caught.
+ */
+export function writeSparseKernel(path: string, bytes: number): void {
+  const fd = openSync(path, 'w');
+  try {
+    ftruncateSync(fd, bytes);
+    for (let offset = 0; offset < bytes - 16; offset += 128 * 2 ** 20) {
+      writeSync(fd, Buffer.from(`marker@${offset}`), 0, undefined, offset);
+    }
+    writeSync(fd, Buffer.from([0xff]), 0, 1, bytes - 1);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** `cmp -s`: whether two files have the same bytes, compared by coreutils' cmp. */
+export function cmp(a: string, b: string): boolean {
+  const result = runTool('cmp', ['-s', a, b]);
+  if (result.status > 1) {
+    throw new Error(`cmp ${a} ${b} failed: ${result.stderr}`);
+  }
+  return result.status === 0;
 }

@@ -112,8 +112,8 @@ describe('maxKernelBytes', () => {
     const whole1 = maxKernelBytes(1, DiskLayout.WHOLE_VOLUME);
     const mbr1 = maxKernelBytes(1, DiskLayout.MBR_PARTITION);
 
-    // 1 GiB less each of 8 groups' inode table (256 blocks) and bitmaps, superblock copies and indirect blocks.
-    expect(whole1).toBeLessThan(2 ** 30 - 8 * 258 * 4096);
+    // 1 GiB less each of 8 groups' inode table (1 block) and bitmaps, superblock copies and indirect blocks.
+    expect(whole1).toBeLessThan(2 ** 30 - 8 * 3 * 4096);
     expect(whole1).toBeGreaterThan(0.95 * 2 ** 30);
     expect(mbr1).toBeLessThan(whole1);
     expect(maxKernelBytes(2, DiskLayout.WHOLE_VOLUME)).toBeGreaterThan(whole1);

@@ -1,3 +1,4 @@
+import { spawnSync } from 'child_process';
 import { readFileSync } from 'fs';
 import * as path from 'path';
 import { gzipSync } from 'zlib';
@@ -32,6 +33,13 @@ function withHeader(bytes: Buffer, fields: { version?: number; xloadflags?: numb
   if (fields.xloadflags !== undefined) copy.writeUInt16LE(fields.xloadflags, 0x236);
   if (fields.payloadLength !== undefined) copy.writeUInt32LE(fields.payloadLength, 0x24c);
   return copy;
+}
+
+/** The exit status of `gzip -t` (gzip's own integrity check) on the bytes. */
+function gzipTest(bytes: Uint8Array): number {
+  const result = spawnSync('gzip', ['-t'], { input: bytes });
+  if (result.error) throw new Error(`cannot run gzip (${result.error.message}); install the Debian package gzip`);
+  return result.status ?? -1;
 }
 
 function refusalOf(bytes: Uint8Array): string {
@@ -249,6 +257,27 @@ describe('kernels PV-GRUB cannot boot', () => {
     const gz = kernel('pv-x86_64.elf.gz');
     // WHEN / THEN
     expect(() => assertBootableKernel(gz.subarray(0, gz.length / 2))).toThrow(/gzip data is corrupt or truncated/);
+  });
+
+  test.each([1, 4, 5, 8])('gzip missing its last %d byte(s) (its CRC-32 and length trailer): refused, as gzip -t refuses it', (missing) => {
+    // GIVEN the gzip kernel without its last bytes: the deflate data is whole, the trailer is not
+    const gz = kernel('pv-x86_64.elf.gz');
+    const truncated = gz.subarray(0, gz.length - missing);
+    // WHEN / THEN gzip itself refuses it, and so does inspection, saying why
+    expect(gzipTest(truncated)).not.toBe(0);
+    expect(refusalOf(truncated)).toMatch(/gzip data is corrupt or truncated.*(trailer|ends before)/);
+  });
+
+  test.each([
+    ['CRC-32', 8, /CRC-32/],
+    ['length', 4, /length/],
+  ])('gzip whose %s in the trailer does not match the data: refused', (_, fromEnd, reason) => {
+    // GIVEN one bit flipped in the trailer field
+    const gz = Buffer.from(kernel('pv-x86_64.elf.gz'));
+    gz[gz.length - fromEnd] ^= 0x01;
+    // WHEN / THEN
+    expect(gzipTest(gz)).not.toBe(0);
+    expect(refusalOf(gz)).toMatch(reason);
   });
 
   test('gzip that inflates beyond the limit: refused, saying so', () => {

@@ -120,10 +120,10 @@ describe('the shared provider', () => {
     const role = { 'Fn::GetAtt': [Match.stringLikeRegexp('^MirageUnikernelAmiBuildInfrastructureHandlerRole'), 'Arn'] };
     const logGroup = { Ref: Match.stringLikeRegexp('^MirageUnikernelAmiBuildInfrastructureHandlerLogs') };
     template.hasResourceProperties('AWS::Lambda::Function', {
-      Handler: 'index.onEvent', Runtime: 'nodejs24.x', MemorySize: 2048, Timeout: 600, Role: role, LoggingConfig: { LogGroup: logGroup },
+      Handler: 'index.onEvent', Runtime: 'nodejs24.x', MemorySize: 512, Timeout: 600, Role: role, LoggingConfig: { LogGroup: logGroup },
     });
     template.hasResourceProperties('AWS::Lambda::Function', {
-      Handler: 'index.isComplete', Runtime: 'nodejs24.x', MemorySize: 2048, Timeout: 300, Role: role, LoggingConfig: { LogGroup: logGroup },
+      Handler: 'index.isComplete', Runtime: 'nodejs24.x', MemorySize: 512, Timeout: 300, Role: role, LoggingConfig: { LogGroup: logGroup },
     });
     template.hasResourceProperties('AWS::Logs::LogGroup', { RetentionInDays: 30 });
     const logWrite = statementsAllowing(handlerStatements(template), 'logs:PutLogEvents');

@@ -52,10 +52,10 @@ export async function bootCommand(args: readonly string[], io: CliIo): Promise<n
       asUsageError(() => renderXlConfig({ name, disk: '/dev/null', memoryMiB })); // refuse a bad name or memory before building
       workDir = fs.mkdtempSync(path.join(os.tmpdir(), 'mua-disk-'));
       const image = path.join(workDir, `${name}.img`);
-      const disk = writeKernelDisk(kernelPath, { ...options, name }, image, io);
+      const disk = await writeKernelDisk(kernelPath, { ...options, name }, image, io);
       if (!disk) return 2;
-      const menuLines = disk.image.menuLst.split('\n').filter((line) => /^(root|kernel) /.test(line));
-      io.stderr(`built the disk the construct would write (${disk.image.layout} layout); its menu.lst says: ${menuLines.join('; ')}\n`);
+      const menuLines = disk.plan.menuLst.split('\n').filter((line) => /^(root|kernel) /.test(line));
+      io.stderr(`built the disk the construct would write (${disk.plan.layout} layout); its menu.lst says: ${menuLines.join('; ')}\n`);
       guest = { name, disk: image, memoryMiB };
     }
     asUsageError(() => renderXlConfig(guest));

@@ -1,16 +1,16 @@
 import * as fs from 'fs';
 import * as path from 'path';
-import { inspectKernel } from '../../kernel-inspection';
+import { inspectKernelFile } from '../../kernel-inspection';
 import { renderXlConfig } from '../../xen/xl-config';
 import { CliIo, UsageError } from '../io';
-import { parseOptions, readKernel } from '../options';
+import { parseOptions, withFiles } from '../options';
 import { asUsageError, guestNameFromFile, parseWholeNumber } from './guest-options';
 
 /**
  * `xl (KERNEL | --disk IMAGE) --out NAME.xl ...`: an xl configuration for `xl create -c NAME.xl` on a
  * Xen host, booting the kernel directly (as `mirage configure -t xen` wrote it) or the disk through pygrub.
  */
-export function xlCommand(args: readonly string[], io: CliIo): number {
+export async function xlCommand(args: readonly string[], io: CliIo): Promise<number> {
   const { positional, options } = parseOptions(args, ['out', 'name', 'args', 'memory', 'vcpus', 'bridge', 'disk']);
   const out = options.out;
   if (out === undefined) {
@@ -27,7 +27,7 @@ export function xlCommand(args: readonly string[], io: CliIo): number {
   let name: string;
   if (options.disk === undefined) {
     const kernelPath = positional[0];
-    const inspection = inspectKernel(readKernel(kernelPath));
+    const inspection = await withFiles(kernelPath, undefined, () => inspectKernelFile(kernelPath));
     if (!inspection.bootable) {
       io.stderr(`mirage-unikernel-ami: ${kernelPath} is not a Xen PV kernel that PV-GRUB could boot: ${inspection.reason}\n`);
       return 1;

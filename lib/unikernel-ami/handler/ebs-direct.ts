@@ -18,14 +18,21 @@ import {
   Status,
 } from '@aws-sdk/client-ebs';
 import { DeleteSnapshotCommand, EC2Client } from '@aws-sdk/client-ec2';
-import { DiskImage } from '../../disk-image';
+import { DiskBlock } from '../../disk-image';
 import { EBS_SNAPSHOT_BLOCK_BYTES } from '../../pv-grub';
 import { StepLog } from './log';
 import { isRetryableError, RetryOptions, withRetry } from './retry';
 
+/** What the upload needs of a disk image: a DiskImage in memory, or one streamed from the kernel object. */
+export interface DirectUploadImage {
+  readonly sizeBytes: number;
+  /** The non-zero blocks in ascending index, made as they are taken (so only the blocks in flight are in memory). */
+  nonZeroBlocks(blockSize?: number): Iterable<DiskBlock> | AsyncIterable<DiskBlock>;
+}
+
 export interface DirectUploadOptions {
   /** The disk image to write. */
-  readonly image: DiskImage;
+  readonly image: DirectUploadImage;
   /** The build id; the StartSnapshot client token is derived from it, so a retried build reuses its snapshot. */
   readonly buildId: string;
   /** Size of the snapshot (and of volumes made from it) in GiB. */
@@ -200,18 +207,30 @@ interface SentBlocks {
 
 /**
  * Sends the blocks with at most `concurrency` requests in flight. The workers pull from one lazy
- * iterator, so only the blocks being sent are in memory; they finish out of order, so digests are
- * kept by index and sorted at the end.
+ * iterator (for a streamed image, each pull reads the next blocks' worth of the kernel object), so
+ * only the blocks being sent are in memory; they finish out of order, so digests are kept by
+ * index and sorted at the end. A failure, of a request or of the block source (the kernel stream
+ * broke, or the kernel was not what was laid out), stops the pulling; the requests in flight end
+ * before it is thrown.
  */
 async function putBlocks(ebs: EBSClient, snapshotId: string, options: DirectUploadOptions, countCall: () => void): Promise<SentBlocks> {
-  const blocks = options.image.nonZeroBlocks(EBS_SNAPSHOT_BLOCK_BYTES)[Symbol.iterator]();
+  const source = options.image.nonZeroBlocks(EBS_SNAPSHOT_BLOCK_BYTES);
+  const blocks: Iterator<DiskBlock> | AsyncIterator<DiskBlock> = Symbol.asyncIterator in source
+    ? (source as AsyncIterable<DiskBlock>)[Symbol.asyncIterator]()
+    : (source as Iterable<DiskBlock>)[Symbol.iterator]();
   const digests = new Map<number, Buffer>();
   let bytes = 0;
-  let failure: DirectUploadError | undefined;
+  let failure: unknown;
 
   const worker = async (): Promise<void> => {
     while (!failure) {
-      const next = blocks.next();
+      let next: IteratorResult<DiskBlock>;
+      try {
+        next = await blocks.next();
+      } catch (err) {
+        failure ??= err;
+        return;
+      }
       if (next.done) {
         return;
       }
@@ -243,6 +262,7 @@ async function putBlocks(ebs: EBSClient, snapshotId: string, options: DirectUplo
 
   await Promise.all(Array.from({ length: options.concurrency ?? DEFAULT_CONCURRENCY }, worker));
   if (failure) {
+    await blocks.return?.(); // stops reading the kernel object
     throw failure;
   }
   const digestsInIndexOrder = [...digests.entries()].sort(([a], [b]) => a - b).map(([, digest]) => digest);

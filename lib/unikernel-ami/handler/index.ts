@@ -3,7 +3,6 @@
  * onEvent starts the work of a Create, Update or Delete, and isComplete is called every ~15 s until
  * the work is done. State is read back from AWS on every call, so every step may repeat.
  */
-import { DiskImage } from '../../disk-image';
 import { BuildStrategyKind } from '../types';
 import { buildIdOf, isBuildId } from './build-id';
 import { abandonBuild, isFinishedBuild, removeBuild } from './cleanup';
@@ -19,7 +18,7 @@ import {
 } from './events';
 import { advanceHelperBuild, deleteVolume, HelperContext, launchHelper } from './helper-instance';
 import { describeBuiltImage, findBuildImages, findBuildSnapshots, registerImageWhenReady, updateImageTags } from './image';
-import { diskImageFor, readKernel } from './kernel';
+import { prepareDiskImage, StreamedDiskImage } from './kernel';
 import { StepLog } from './log';
 import { buildTags, changedRebuildProperties, parseProperties, userTagList } from './properties';
 import { deleteStagedImage, stageImage } from './staging';
@@ -66,10 +65,10 @@ async function startBuild(event: OnEventRequest): Promise<OnEventResponse> {
   const buildId = buildIdOf(event);
   const log = new StepLog(buildId);
   const ctx = buildContext(clients, buildId, event, log);
-  // Fetch and check the kernel before anything is created: a refused kernel leaves nothing behind.
-  const kernel = await readKernel(ctx.s3, ctx.spec);
-  const image = diskImageFor(kernel, ctx.spec);
-  log.step('lay-out-disk', { kernelBytes: kernel.length, nonZeroBytes: image.nonZeroBytes, layout: image.layout });
+  // Inspect the kernel before anything is created: a refused kernel leaves nothing behind. The
+  // build then streams the kernel object into the disk's blocks as it writes them.
+  const image = await prepareDiskImage(ctx.s3, ctx.spec);
+  log.step('lay-out-disk', { kernelBytes: image.plan.kernelBytes, filesystemBytes: image.plan.filesystemBytes, layout: image.layout });
   try {
     const state = ctx.spec.strategy === BuildStrategyKind.HELPER_INSTANCE ? await startHelperBuild(ctx, image) : await startDirectBuild(ctx, image);
     return { PhysicalResourceId: buildId, BuildState: state };
@@ -80,13 +79,13 @@ async function startBuild(event: OnEventRequest): Promise<OnEventResponse> {
   }
 }
 
-async function startHelperBuild(ctx: HelperContext, image: DiskImage): Promise<BuildState> {
+async function startHelperBuild(ctx: HelperContext, image: StreamedDiskImage): Promise<BuildState> {
   await stageImage(ctx, image);
   const { instanceId, volumeId } = await launchHelper(ctx);
   return { Action: BuildAction.BUILD, InstanceId: instanceId, VolumeId: volumeId };
 }
 
-async function startDirectBuild(ctx: BuildContext, image: DiskImage): Promise<BuildState> {
+async function startDirectBuild(ctx: BuildContext, image: StreamedDiskImage): Promise<BuildState> {
   const result = await uploadSnapshotDirect(ctx.ebs, ctx.ec2, {
     image,
     buildId: ctx.buildId,

@@ -28,6 +28,7 @@ import { SendCommandCommand } from '@aws-sdk/client-ssm';
 import 'aws-sdk-client-mock-jest';
 import { buildDiskImage, DiskLayout } from '../../../lib/disk-image';
 import * as ebsDirect from '../../../lib/unikernel-ami/handler/ebs-direct';
+import type { StreamedDiskImage } from '../../../lib/unikernel-ami/handler/kernel';
 import { RUN_INSTANCES_RETRY } from '../../../lib/unikernel-ami/handler/helper-instance';
 import { IsCompleteRequest, OnEventRequest, OnEventResponse } from '../../../lib/unikernel-ami/handler/events';
 import { isComplete, onEvent } from '../../../lib/unikernel-ami/handler/index';
@@ -183,7 +184,7 @@ describe('Create, helper-instance strategy: onEvent', () => {
     const blocks = gunzipSync(aws.objects.get(`${prefix}blocks.gz`)!);
     const manifest = Buffer.from(aws.objects.get(`${prefix}manifest.txt`)!).toString('utf8').trimEnd().split('\n');
     const expected = [...buildDiskImage({ kernel: KERNEL, name: 'hello', kernelArgs: 'console=hvc0', layout: DiskLayout.WHOLE_VOLUME, volumeSizeGiB: 1 }).nonZeroBlocks(BLOCK)];
-    expect(expected.length).toBeGreaterThan(3);
+    expect(expected.length).toBeGreaterThanOrEqual(3);
     expect(blocks.length).toBe(expected.length * BLOCK);
     expected.forEach((block, n) => {
       expect(blocks.subarray(n * BLOCK, (n + 1) * BLOCK).equals(Buffer.from(block.data))).toBe(true);
@@ -595,7 +596,7 @@ describe('Create, ebs-direct strategy', () => {
     expect(aws.s3).not.toHaveReceivedCommand(PutObjectCommand);
     const options = upload.mock.calls[0][2];
     expect(options).toMatchObject({ buildId: build.buildId, volumeSizeGiB: 1, encrypted: true });
-    expect(options.image.menuLst).toContain('kernel /boot/hello.xen');
+    expect((options.image as StreamedDiskImage).menuLst).toContain('kernel /boot/hello.xen');
     expect(tagsAsRecord(options.tags)).toMatchObject({ [BUILD_ID_TAG]: build.buildId, [MANAGED_TAG]: 'true', project: 'hello-unikernel' });
 
     expect(await build.poll()).toEqual({ IsComplete: false });

@@ -1,0 +1,156 @@
+/**
+ * Staging of the helper's image against a mocked S3 (aws-sdk-client-mock): blocks.gz is streamed,
+ * in parts of a multipart upload once it outgrows one part, with a bounded number of parts in
+ * flight; a failure aborts the upload. What was staged is gunzipped and compared with the image.
+ */
+import { createHash } from 'crypto';
+import { gunzipSync } from 'zlib';
+import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
+  CreateMultipartUploadCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from '@aws-sdk/client-s3';
+import { mockClient } from 'aws-sdk-client-mock';
+import 'aws-sdk-client-mock-jest';
+import { buildDiskImage, DiskBlock, DiskImage } from '../../../lib/disk-image';
+import { DiskLayout } from '../../../lib/disk-image';
+import { KernelArchitecture } from '../../../lib/pv-grub';
+import { StepLog } from '../../../lib/unikernel-ami/handler/log';
+import { BuildSpec } from '../../../lib/unikernel-ami/handler/properties';
+import { StageableImage, stageImage, stagingKeys } from '../../../lib/unikernel-ami/handler/staging';
+import { AmiRemovalKind, BuildStrategyKind } from '../../../lib/unikernel-ami/types';
+
+const MIB = 2 ** 20;
+const BLOCK = 512 * 1024;
+const BUILD_ID = 'mua-00112233445566ff';
+const BUCKET = 'staging-bucket';
+
+const s3Mock = mockClient(S3Client);
+const s3 = new S3Client({ region: 'us-east-1' });
+
+function spec(): BuildSpec {
+  return {
+    kernelBucket: 'kernels', kernelKey: 'hello.xen', name: 'hello', kernelArgs: '', layout: DiskLayout.WHOLE_VOLUME, volumeSizeGiB: 1,
+    architecture: KernelArchitecture.X86_64, kernelId: 'aki-5c21674b', encrypted: false, removal: AmiRemovalKind.DESTROY,
+    strategy: BuildStrategyKind.HELPER_INSTANCE, stagingBucket: BUCKET, userTags: {},
+  };
+}
+
+function context() {
+  const lines: string[] = [];
+  return { lines, ctx: { s3, buildId: BUILD_ID, spec: spec(), log: new StepLog(BUILD_ID, Date.now, (line) => lines.push(line)) } };
+}
+
+/** Incompressible kernel bytes, so the staged gzip is about as large as the blocks. */
+function randomKernel(bytes: number): Buffer {
+  const kernel = Buffer.alloc(bytes);
+  let state = 0x1234567;
+  for (let i = 0; i + 4 <= bytes; i += 4) {
+    state ^= state << 13;
+    state ^= state >>> 17;
+    state ^= state << 5;
+    kernel.writeUInt32LE(state >>> 0, i);
+  }
+  return kernel;
+}
+
+/** The image's blocks handed out asynchronously, as a streamed image does; `failAfter` blocks, the stream breaks. */
+function streamed(image: DiskImage, failAfter?: number): StageableImage {
+  return {
+    sizeBytes: image.sizeBytes,
+    async *nonZeroBlocks(blockSize?: number): AsyncIterable<DiskBlock> {
+      let count = 0;
+      for (const block of image.nonZeroBlocks(blockSize)) {
+        if (failAfter !== undefined && count++ === failAfter) {
+          throw new Error('Reading s3://kernels/hello.xen failed at byte 4194304: socket hang up');
+        }
+        await new Promise((resolve) => setImmediate(resolve));
+        yield block;
+      }
+    },
+  };
+}
+
+function expectStagedBlocks(blocksGz: Buffer, manifest: string, image: DiskImage): void {
+  const blocks = gunzipSync(blocksGz);
+  const expected = [...image.nonZeroBlocks(BLOCK)];
+  expect(blocks.length).toBe(expected.length * BLOCK);
+  const lines = manifest.trimEnd().split('\n');
+  expect(lines[0]).toBe(`mirage-unikernel-ami-manifest volume-bytes=${2 ** 30} block-bytes=${BLOCK} blocks=${expected.length}`);
+  expected.forEach((block, n) => {
+    expect(blocks.subarray(n * BLOCK, (n + 1) * BLOCK).equals(Buffer.from(block.data))).toBe(true);
+    expect(lines[n + 1]).toBe(`${block.index} ${createHash('sha256').update(block.data).digest('hex')}`);
+  });
+}
+
+beforeEach(() => s3Mock.reset());
+
+test('a small image is staged with one PutObject per object', async () => {
+  s3Mock.on(PutObjectCommand).resolves({});
+  const image = buildDiskImage({ kernel: randomKernel(MIB), name: 'hello' });
+
+  await stageImage(context().ctx, streamed(image));
+
+  expect(s3Mock).not.toHaveReceivedCommand(CreateMultipartUploadCommand);
+  const puts = s3Mock.commandCalls(PutObjectCommand).map((call) => call.args[0].input);
+  expect(puts.map((put) => put.Key)).toEqual([stagingKeys(BUILD_ID).blocks, stagingKeys(BUILD_ID).manifest]);
+  expectStagedBlocks(puts[0].Body as Buffer, puts[1].Body as string, image);
+});
+
+test('a large image is streamed in parts of 8 MiB, at most two uploading at once, and completed in order', async () => {
+  // GIVEN parts that take a while to upload
+  let inFlight = 0;
+  let mostInFlight = 0;
+  s3Mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-1' });
+  s3Mock.on(UploadPartCommand).callsFake(async (input) => {
+    inFlight++;
+    mostInFlight = Math.max(mostInFlight, inFlight);
+    await new Promise((resolve) => setTimeout(resolve, 500)); // slower than making the next part
+    inFlight--;
+    return { ETag: `"etag-${input.PartNumber}"` };
+  });
+  s3Mock.on(CompleteMultipartUploadCommand).resolves({});
+  s3Mock.on(PutObjectCommand).resolves({});
+  const image = buildDiskImage({ kernel: randomKernel(30 * MIB), name: 'hello' });
+
+  // WHEN
+  await stageImage(context().ctx, streamed(image));
+
+  // THEN
+  const parts = s3Mock.commandCalls(UploadPartCommand).map((call) => call.args[0].input);
+  expect(parts.map((part) => part.PartNumber)).toEqual([1, 2, 3, 4]);
+  parts.slice(0, -1).forEach((part) => expect((part.Body as Buffer).length).toBe(8 * MIB));
+  expect(mostInFlight).toBe(2);
+  expect(s3Mock).toHaveReceivedCommandWith(CompleteMultipartUploadCommand, {
+    Bucket: BUCKET, Key: stagingKeys(BUILD_ID).blocks, UploadId: 'upload-1',
+    MultipartUpload: { Parts: [1, 2, 3, 4].map((n) => ({ ETag: `"etag-${n}"`, PartNumber: n })) },
+  });
+  const manifest = s3Mock.commandCalls(PutObjectCommand).map((call) => call.args[0].input).find((put) => put.Key === stagingKeys(BUILD_ID).manifest)!;
+  expectStagedBlocks(Buffer.concat(parts.map((part) => part.Body as Buffer)), manifest.Body as string, image);
+});
+
+test.each([
+  ['a part fails to upload', undefined, true],
+  ['the kernel stream breaks', 20, false],
+])('when %s, the multipart upload is aborted, nothing is completed, no manifest is put', async (_, failAfter, partFails) => {
+  s3Mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-2' });
+  s3Mock.on(UploadPartCommand).callsFake(async (input) => {
+    if (partFails && input.PartNumber === 2) {
+      throw Object.assign(new Error('Access Denied'), { name: 'AccessDenied', $metadata: { httpStatusCode: 403 } });
+    }
+    return { ETag: '"ok"' };
+  });
+  s3Mock.on(AbortMultipartUploadCommand).resolves({});
+  const { ctx, lines } = context();
+  const image = buildDiskImage({ kernel: randomKernel(30 * MIB), name: 'hello' });
+
+  await expect(stageImage(ctx, streamed(image, failAfter))).rejects.toThrow(partFails ? /s3:UploadPart 2 of blocks\.gz failed: Access Denied/ : /socket hang up/);
+
+  expect(s3Mock).toHaveReceivedCommandWith(AbortMultipartUploadCommand, { Bucket: BUCKET, Key: stagingKeys(BUILD_ID).blocks, UploadId: 'upload-2' });
+  expect(s3Mock).not.toHaveReceivedCommand(CompleteMultipartUploadCommand);
+  expect(s3Mock).not.toHaveReceivedCommand(PutObjectCommand);
+  expect(lines.some((line) => JSON.parse(line).step === 'stage-image-aborted')).toBe(true);
+});
