@@ -122,7 +122,14 @@ export class RequestAuthorizations {
         return [{ action: input.VersionId ? 's3:GetObjectVersion' : 's3:GetObject', resource: this.objectArn(input.Bucket, input.Key), context: OVER_TLS, description: '' }];
       case 's3:PutObject':
       case 's3:DeleteObject':
+      case 's3:AbortMultipartUpload':
         return [{ action: `s3:${request.action}`, resource: this.objectArn(input.Bucket, input.Key), context: OVER_TLS, description: '' }];
+      // A multipart upload's calls are authorized as s3:PutObject on the object (S3 user guide,
+      // "Multipart upload API and permissions").
+      case 's3:CreateMultipartUpload':
+      case 's3:UploadPart':
+      case 's3:CompleteMultipartUpload':
+        return [{ action: 's3:PutObject', resource: this.objectArn(input.Bucket, input.Key), context: OVER_TLS, description: request.action }];
       case 'ssm:SendCommand':
         return [
           { action: 'ssm:SendCommand', resource: this.documentArn(input.DocumentName), context: {}, description: `document ${input.DocumentName}` },

@@ -220,7 +220,7 @@ describe('helper-instance builds (the default)', () => {
       Properties: {
         PublicAccessBlockConfiguration: { BlockPublicAcls: true, BlockPublicPolicy: true, IgnorePublicAcls: true, RestrictPublicBuckets: true },
         BucketEncryption: { ServerSideEncryptionConfiguration: [{ ServerSideEncryptionByDefault: { SSEAlgorithm: 'AES256' } }] },
-        LifecycleConfiguration: { Rules: [{ Prefix: 'builds/', ExpirationInDays: 1, Status: 'Enabled' }] },
+        LifecycleConfiguration: { Rules: [{ Prefix: 'builds/', ExpirationInDays: 1, AbortIncompleteMultipartUpload: { DaysAfterInitiation: 1 }, Status: 'Enabled' }] },
       },
       DeletionPolicy: 'Delete',
     });
@@ -326,10 +326,10 @@ describe('helper-instance builds (the default)', () => {
     });
   });
 
-  test('handler: stages images under builds/ of the staging bucket only, and never reads them', () => {
+  test('handler: stages images under builds/ of the staging bucket only (aborting a failed multipart upload), and never reads them', () => {
     const staging = statementsAllowing(statements, 's3:PutObject');
     expect(staging).toHaveLength(1);
-    expect(actionsOf(staging[0]).sort()).toEqual(['s3:DeleteObject', 's3:PutObject']);
+    expect(actionsOf(staging[0]).sort()).toEqual(['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:PutObject']);
     expect(staging[0].Resource).toEqual({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [expect.stringMatching(/StagingBucket/), 'Arn'] }, '/builds/*']] });
     expect(JSON.stringify(statementsAllowing(statements, 's3:GetObject'))).not.toContain('StagingBucket');
   });
