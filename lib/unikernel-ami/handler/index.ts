@@ -7,6 +7,7 @@ import { DiskImage } from '../../disk-image';
 import { BuildStrategyKind } from '../types';
 import { buildIdOf, isBuildId } from './build-id';
 import { abandonBuild, isFinishedBuild, removeBuild } from './cleanup';
+import { InvocationContext, runInvocation } from './clock';
 import { AwsClients, clients } from './clients';
 import { uploadSnapshotDirect } from './ebs-direct';
 import {
@@ -24,7 +25,21 @@ import { StepLog } from './log';
 import { buildTags, changedRebuildProperties, parseProperties, userTagList } from './properties';
 import { deleteStagedImage, stageImage } from './staging';
 
-export async function onEvent(event: OnEventRequest): Promise<OnEventResponse> {
+/** The Lambda timeouts of onEvent and isComplete (build-infrastructure.ts), for calls without a Lambda context. */
+const ON_EVENT_TIMEOUT_MS = 15 * 60_000;
+const IS_COMPLETE_TIMEOUT_MS = 5 * 60_000;
+/** Time kept back at the end of an invocation to report its outcome instead of being cut off. */
+const INVOCATION_MARGIN_MS = 20_000;
+
+export async function onEvent(event: OnEventRequest, context?: InvocationContext): Promise<OnEventResponse> {
+  return runInvocation(context, ON_EVENT_TIMEOUT_MS, INVOCATION_MARGIN_MS, () => startRequest(event));
+}
+
+export async function isComplete(event: IsCompleteRequest, context?: InvocationContext): Promise<IsCompleteResponse> {
+  return runInvocation(context, IS_COMPLETE_TIMEOUT_MS, INVOCATION_MARGIN_MS, () => continueRequest(event));
+}
+
+async function startRequest(event: OnEventRequest): Promise<OnEventResponse> {
   switch (event.RequestType) {
     case 'Create':
       return startBuild(event);
@@ -37,7 +52,7 @@ export async function onEvent(event: OnEventRequest): Promise<OnEventResponse> {
   }
 }
 
-export async function isComplete(event: IsCompleteRequest): Promise<IsCompleteResponse> {
+async function continueRequest(event: IsCompleteRequest): Promise<IsCompleteResponse> {
   switch (event.BuildState?.Action) {
     case BuildAction.BUILD:
       return continueBuild(event);

@@ -5,6 +5,7 @@
  * (RequestLimitExceeded) refill over seconds, so a build that launches, tags and polls many
  * resources needs this slower second layer.
  */
+import { clock, invocationTimeLeft } from './clock';
 
 export interface RetryOptions {
   /** Attempts in total, the first included. @default 6 */
@@ -15,7 +16,7 @@ export interface RetryOptions {
   readonly maxDelayMs?: number;
   /** Which errors are worth another attempt. @default isRetryableError */
   readonly isRetryable?: (err: unknown) => boolean;
-  /** How to wait; tests inject a recorder. @default setTimeout */
+  /** How to wait; tests inject a recorder. @default the handler's clock (clock.ts) */
   readonly sleep?: (ms: number) => Promise<void>;
 }
 
@@ -30,6 +31,10 @@ const RETRYABLE_ERROR_NAMES = new Set([
   'ServiceUnavailable',
   'InternalError',
   'InternalFailure',
+  'InternalServerError',
+  'InternalServerException',
+  // The SDK's name for a request whose response did not come within its requestTimeout (clients.ts).
+  'TimeoutError',
 ]);
 
 const TRANSIENT_NETWORK_CODES = new Set(['ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ECONNREFUSED']);
@@ -57,19 +62,18 @@ export function isRetryableError(err: unknown): boolean {
   );
 }
 
-const sleepWithTimer = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
-
 /**
  * Runs `fn`, retrying retryable errors up to `attempts` times in total. The n-th retry waits a
  * random time in [0, min(maxDelayMs, baseDelayMs * 2^(n-1))] ("full jitter", which spreads
  * concurrent callers best). The last error is rethrown with `label` and the attempt count added.
+ * No wait may outlast the Lambda invocation (clock.ts): then the last error goes through at once.
  */
 export async function withRetry<T>(label: string, fn: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
   const attempts = options.attempts ?? 6;
   const baseDelayMs = options.baseDelayMs ?? 250;
   const maxDelayMs = options.maxDelayMs ?? 10_000;
   const isRetryable = options.isRetryable ?? isRetryableError;
-  const sleep = options.sleep ?? sleepWithTimer;
+  const sleep = options.sleep ?? ((ms: number) => clock().sleep(ms));
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
@@ -78,7 +82,11 @@ export async function withRetry<T>(label: string, fn: () => Promise<T>, options:
         throw annotate(err, label, attempt);
       }
       const ceiling = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
-      await sleep(Math.floor(Math.random() * ceiling));
+      const delay = Math.floor(Math.random() * ceiling);
+      if (delay >= invocationTimeLeft()) {
+        throw annotate(err, label, attempt);
+      }
+      await sleep(delay);
     }
   }
 }
