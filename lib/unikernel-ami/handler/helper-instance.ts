@@ -27,6 +27,7 @@ import {
   SendCommandCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
+import { clock } from './clock';
 import { helperScript, runShellScriptCommands } from './helper-script';
 import { findBuildSnapshots, ignoringNotFound } from './image';
 import { StepLog } from './log';
@@ -202,7 +203,7 @@ async function volumeWritten(ctx: HelperContext, instanceId: string, volumeId: s
     );
   }
   if (!(await isSsmOnline(ctx, instanceId))) {
-    const runningForMs = Date.now() - (instance?.LaunchTime?.getTime() ?? Date.now());
+    const runningForMs = clock().now() - (instance?.LaunchTime?.getTime() ?? clock().now());
     if (runningForMs > SSM_REGISTRATION_TIMEOUT_MS) {
       throw new Error(
         `The helper instance ${instanceId} has run for ${Math.round(runningForMs / 60_000)} minutes without its SSM agent coming online. ` +
