@@ -90,5 +90,11 @@ export interface UnikernelAmiAttributes {
 export const BUILD_ID_TAG = 'mirage-unikernel-ami:build-id';
 export const STACK_TAG = 'mirage-unikernel-ami:stack';
 export const NAME_TAG = 'Name';
-/** Tag key on the helper's resources only, used by IAM conditions to narrow the helper build's role. */
+/** Tag key on everything a build creates (value `true`), used by IAM conditions to narrow the handler's roles. */
 export const MANAGED_TAG = 'mirage-unikernel-ami:managed';
+/** Tag key naming the custom resource (its logical id) a build belongs to, so that a later event of that resource finds its failed builds. */
+export const RESOURCE_TAG = 'mirage-unikernel-ami:resource';
+/** Tag key holding a hash of the properties a build was made from, so that a rollback finds the build that still exists. */
+export const PROPERTIES_TAG = 'mirage-unikernel-ami:properties';
+/** Tag key the Delete of a retained build puts on its AMI and snapshot: they are no longer the resource's, and a rollback must not adopt them. */
+export const RETAINED_TAG = 'mirage-unikernel-ami:retained';

@@ -8,7 +8,7 @@
 import { clock, invocationTimeLeft } from './clock';
 
 export interface RetryOptions {
-  /** Attempts in total, the first included. @default 6 */
+  /** Attempts in total, the first included. @default 10 */
   readonly attempts?: number;
   /** Upper bound of the first retry's delay. @default 250 */
   readonly baseDelayMs?: number;
@@ -69,7 +69,7 @@ export function isRetryableError(err: unknown): boolean {
  * No wait may outlast the Lambda invocation (clock.ts): then the last error goes through at once.
  */
 export async function withRetry<T>(label: string, fn: () => Promise<T>, options: RetryOptions = {}): Promise<T> {
-  const attempts = options.attempts ?? 6;
+  const attempts = options.attempts ?? 10;
   const baseDelayMs = options.baseDelayMs ?? 250;
   const maxDelayMs = options.maxDelayMs ?? 10_000;
   const isRetryable = options.isRetryable ?? isRetryableError;
@@ -98,4 +98,30 @@ function annotate(err: unknown, label: string, attempts: number): unknown {
     err.message = `${label} failed${tries}: ${err.message}`;
   }
   return err;
+}
+
+const ACCESS_DENIED_NAMES = new Set(['AccessDenied', 'AccessDeniedException', 'UnauthorizedOperation', 'Client.UnauthorizedOperation']);
+
+/** The caller's policies do not allow the request (EC2, SSM, S3 and EBS name it differently). */
+export function isAccessDenied(err: unknown): boolean {
+  return ACCESS_DENIED_NAMES.has((err as { name?: string } | undefined)?.name ?? '');
+}
+
+/** How long after a build creates a resource IAM may still not see the resource's tags. */
+export const NEW_RESOURCE_AUTHORIZATION_WINDOW_MS = 2 * 60_000;
+
+/**
+ * Retry options for the next call on a resource the build created moments ago. The handler's role
+ * is allowed to act on the build's resources by their tags (ec2:ResourceTag, ssm:resourceTag);
+ * right after the create call, authorization may not see the new resource's tags yet and answer
+ * AccessDenied. Only for such a call, and only while the resource is younger than
+ * NEW_RESOURCE_AUTHORIZATION_WINDOW_MS, AccessDenied is retried, for about half a minute at most;
+ * everywhere else AccessDenied fails at once, since it means a policy is missing.
+ * @param createdAt when the resource was created (clock time)
+ */
+export function afterCreateRetry(createdAt: number | undefined, now: number): RetryOptions {
+  const young = createdAt !== undefined && now - createdAt < NEW_RESOURCE_AUTHORIZATION_WINDOW_MS;
+  return young
+    ? { attempts: 8, baseDelayMs: 1000, maxDelayMs: 8000, isRetryable: (err) => isRetryableError(err) || isAccessDenied(err) }
+    : {};
 }
