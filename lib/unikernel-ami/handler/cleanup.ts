@@ -28,13 +28,17 @@ import {
 import { StepLog } from './log';
 import { deleteProgress, HelperProgress, readProgress } from './progress';
 import { buildFilter, resourceFilters } from './properties';
-import { withRetry } from './retry';
+import { isRetryableError, withRetry } from './retry';
 import { deleteStagedImage } from './staging';
 
 /** Something of a build that is still there after a removal pass. */
 export interface Leftover {
   readonly kind: 'instance' | 'volume' | 'snapshot' | 'image' | 'staged objects' | 'error';
   readonly id: string;
+  /** When it was made, if EC2 said (a later pass needs it to tell EC2's lag from "gone"). */
+  readonly createdAt?: number;
+  /** For an error: whether another attempt may succeed (throttling, a server error) or not (AccessDenied). */
+  readonly transient?: boolean;
 }
 
 /** What the handler knows of a build to remove. */
@@ -75,49 +79,75 @@ export async function removeBuildPass(aws: AwsClients, build: BuildToRemove, log
   const left: Leftover[] = [];
   const helper = isHelperBuild(build.props);
   const bucket = helper && !build.finished ? build.props.StagingBucket : undefined;
-  const progress: HelperProgress = bucket ? await readProgress(aws.s3, bucket, build.buildId).catch(noSuchBucket) : {};
+  // Each part goes on when another fails (a denied lookup, throttling): what one part cannot do is
+  // reported, and the others still remove what they can.
+  const part = async (name: string, work: () => Promise<void>) => {
+    try {
+      await work();
+    } catch (err) {
+      log.step('remove-build-error', { part: name, error: (err as Error).message });
+      left.push({ kind: 'error', id: describeError(err), transient: isRetryableError(err) });
+    }
+  };
+  let progress: HelperProgress = {};
+  if (bucket) {
+    await part('progress', async () => {
+      progress = await readProgress(aws.s3, bucket, build.buildId).catch(noSuchBucket);
+    });
+  }
   const known: KnownIds = {
     instanceIds: [...(build.known?.instanceIds ?? []), ...(progress.instanceId ? [progress.instanceId] : [])],
     snapshotIds: [...(build.known?.snapshotIds ?? []), ...(progress.snapshotIds ?? [])],
     createdAt: build.known?.createdAt ?? progress.startedAt,
   };
 
-  // What this invocation knows by id goes first: it needs no lookup, and lookups may lag or be denied.
-  for (const snapshotId of known.snapshotIds ?? []) {
-    await removeSnapshot(aws.ec2, snapshotId, known.createdAt, removed, left, log);
-  }
-  const images = await findBuildImages(aws.ec2, build.buildId);
-  const kept = build.retain ? images.find((image) => image.State === 'available') : undefined;
-  if (kept) {
-    await markRetained(aws.ec2, [kept.ImageId!, rootSnapshotOf(kept)!], log);
-  }
-  for (const image of images.filter((i) => i !== kept)) {
-    if (await deregisterImage(aws.ec2, image.ImageId!, timeOf(image.CreationDate))) {
-      log.step('deregister-image', { imageId: image.ImageId });
-    } else {
-      left.push({ kind: 'image', id: image.ImageId! });
+  let keptSnapshot: string | undefined;
+  await part('images', async () => {
+    const images = await findBuildImages(aws.ec2, build.buildId);
+    const kept = build.retain ? images.find((image) => image.State === 'available') : undefined;
+    if (kept) {
+      keptSnapshot = rootSnapshotOf(kept);
+      await markRetained(aws.ec2, [kept.ImageId!, keptSnapshot!], log);
     }
-  }
-
-  const keptSnapshot = kept ? rootSnapshotOf(kept) : undefined;
-  for (const snapshot of await findBuildSnapshots(aws.ec2, build.buildId)) {
-    if (snapshot.SnapshotId !== keptSnapshot && !(known.snapshotIds ?? []).includes(snapshot.SnapshotId!)) {
-      await removeSnapshot(aws.ec2, snapshot.SnapshotId!, timeOf(snapshot.StartTime), removed, left, log);
-    }
-  }
-
-  if (helper) {
-    left.push(...(await removeHelperResources(aws.ec2, build.buildId, known, removed, log)));
-    if (bucket) {
-      if (left.length === 0) {
-        await deleteStagedImage(aws.s3, bucket, build.buildId);
-        await deleteProgress(aws.s3, bucket, build.buildId);
+    for (const image of images.filter((i) => i !== kept)) {
+      if (await deregisterImage(aws.ec2, image.ImageId!, timeOf(image.CreationDate))) {
+        log.step('deregister-image', { imageId: image.ImageId });
       } else {
-        left.push({ kind: 'staged objects', id: `s3://${bucket}/builds/${build.buildId}/` });
+        left.push({ kind: 'image', id: image.ImageId!, createdAt: timeOf(image.CreationDate) });
       }
     }
+  });
+  // What this invocation knows by id needs no lookup (lookups lag, or may be denied). Never the
+  // retained AMI's snapshot; should the AMI not be listed yet, EC2 refuses to delete the snapshot
+  // of a registered AMI (InvalidSnapshot.InUse) anyway.
+  await part('snapshots by id', async () => {
+    for (const snapshotId of known.snapshotIds ?? []) {
+      if (snapshotId !== keptSnapshot) {
+        await removeSnapshot(aws.ec2, snapshotId, known.createdAt, removed, left, log);
+      }
+    }
+  });
+  await part('snapshots by tag', async () => {
+    for (const snapshot of await findBuildSnapshots(aws.ec2, build.buildId)) {
+      if (snapshot.SnapshotId !== keptSnapshot && !(known.snapshotIds ?? []).includes(snapshot.SnapshotId!)) {
+        await removeSnapshot(aws.ec2, snapshot.SnapshotId!, timeOf(snapshot.StartTime), removed, left, log);
+      }
+    }
+  });
+  if (helper) {
+    await part('helper', async () => {
+      left.push(...(await removeHelperResources(aws.ec2, build.buildId, known, removed, log)));
+    });
   }
-  log.step(kept ? 'remove-build-retaining-image' : 'remove-build', { left: left.map((l) => l.id).join(',') });
+  if (bucket) {
+    // Whatever else is left, EC2 lists it by the build's tags from now on; the staged objects and
+    // the progress object go now, or nothing would ever find them again.
+    await part('staged objects', async () => {
+      await deleteStagedImage(aws.s3, bucket, build.buildId);
+      await deleteProgress(aws.s3, bucket, build.buildId);
+    });
+  }
+  log.step(build.retain ? 'remove-build-retaining-image' : 'remove-build', { left: left.map((l) => l.id).join(',') });
   return left;
 }
 
@@ -133,7 +163,7 @@ async function removeSnapshot(ec2: EC2Client, snapshotId: string, createdAt: num
     removed.add(snapshotId);
     log.step('delete-snapshot', { snapshotId });
   } else {
-    left.push({ kind: 'snapshot', id: snapshotId });
+    left.push({ kind: 'snapshot', id: snapshotId, createdAt });
   }
 }
 
@@ -192,7 +222,7 @@ async function removeHelperResources(ec2: EC2Client, buildId: string, known: Kno
       removed.add(instanceId);
       log.step('terminate-helper', { instanceId });
     } else {
-      left.push({ kind: 'instance', id: instanceId });
+      left.push({ kind: 'instance', id: instanceId, createdAt: launchedAt });
     }
   }
   const volumes = await describeAll('ec2:DescribeVolumes', async (NextToken) => {
@@ -230,13 +260,7 @@ export async function removeBuild(aws: AwsClients, build: BuildToRemove, log: St
   const endsAt = clock().now() + Math.min(budgetMs, invocationTimeLeft() - CLEANUP_MARGIN_MS);
   const removed = new Set<string>();
   for (let pass = 0; ; pass++) {
-    let left: Leftover[];
-    try {
-      left = await removeBuildPass(aws, build, log, removed);
-    } catch (err) {
-      log.step('remove-build-error', { error: (err as Error).message });
-      left = [{ kind: 'error', id: describeError(err) }];
-    }
+    const left = await removeBuildPass(aws, build, log, removed);
     const wait = CLEANUP_WAITS_MS[Math.min(pass, CLEANUP_WAITS_MS.length - 1)];
     if (left.length === 0 || clock().now() + wait > endsAt) {
       return left;

@@ -1,8 +1,9 @@
 /**
  * Time as the handler sees it, and the time left to the Lambda invocation that is running.
  *
- * Every wait of the handler goes through `clock().sleep` and every reading of the time through
- * `clock().now`, so that tests can run the handler on simulated time: hours of EC2 states and
+ * Every wait of the handler goes through `clock().sleep`, every reading of the time through
+ * `clock().now` and every jitter through `clock().random`, so that tests can run the handler on
+ * simulated, repeatable time: hours of EC2 states and
  * retries cost no real time (the whole jest run shares two cores). In Lambda the clock is the real one.
  *
  * The invocation deadline is kept per invocation (AsyncLocalStorage), because a test may run many
@@ -15,11 +16,14 @@ export interface Clock {
   now(): number;
   /** Resolves after `ms` milliseconds. */
   sleep(ms: number): Promise<void>;
+  /** A number in [0, 1) for the jitter of waits (tests make it repeatable). */
+  random(): number;
 }
 
 export const REAL_CLOCK: Clock = {
   now: () => Date.now(),
   sleep: (ms) => new Promise<void>((resolve) => setTimeout(resolve, ms)),
+  random: () => Math.random(),
 };
 
 let current: Clock = REAL_CLOCK;

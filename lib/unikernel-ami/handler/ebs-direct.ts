@@ -88,10 +88,10 @@ const GIB = 1024 ** 3;
 
 /**
  * Right after StartSnapshot, PutSnapshotBlock may answer for some seconds that the snapshot does
- * not exist (coldsnap needed up to about two minutes in its tests); these attempts and delays
- * wait up to roughly that long before a block is given up.
+ * not exist (coldsnap needed up to about two minutes in its tests): a block is retried for three
+ * minutes before it is given up.
  */
-const BLOCK_RETRY: RetryOptions = { attempts: 10, baseDelayMs: 500, maxDelayMs: 20_000 };
+const BLOCK_RETRY: RetryOptions = { attempts: 100, baseDelayMs: 500, maxDelayMs: 20_000, maxElapsedMs: 3 * 60_000 };
 
 /** The raw SHA-256 digest of a block. */
 export function blockDigest(data: Uint8Array): Buffer {
@@ -178,7 +178,8 @@ export async function uploadSnapshotDirect(ebs: EBSClient, ec2: EC2Client, optio
         ChecksumAlgorithm: ChecksumAlgorithm.CHECKSUM_ALGORITHM_SHA256,
         ChecksumAggregationMethod: ChecksumAggregationMethod.CHECKSUM_AGGREGATION_LINEAR,
       }));
-    }, options.retry).catch((err) => {
+      // The snapshot may still be unknown to EBS right after StartSnapshot, as for the blocks.
+    }, { ...BLOCK_RETRY, isRetryable: isRetryableBlockError, ...options.retry }).catch((err) => {
       throw new DirectUploadError(`CompleteSnapshot of snapshot ${snapshotId} (build ${buildId}) failed: ${describe(err)}`, snapshotId, undefined, { cause: err });
     });
     log.step('ebs-direct:complete-snapshot', { snapshotId, apiCalls });

@@ -47,6 +47,14 @@ export interface BuildState {
   readonly BuildFinished?: boolean;
   /** When onEvent began (ms since the epoch): the handler's own deadline counts from it. */
   readonly StartedAt?: number;
+  /**
+   * Delete: the snapshots and instances onEvent's pass left (a snapshot its just-deregistered AMI
+   * still holds, an instance EC2 does not know yet), removed by id in later passes, whose tag
+   * lookups may lag; and when the youngest of them was made.
+   */
+  readonly SnapshotIds?: readonly string[];
+  readonly InstanceIds?: readonly string[];
+  readonly LeftSince?: number;
 }
 
 export interface OnEventResponse {

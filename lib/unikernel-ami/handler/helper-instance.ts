@@ -30,7 +30,7 @@ import {
 import { clock } from './clock';
 import { BuildFailure, outputTail } from './failure';
 import { helperScript, helperUserData, runShellScriptCommands, SCRIPT_MESSAGE_PREFIX } from './helper-script';
-import { deleteSnapshot, describeOwnSnapshot, findBuildSnapshots, isNotFound, isYoung, NOT_FOUND_GRACE_MS, removeById } from './image';
+import { deleteSnapshot, describeOwnSnapshot, findBuildSnapshots, isNotFound, isYoung, NOT_FOUND_GRACE_MS, removeById, snapshotWait } from './image';
 import { StepLog } from './log';
 import { HelperProgress, readProgress, writeProgress } from './progress';
 import { BuildSpec, Tag } from './properties';
@@ -357,14 +357,8 @@ async function awaitSnapshot(ctx: HelperContext, instanceId: string, snapshotId:
   if (!snapshot) {
     return { done: false, waitingFor: `EC2 to show the new snapshot ${snapshotId}` };
   }
-  if (snapshot.State === 'error') {
-    throw new BuildFailure(`Snapshot ${snapshotId} failed: ${snapshot.StateMessage ?? 'no reason given'}. Redeploy to start a new build.`);
-  }
-  if (snapshot.State !== 'completed') {
-    ctx.log.step('wait-snapshot', { snapshotId, state: snapshot.State, progress: snapshot.Progress });
-    return { done: false, waitingFor: `snapshot ${snapshotId} to complete (${snapshot.Progress ?? 'pending'})` };
-  }
-  return { done: true, snapshotId, instanceId };
+  const waitingFor = snapshotWait(snapshot);
+  return waitingFor ? { done: false, waitingFor } : { done: true, snapshotId, instanceId };
 }
 
 /**

@@ -22,11 +22,11 @@ import {
 } from '@aws-sdk/client-ec2';
 import { PV_ROOT_DEVICE_NAME } from '../../pv-grub';
 import { BUILD_ID_TAG, PROPERTIES_TAG, RETAINED_TAG, UnikernelAmiAttributes } from '../types';
-import { clock } from './clock';
+import { clock, invocationTimeLeft } from './clock';
 import { BuildFailure } from './failure';
 import { StepLog } from './log';
 import { BuildSpec, buildFilter, isReservedTagKey, Tag } from './properties';
-import { afterCreateRetry, withRetry } from './retry';
+import { afterCreateRetry, isRetryableError, RetryOptions, withRetry } from './retry';
 
 /**
  * Volume type of the AMI's root volume. PV AMIs run only on previous-generation families (C1, C3,
@@ -127,6 +127,17 @@ export async function describeOwnSnapshot(ec2: EC2Client, snapshotId: string, bu
   );
 }
 
+/**
+ * What a build still waits for on its snapshot: undefined once it is completed, a BuildFailure
+ * if it failed.
+ */
+export function snapshotWait(snapshot: Snapshot): string | undefined {
+  if (snapshot.State === 'error') {
+    throw new BuildFailure(`Snapshot ${snapshot.SnapshotId} failed: ${(snapshot.StateMessage ?? 'no reason given').replace(/\.$/, '')}. Redeploy to start a new build.`);
+  }
+  return snapshot.State === 'completed' ? undefined : `snapshot ${snapshot.SnapshotId} to complete (${snapshot.Progress || 'pending'})`;
+}
+
 export interface ImageContext {
   readonly ec2: EC2Client;
   readonly buildId: string;
@@ -181,6 +192,12 @@ export async function ensureImage(ctx: ImageContext, snapshotId: string): Promis
       ctx.log.step('wait-image-visible', { name });
       return { status: 'registering' };
     }
+    if ((err as Error).name === 'InvalidSnapshot.NotFound') {
+      // The snapshot was just seen completed: RegisterImage's part of EC2 does not know it yet.
+      // Should it really be gone, the next round's describe says so.
+      ctx.log.step('wait-snapshot-visible-to-register', { snapshotId });
+      return { status: 'registering' };
+    }
     throw err;
   }
 }
@@ -199,14 +216,22 @@ function progressOf(image: Image): ImageProgress {
   throw new BuildFailure(`AMI ${image.ImageId} is ${image.State}: ${image.StateReason?.Message ?? 'no reason given'}. Redeploy to start a new build.`);
 }
 
+/** How long a finished build's AMI may be missing from EC2's tag lookups before it counts as gone (a build that finished moments ago may not be listed yet). */
+const BUILT_IMAGE_LOOKUPS_MS = [10_000, 20_000, 30_000, 60_000];
+
 /** Attributes of a build that is done: its available AMI, the AMI's root snapshot and AKI. */
 export async function describeBuiltImage(ec2: EC2Client, buildId: string): Promise<{ attributes: UnikernelAmiAttributes; image: Image }> {
-  const image = (await findBuildImages(ec2, buildId)).find((i) => i.State === 'available');
-  const snapshotId = image ? rootSnapshotOf(image) : undefined;
-  if (!image?.ImageId || !snapshotId || !image.KernelId) {
-    throw new BuildFailure(`The AMI of build ${buildId} is gone (deregistered outside CloudFormation?). Change the kernel or Name to build a new one.`);
+  for (let lookup = 0; ; lookup++) {
+    const image = (await findBuildImages(ec2, buildId)).find((i) => i.State === 'available');
+    const snapshotId = image ? rootSnapshotOf(image) : undefined;
+    if (image?.ImageId && snapshotId && image.KernelId) {
+      return { attributes: { ImageId: image.ImageId, SnapshotId: snapshotId, KernelId: image.KernelId }, image };
+    }
+    if (lookup >= BUILT_IMAGE_LOOKUPS_MS.length || BUILT_IMAGE_LOOKUPS_MS[lookup] >= invocationTimeLeft()) {
+      throw new BuildFailure(`The AMI of build ${buildId} is gone (deregistered outside CloudFormation?). Change the kernel or Name to build a new one.`);
+    }
+    await clock().sleep(BUILT_IMAGE_LOOKUPS_MS[lookup]);
   }
-  return { attributes: { ImageId: image.ImageId, SnapshotId: snapshotId, KernelId: image.KernelId }, image };
 }
 
 /**
@@ -218,11 +243,13 @@ export async function retagImage(ec2: EC2Client, image: Image, snapshotId: strin
   const keys = new Set(tags.map((tag) => tag.Key));
   const removedKeys = (image.Tags ?? []).map((tag) => tag.Key!).filter((key) => !isReservedTagKey(key) && !keys.has(key));
   const resources = [image.ImageId!, snapshotId];
-  await withRetry('ec2:CreateTags', () => ec2.send(new CreateTagsCommand({ Resources: resources, Tags: [...tags] })));
+  // The AMI was just listed: a NotFound for its id (or its snapshot's) is EC2's lag, worth waiting out.
+  const lagTolerant: RetryOptions = { attempts: 100, baseDelayMs: 2000, maxDelayMs: 30_000, maxElapsedMs: 3 * 60_000, isRetryable: (err) => isRetryableError(err) || isNotFound(err) };
+  await withRetry('ec2:CreateTags', () => ec2.send(new CreateTagsCommand({ Resources: resources, Tags: [...tags] })), lagTolerant);
   if (removedKeys.length > 0) {
     await withRetry('ec2:DeleteTags', () =>
       ec2.send(new DeleteTagsCommand({ Resources: resources, Tags: removedKeys.map((Key) => ({ Key })) })),
-    );
+    lagTolerant);
   }
   return removedKeys;
 }

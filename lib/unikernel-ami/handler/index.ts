@@ -21,7 +21,7 @@
  */
 import { BuildStrategyKind } from '../types';
 import { buildIdOf, isBuildId } from './build-id';
-import { describeLeftovers, failedBuild, isFinishedBuild, KnownIds, Leftover, removeBuild, removeBuildPass, sweepFailedBuilds } from './cleanup';
+import { BuildToRemove, describeLeftovers, failedBuild, isFinishedBuild, KnownIds, Leftover, removeBuild, removeBuildPass, sweepFailedBuilds } from './cleanup';
 import { AwsClients, clients } from './clients';
 import { clock, InvocationContext, runInvocation } from './clock';
 import { DirectUploadError, uploadSnapshotDirect } from './ebs-direct';
@@ -35,7 +35,7 @@ import {
 } from './events';
 import { BuildFailure, failureMessage } from './failure';
 import { advanceHelperBuild, deleteDuplicateSnapshots, HelperContext, launchHelper, terminateHelper } from './helper-instance';
-import { describeBuiltImage, describeOwnSnapshot, ensureImage, findBuildByProperties, ImageProgress, retagImage } from './image';
+import { describeBuiltImage, describeOwnSnapshot, ensureImage, findBuildByProperties, ImageProgress, retagImage, snapshotWait } from './image';
 import { diskImageFor, readKernel } from './kernel';
 import { StepLog } from './log';
 import { deleteProgress, readProgress, writeProgress } from './progress';
@@ -238,12 +238,18 @@ async function advanceHelperToImage(ctx: BuildContext, state: BuildState, starte
   if (image.status !== 'available') {
     return imageWait(image);
   }
-  const progress = await readProgress(ctx.s3, ctx.spec.stagingBucket!, ctx.buildId);
-  if (await deleteDuplicateSnapshots(ctx, round.snapshotId, progress.snapshotIds ?? [], progress.snapshotCreatedAt) > 0) {
-    return 'duplicate snapshots of the build to be deleted';
+  // The AMI is good: the rest is tidying up, which waits out any error (until the deadline)
+  // rather than throwing away the AMI.
+  try {
+    const progress = await readProgress(ctx.s3, ctx.spec.stagingBucket!, ctx.buildId);
+    if (await deleteDuplicateSnapshots(ctx, round.snapshotId, progress.snapshotIds ?? [], progress.snapshotCreatedAt) > 0) {
+      return 'duplicate snapshots of the build to be deleted';
+    }
+    await deleteStagedImage(ctx.s3, ctx.spec.stagingBucket, ctx.buildId);
+    await deleteProgress(ctx.s3, ctx.spec.stagingBucket!, ctx.buildId);
+  } catch (err) {
+    return `the build's duplicate snapshots and staged objects to be removed (${(err as Error).message})`;
   }
-  await deleteStagedImage(ctx.s3, ctx.spec.stagingBucket, ctx.buildId);
-  await deleteProgress(ctx.s3, ctx.spec.stagingBucket!, ctx.buildId);
   return { ImageId: image.imageId, SnapshotId: round.snapshotId, KernelId: ctx.spec.kernelId };
 }
 
@@ -253,11 +259,9 @@ async function advanceDirectToImage(ctx: BuildContext, snapshotId: string, start
   if (!snapshot) {
     return `EC2 to show the new snapshot ${snapshotId}`;
   }
-  if (snapshot.State === 'error') {
-    throw new BuildFailure(`Snapshot ${snapshotId} failed: ${snapshot.StateMessage ?? 'no reason given'}. Redeploy to start a new build.`);
-  }
-  if (snapshot.State !== 'completed') {
-    return `snapshot ${snapshotId} to complete (${snapshot.Progress ?? 'pending'})`;
+  const waitingFor = snapshotWait(snapshot);
+  if (waitingFor) {
+    return waitingFor;
   }
   const image = await ensureImage(ctx, snapshotId);
   if (image.status !== 'available') {
@@ -328,12 +332,32 @@ async function startDelete(event: OnEventRequest): Promise<OnEventResponse> {
   // Decided once: the AMI may be deregistered in this pass, and later passes must still treat the build as finished.
   const finished = await isFinishedBuild(clients.ec2, physicalId);
   await sweepFailedBuilds(clients, event.StackId, event.LogicalResourceId, [event.ResourceProperties], new Set([physicalId]), log);
-  await removeBuildPass(clients, buildToDelete(event, physicalId, finished), log);
-  return { PhysicalResourceId: physicalId, BuildState: { Action: BuildAction.DELETE, BuildFinished: finished, StartedAt: clock().now() } };
+  // What this pass leaves goes to the later passes by id: the AMI it deregistered no longer leads
+  // to its snapshot (held for a moment after the deregistration), and tag lookups may lag.
+  const left = await removeBuildPass(clients, buildToDelete(event, physicalId, finished), log);
+  const ids = (kind: Leftover['kind']) => left.filter((l) => l.kind === kind).map((l) => l.id);
+  const times = left.map((l) => l.createdAt).filter((t): t is number => t !== undefined);
+  return {
+    PhysicalResourceId: physicalId,
+    BuildState: {
+      Action: BuildAction.DELETE,
+      BuildFinished: finished,
+      StartedAt: clock().now(),
+      SnapshotIds: ids('snapshot'),
+      InstanceIds: ids('instance'),
+      LeftSince: times.length > 0 ? Math.max(...times) : undefined,
+    },
+  };
 }
 
-function buildToDelete(event: OnEventRequest, buildId: string, finished: boolean) {
-  return { buildId, props: event.ResourceProperties, retain: event.ResourceProperties.RemovalPolicy !== 'destroy', finished };
+function buildToDelete(event: OnEventRequest, buildId: string, finished: boolean, state?: BuildState): BuildToRemove {
+  return {
+    buildId,
+    props: event.ResourceProperties,
+    retain: event.ResourceProperties.RemovalPolicy !== 'destroy',
+    finished,
+    known: state ? { snapshotIds: state.SnapshotIds ?? [], instanceIds: state.InstanceIds ?? [], createdAt: state.LeftSince } : undefined,
+  };
 }
 
 async function continueDelete(event: IsCompleteRequest): Promise<IsCompleteResponse> {
@@ -343,18 +367,14 @@ async function continueDelete(event: IsCompleteRequest): Promise<IsCompleteRespo
   }
   const log = new StepLog(physicalId);
   const startedAt = event.BuildState.StartedAt ?? clock().now();
-  let left: Leftover[];
-  try {
-    left = await removeBuildPass(clients, buildToDelete(event, physicalId, Boolean(event.BuildState.BuildFinished)), log);
-  } catch (err) {
-    if (isRetryableError(err) && clock().now() - startedAt < HANDLER_DEADLINE_MS) {
-      log.step('transient-error', { error: (err as Error).message });
-      return { IsComplete: false };
-    }
-    throw err;
-  }
+  const left = await removeBuildPass(clients, buildToDelete(event, physicalId, Boolean(event.BuildState.BuildFinished), event.BuildState), log);
   if (left.length === 0) {
     return { IsComplete: true };
+  }
+  const refused = left.filter((l) => l.kind === 'error' && !l.transient);
+  if (refused.length > 0) {
+    // A denied call is no reason to wait: it will be denied again. Never "nothing left" either.
+    throw new BuildFailure(`Could not remove build ${physicalId}: ${describeLeftovers(refused)}. Fix the handler's permissions, then delete again.`);
   }
   if (clock().now() - startedAt >= HANDLER_DEADLINE_MS) {
     throw new BuildFailure(`Could not remove everything of build ${physicalId} within ${HANDLER_DEADLINE_MS / 60_000} minutes; left: ${describeLeftovers(left)}. Delete the stack again, or remove them by hand.`);

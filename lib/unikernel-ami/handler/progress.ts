@@ -9,6 +9,7 @@
  */
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { withRetry } from './retry';
+import { stagingKeys } from './staging';
 
 export interface HelperProgress {
   /** When the build's onEvent began: nothing of the build is older. */
@@ -23,9 +24,12 @@ export interface HelperProgress {
   readonly snapshotCreatedAt?: number;
 }
 
-/** Outside builds/, which the helper's instance role reads: the handler alone uses it. */
+/**
+ * Beside the staged image: the handler may already read, write and delete there, and the staging
+ * bucket's lifecycle rule expires it should everything else fail. It holds only resource ids.
+ */
 export function progressKey(buildId: string): string {
-  return `handler-state/${buildId}.json`;
+  return `${stagingKeys(buildId).blocks.replace(/[^/]*$/, '')}progress.json`;
 }
 
 export async function readProgress(s3: S3Client, bucket: string, buildId: string): Promise<HelperProgress> {

@@ -14,6 +14,8 @@ export interface RetryOptions {
   readonly baseDelayMs?: number;
   /** Upper bound of any delay. @default 10000 */
   readonly maxDelayMs?: number;
+  /** No retry starts once this long has passed since the first attempt. @default no limit but `attempts` */
+  readonly maxElapsedMs?: number;
   /** Which errors are worth another attempt. @default isRetryableError */
   readonly isRetryable?: (err: unknown) => boolean;
   /** How to wait; tests inject a recorder. @default the handler's clock (clock.ts) */
@@ -74,15 +76,17 @@ export async function withRetry<T>(label: string, fn: () => Promise<T>, options:
   const maxDelayMs = options.maxDelayMs ?? 10_000;
   const isRetryable = options.isRetryable ?? isRetryableError;
   const sleep = options.sleep ?? ((ms: number) => clock().sleep(ms));
+  const startedAt = clock().now();
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
-      if (attempt >= attempts || !isRetryable(err)) {
+      const outOfTime = options.maxElapsedMs !== undefined && clock().now() - startedAt >= options.maxElapsedMs;
+      if (attempt >= attempts || outOfTime || !isRetryable(err)) {
         throw annotate(err, label, attempt);
       }
       const ceiling = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
-      const delay = Math.floor(Math.random() * ceiling);
+      const delay = Math.floor(clock().random() * ceiling);
       if (delay >= invocationTimeLeft()) {
         throw annotate(err, label, attempt);
       }

@@ -192,7 +192,7 @@ describe('Create, helper-instance strategy: onEvent', () => {
   });
 
   test('the wait for the instance profile lasts about two minutes on average, then the error goes through', async () => {
-    jest.spyOn(Math, 'random').mockReturnValue(0.5); // the mean of the jitter
+    jest.spyOn(aws.clock, 'random').mockReturnValue(0.5); // the mean of the jitter
     const waits: number[] = [];
     const notYetVisible = awsError('InvalidParameterValue', 'Invalid IAM Instance Profile name');
     const launch = withRetry('ec2:RunInstances', () => Promise.reject(notYetVisible), {
