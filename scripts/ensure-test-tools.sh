@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The tests check what the library writes with the tools that own each format: e2fsprogs (e2fsck,
-# debugfs, mke2fs), xen-utils-4.17 (readnotes), binutils (readelf, as, ld), fdisk (sfdisk); the kernel
-# fixtures are rebuilt with gcc, gzip, xz and bzip2 to show they come from their sources.
+# debugfs, mke2fs), xen-utils-4.17 (readnotes, pygrub), binutils (readelf, as, ld), fdisk (sfdisk); the
+# kernel fixtures are rebuilt with gcc, gzip, xz and bzip2 and compared with cmp (diffutils) to show
+# they come from their sources.
 # Installs whatever is missing when run as root on Debian; otherwise fails at once naming the package.
 set -euo pipefail
 
@@ -10,6 +11,8 @@ declare -A tool_package=(
   [debugfs]=e2fsprogs
   [mke2fs]=e2fsprogs
   [/usr/lib/xen-4.17/bin/readnotes]=xen-utils-4.17
+  [/usr/lib/xen-4.17/bin/pygrub]=xen-utils-4.17
+  [cmp]=diffutils
   [readelf]=binutils
   [sfdisk]=fdisk
   [as]=binutils
