@@ -33,8 +33,18 @@ class FakeEbsClient {
   }
 }
 
-/** Never called when the upload succeeds; an upload that tries to delete its snapshot fails the benchmark. */
-const refusingEc2 = { send: async () => { throw new Error('the benchmark upload failed and tried to delete its snapshot'); } };
+/**
+ * EC2 as the upload sees it: DescribeSnapshots does not know the new snapshot yet (the uploader asks
+ * for its state after StartSnapshot); any other call fails the benchmark.
+ */
+const refusingEc2 = {
+  send: async (command: object) => {
+    if (command.constructor.name === 'DescribeSnapshotsCommand') {
+      throw Object.assign(new Error('The snapshot does not exist.'), { name: 'InvalidSnapshot.NotFound' });
+    }
+    throw new Error(`the benchmark upload made an unexpected EC2 call: ${command.constructor.name}`);
+  },
+};
 
 /** Median of a few runs, after one unmeasured warm-up run (JIT), so a busy machine skews it less. */
 function medianMillisecondsOf(work: () => void, runs = 5): number {
