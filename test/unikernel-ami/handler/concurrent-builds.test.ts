@@ -6,20 +6,11 @@
 import { createHash } from 'crypto';
 import { buildDiskImage, DiskLayout } from '../../../lib/disk-image';
 import { BUILD_ID_TAG } from '../../../lib/unikernel-ami/types';
-import { blockMapDigest, FakeAws } from '../../fixtures/fake-aws';
+import { blockMapDigest, useFakeAws } from '../../fixtures/fake-aws';
 import { DEFAULT_KERNEL, Lifecycle, LifecycleOptions, runLifecycles } from '../../fixtures/lifecycle';
 
 const COUNT = 20;
-const aws = new FakeAws();
-
-beforeEach(() => {
-  aws.reset();
-  jest.spyOn(console, 'log').mockImplementation(() => undefined);
-});
-
-afterEach(() => {
-  jest.restoreAllMocks();
-});
+const { aws } = useFakeAws();
 
 /** Half helper-instance, half ebs-direct builds, each with its own name and kernel arguments. */
 function unikernels(lifecycle: Lifecycle): LifecycleOptions[] {

@@ -17,19 +17,10 @@ import {
   STACK_NAME,
   updateEvent,
 } from '../../fixtures/custom-resource';
-import { awsError, FakeAws } from '../../fixtures/fake-aws';
+import { awsError, useFakeAws } from '../../fixtures/fake-aws';
 import { CfnOutcome, CFN_RESPONSE_LIMIT_BYTES, LifecycleResult, PROVIDER, runLifecycle, Strategy, STRATEGIES } from '../../fixtures/lifecycle';
 
-const aws = new FakeAws();
-
-beforeEach(() => {
-  aws.reset();
-  jest.spyOn(console, 'log').mockImplementation(() => undefined);
-});
-
-afterEach(() => {
-  jest.restoreAllMocks();
-});
+const { aws } = useFakeAws();
 
 function handlerRequests(service: string, action: string, phase?: string) {
   return aws.requests.filter((r) => r.principal === 'handler' && r.service === service && r.action === action && (!phase || r.phase === phase));
