@@ -154,6 +154,19 @@ describe('issue 11, item 5: APIs without client tokens, lagging lists and stale 
   });
 });
 
+describe('pagination where the handler pages', () => {
+  test.each(STRATEGIES)('%s: with one item per page, the handler follows NextToken and nothing is missed', async (strategy) => {
+    // GIVEN Describe calls that answer one item per page
+    aws.configure({ pageSize: 1 });
+    // WHEN a rollback (two builds of the resource: lookups by the resource's tags find both)
+    const result = await runLifecycle(aws, { strategy, lifecycle: 'rollback' });
+    // THEN
+    expect(result.outcomes.map((o) => o.status)).toEqual(['SUCCESS', 'SUCCESS', 'SUCCESS', 'SUCCESS']);
+    expect(aws.requests.filter((r) => r.principal === 'handler' && r.input.NextToken !== undefined).length).toBeGreaterThan(0);
+    expect(summary(result)).toMatchObject({ leaks: [], killed: 0 });
+  });
+});
+
 describe('issue 11, item 6: the handler has a deadline of its own below CloudFormation\'s', () => {
   test('ebs-direct: a snapshot that DescribeSnapshots never finds fails the build cleanly before the provider gives up', async () => {
     // GIVEN DescribeSnapshots never knows the build's snapshot
