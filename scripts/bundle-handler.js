@@ -10,11 +10,12 @@ const esbuild = require('esbuild');
 const root = path.resolve(__dirname, '..');
 const outdir = path.join(root, 'assets', 'unikernel-ami-handler');
 
-esbuild
-  .build({
+/** The esbuild options of the bundle, written to `outfile` (tests rebuild it elsewhere to compare). */
+function bundleOptions(outfile = path.join(outdir, 'index.js')) {
+  return {
     absWorkingDir: root,
     entryPoints: ['lib/unikernel-ami/handler/index.ts'],
-    outfile: path.join(outdir, 'index.js'),
+    outfile,
     bundle: true,
     platform: 'node',
     target: 'node20',
@@ -23,5 +24,11 @@ esbuild
     minify: false,
     legalComments: 'none',
     logLevel: 'warning',
-  })
-  .catch(() => process.exit(1));
+  };
+}
+
+module.exports = { bundleOptions };
+
+if (require.main === module) {
+  esbuild.build(bundleOptions()).catch(() => process.exit(1));
+}

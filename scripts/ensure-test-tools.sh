@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The tests check what the library writes with the tools that own each format: e2fsprogs (e2fsck,
-# debugfs, mke2fs, dumpe2fs, resize2fs), diffutils (cmp), xen-utils-4.17 (readnotes), binutils
+# debugfs, mke2fs, dumpe2fs, resize2fs), diffutils (cmp), xen-utils-4.17 (readnotes, pygrub), binutils
 # (readelf, as, ld), fdisk (sfdisk), gzip (gzip -t); the kernel fixtures are rebuilt with gcc,
 # gzip, xz and bzip2 to show they come from their sources. The boot tests run Xen in QEMU
 # (qemu-system-x86) with a dom0 made of xen-utils-4.17, xenstore-utils and busybox-static, and
@@ -15,6 +15,8 @@ declare -A tool_package=(
   [resize2fs]=e2fsprogs
   [dumpe2fs]=e2fsprogs
   [/usr/lib/xen-4.17/bin/readnotes]=xen-utils-4.17
+  [/usr/lib/xen-4.17/bin/pygrub]=xen-utils-4.17
+  [cmp]=diffutils
   [readelf]=binutils
   [sfdisk]=fdisk
   [as]=binutils
@@ -28,7 +30,6 @@ declare -A tool_package=(
   [qemu-system-x86_64]=qemu-system-x86
   [/usr/bin/xenstore]=xenstore-utils
   [/bin/busybox]=busybox-static
-  [cmp]=diffutils
 )
 
 missing=()

@@ -10,7 +10,7 @@ import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { handlerAssetDirectory } from './handler-asset';
 import { acknowledgeNagRule, wildcardResourceFinding } from './nag-acknowledgements';
-import { BUILD_ID_TAG, BuildStrategyKind, MANAGED_TAG, NAME_TAG, STACK_TAG } from './types';
+import { BUILD_ID_TAG, BuildStrategyKind, MANAGED_TAG, NAME_TAG, OPERATION_TIMING, STACK_TAG } from './types';
 
 /** Construct id of the per-stack singleton; a contract with deployed stacks. */
 const INFRASTRUCTURE_ID = 'MirageUnikernelAmiBuildInfrastructure';
@@ -27,18 +27,12 @@ export const HELPER_VOLUME_TYPE = 'gp3';
 /** The only SSM document the handler may run on its helpers. */
 export const HELPER_SSM_DOCUMENT = 'AWS-RunShellScript';
 
-/**
- * Time budget of one custom-resource operation. CloudFormation waits at most one hour for a custom
- * resource (ServiceTimeout 1-3600 s, default 3600): the framework's onEvent runs the handler's onEvent
- * (up to ON_EVENT_TIMEOUT), then the waiter polls isComplete for up to WAITER_TOTAL_TIMEOUT, and its
- * last isComplete may run IS_COMPLETE_TIMEOUT. Their sum stays within SERVICE_TIMEOUT, so the
- * provider answers (and a failed build is cleaned up and reported) before CloudFormation gives up.
- */
-export const ON_EVENT_TIMEOUT = Duration.minutes(10);
-export const IS_COMPLETE_TIMEOUT = Duration.minutes(5);
-export const WAITER_QUERY_INTERVAL = Duration.seconds(15);
-export const WAITER_TOTAL_TIMEOUT = Duration.minutes(45);
-export const SERVICE_TIMEOUT = Duration.seconds(3600);
+/** The time budget of one custom-resource operation (OPERATION_TIMING in types.ts) as the CDK takes it. */
+export const ON_EVENT_TIMEOUT = Duration.seconds(OPERATION_TIMING.onEventSeconds);
+export const IS_COMPLETE_TIMEOUT = Duration.seconds(OPERATION_TIMING.isCompleteSeconds);
+export const WAITER_QUERY_INTERVAL = Duration.seconds(OPERATION_TIMING.queryIntervalSeconds);
+export const WAITER_TOTAL_TIMEOUT = Duration.seconds(OPERATION_TIMING.waiterTotalSeconds);
+export const SERVICE_TIMEOUT = Duration.seconds(OPERATION_TIMING.serviceTimeoutSeconds);
 
 /**
  * The Node.js runtime of the handler: the latest that aws-cdk-lib 2.257 (the lowest version we

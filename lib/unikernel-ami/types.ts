@@ -97,3 +97,30 @@ export const STACK_TAG = 'mirage-unikernel-ami:stack';
 export const NAME_TAG = 'Name';
 /** `true` on everything the handler creates; the IAM conditions require it beside STACK_TAG. */
 export const MANAGED_TAG = 'mirage-unikernel-ami:managed';
+/** Tag key naming the custom resource (its logical id) a build belongs to, so that a later event of that resource finds its failed builds. */
+export const RESOURCE_TAG = 'mirage-unikernel-ami:resource';
+/** Tag key holding a hash of the properties a build was made from, so that a rollback finds the build that still exists. */
+export const PROPERTIES_TAG = 'mirage-unikernel-ami:properties';
+/** Tag key the Delete of a retained build puts on its AMI and snapshot: they are no longer the resource's, and a rollback must not adopt them. */
+export const RETAINED_TAG = 'mirage-unikernel-ami:retained';
+
+/**
+ * Time budget of one custom-resource operation, shared by the construct (the Lambdas' timeouts and
+ * the provider's waiter) and the handler (its own deadline). CloudFormation waits at most one hour
+ * for a custom resource (ServiceTimeout 1-3600 s): the framework's onEvent runs the handler's onEvent
+ * (at most `onEventSeconds`), then the waiter polls isComplete every `queryIntervalSeconds` for up to
+ * `waiterTotalSeconds`, and its last isComplete may run `isCompleteSeconds`. Their sum stays within
+ * `serviceTimeoutSeconds`, so the provider answers before CloudFormation gives up.
+ *
+ * The handler fails a build (or removal) that has not finished `handlerDeadlineSeconds` after its
+ * onEvent began, early enough that its last isComplete, cleanup included, reports before the
+ * waiter's total timeout would turn the failure into the framework's opaque "Operation timed out".
+ */
+export const OPERATION_TIMING = {
+  onEventSeconds: 10 * 60,
+  isCompleteSeconds: 5 * 60,
+  queryIntervalSeconds: 15,
+  waiterTotalSeconds: 45 * 60,
+  serviceTimeoutSeconds: 3600,
+  handlerDeadlineSeconds: 38 * 60,
+} as const;

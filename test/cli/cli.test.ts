@@ -6,6 +6,7 @@ import * as zlib from 'zlib';
 import { EC2Client, GetConsoleOutputCommand } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import { runCli } from '../../lib/cli';
+import { pygrubEntries } from '../fixtures/pygrub';
 
 const repoRoot = path.resolve(__dirname, '..', '..');
 const helloKernel = path.join(repoRoot, 'examples', 'hello', 'hello.xen');
@@ -98,9 +99,7 @@ describe('disk', () => {
     const dumped = path.join(workDir, 'kernel.out');
     debugfs(out, `dump /boot/hello.xen ${dumped}`);
     expect(fs.readFileSync(dumped).equals(fs.readFileSync(helloKernel))).toBe(true);
-    expect(debugfs(out, 'cat /boot/grub/menu.lst').toString()).toBe(
-      'default 0\ntimeout 0\n\ntitle hello\nroot (hd0)\nkernel /boot/hello.xen verbose=1 net=off\n',
-    );
+    expect(pygrubEntries(out)).toEqual([{ title: 'hello', root: 'd0', kernel: '/boot/hello.xen', args: 'verbose=1 net=off' }]);
     expect(result.stdout).toContain(`${2 ** 30} bytes`);
     const superblock = execFileSync('dumpe2fs', ['-h', out], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
     const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(superblock)![1]);
@@ -144,9 +143,7 @@ describe('disk', () => {
     const fsImage = path.join(workDir, 'partition.img');
     execFileSync('dd', [`if=${out}`, `of=${fsImage}`, 'bs=512', `skip=${partition.start}`, `count=${partition.size}`, 'conv=sparse', 'status=none']);
     execFileSync('e2fsck', ['-fn', fsImage], { stdio: 'pipe' });
-    expect(debugfs(fsImage, 'cat /boot/grub/menu.lst').toString()).toBe(
-      'default 0\ntimeout 0\n\ntitle greeter\nroot (hd0,0)\nkernel /boot/greeter.xen\n',
-    );
+    expect(pygrubEntries(out)).toEqual([{ title: 'greeter', root: 'd0p0', kernel: '/boot/greeter.xen', args: '' }]);
   });
 
   test('refuses a kernel PV-GRUB cannot boot and writes nothing', async () => {

@@ -1,7 +1,10 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
+import * as esbuild from 'esbuild';
 import { handlerAssetDirectory } from '../../lib/unikernel-ami/handler-asset';
+
+const { bundleOptions } = require('../../scripts/bundle-handler.js') as { bundleOptions(outfile: string): esbuild.BuildOptions };
 
 describe('handlerAssetDirectory', () => {
   let directory: string;
@@ -41,7 +44,16 @@ describe('handlerAssetDirectory', () => {
     expect(() => handlerAssetDirectory(path.join(directory, 'dist'))).toThrow(/Cannot find the mirage-unikernel-ami package root above/);
   });
 
-  test('the bundle of this checkout is found (npm test builds it first)', () => {
-    expect(fs.existsSync(path.join(handlerAssetDirectory(), 'index.js'))).toBe(true);
+  test('the bundle found is the handler of this checkout as it is now, and exports what the Lambda functions call (npm test builds it first)', async () => {
+    // GIVEN the bundle the construct would deploy
+    const bundle = path.join(handlerAssetDirectory(), 'index.js');
+    // WHEN the handler's source is bundled afresh with the same options
+    const fresh = path.join(directory, 'index.js');
+    await esbuild.build(bundleOptions(fresh));
+    // THEN they are the same bytes (a stale bundle fails here: run "node scripts/bundle-handler.js")
+    expect(fs.readFileSync(bundle).equals(fs.readFileSync(fresh))).toBe(true);
+    // AND it exports the functions build-infrastructure.ts names as the Lambda handlers (index.onEvent, index.isComplete)
+    const loaded = require(bundle) as Record<string, unknown>;
+    expect({ onEvent: typeof loaded.onEvent, isComplete: typeof loaded.isComplete }).toEqual({ onEvent: 'function', isComplete: 'function' });
   });
 });

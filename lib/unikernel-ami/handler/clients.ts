@@ -15,9 +15,16 @@ export interface AwsClients {
   readonly ebs: EBSClient;
 }
 
+/**
+ * The SDK waits for a response for ever by default; a request whose response is lost would then
+ * hang until Lambda stops the invocation. With a timeout it fails with TimeoutError, which the
+ * handler retries (every step is safe to repeat). PutSnapshotBlock carries 512 KiB, well within it.
+ */
+const requestHandler = { connectionTimeout: 5_000, requestTimeout: 60_000 };
+
 export const clients: AwsClients = {
-  ec2: new EC2Client({}),
-  s3: new S3Client({}),
-  ssm: new SSMClient({}),
-  ebs: new EBSClient({}),
+  ec2: new EC2Client({ requestHandler }),
+  s3: new S3Client({ requestHandler }),
+  ssm: new SSMClient({ requestHandler }),
+  ebs: new EBSClient({ requestHandler }),
 };

@@ -17,7 +17,7 @@ import {
   StartSnapshotCommand,
   Status,
 } from '@aws-sdk/client-ebs';
-import { DeleteSnapshotCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { DiskBlock } from '../../disk-image';
 import { EBS_SNAPSHOT_BLOCK_BYTES } from '../../pv-grub';
 import { StepLog } from './log';
@@ -65,7 +65,7 @@ export interface DirectUploadResult {
   readonly apiCalls: number;
 }
 
-/** The upload failed after the snapshot was started; the snapshot was deleted (or left for the StartSnapshot Timeout to reap). */
+/** The upload failed after the snapshot was started: the caller removes the snapshot by its id. */
 export class DirectUploadError extends Error {
   constructor(message: string, readonly snapshotId: string, readonly blockIndex?: number, options?: { cause?: unknown }) {
     super(message, options);
@@ -95,10 +95,10 @@ const GIB = 1024 ** 3;
 
 /**
  * Right after StartSnapshot, PutSnapshotBlock may answer for some seconds that the snapshot does
- * not exist (coldsnap needed up to about two minutes in its tests); these attempts and delays
- * wait up to roughly that long before a block is given up.
+ * not exist (coldsnap needed up to about two minutes in its tests): a block is retried for three
+ * minutes before it is given up.
  */
-const BLOCK_RETRY: RetryOptions = { attempts: 10, baseDelayMs: 500, maxDelayMs: 20_000 };
+const BLOCK_RETRY: RetryOptions = { attempts: 100, baseDelayMs: 500, maxDelayMs: 20_000, maxElapsedMs: 3 * 60_000 };
 
 /** The raw SHA-256 digest of a block. */
 export function blockDigest(data: Uint8Array): Buffer {
@@ -161,14 +161,16 @@ export async function uploadSnapshotDirect(ebs: EBSClient, ec2: EC2Client, optio
   }
   log.step('ebs-direct:start-snapshot', { snapshotId, status: start.Status });
 
-  // A retried build gets the snapshot of its first attempt back (same client token): if that one
-  // was already completed, writing blocks to it again would fail, and it is what we want anyway.
-  if (start.Status === Status.COMPLETED) {
-    return { snapshotId, blocksSent: 0, bytesSent: 0, apiCalls };
-  }
-
+  // A repeated StartSnapshot (same client token: a retried build) returns the ORIGINAL response,
+  // whose Status is the one the snapshot had then ("Ensure idempotency in StartSnapshot API
+  // requests"). What the snapshot is now, EC2 says: a completed one must not be written again.
   try {
-    if (start.Status === Status.ERROR) {
+    const now = await snapshotState(ec2, snapshotId, options.retry);
+    if (now === Status.COMPLETED) {
+      log.step('ebs-direct:already-completed', { snapshotId });
+      return { snapshotId, blocksSent: 0, bytesSent: 0, apiCalls };
+    }
+    if (now === Status.ERROR || start.Status === Status.ERROR) {
       throw new DirectUploadError(`Snapshot ${snapshotId} of build ${buildId} is in the error state.`, snapshotId);
     }
     const blocks = await putBlocks(ebs, snapshotId, options, () => apiCalls++);
@@ -183,17 +185,34 @@ export async function uploadSnapshotDirect(ebs: EBSClient, ec2: EC2Client, optio
         ChecksumAlgorithm: ChecksumAlgorithm.CHECKSUM_ALGORITHM_SHA256,
         ChecksumAggregationMethod: ChecksumAggregationMethod.CHECKSUM_AGGREGATION_LINEAR,
       }));
-    }, options.retry).catch((err) => {
+      // The snapshot may still be unknown to EBS right after StartSnapshot, as for the blocks.
+    }, { ...BLOCK_RETRY, isRetryable: isRetryableBlockError, ...options.retry }).catch((err) => {
       throw new DirectUploadError(`CompleteSnapshot of snapshot ${snapshotId} (build ${buildId}) failed: ${describe(err)}`, snapshotId, undefined, { cause: err });
     });
     log.step('ebs-direct:complete-snapshot', { snapshotId, apiCalls });
     return { snapshotId, blocksSent: blocks.sent, bytesSent: blocks.bytes, apiCalls };
   } catch (err) {
-    const deleted = await deletePendingSnapshot(ec2, snapshotId, log, options.retry);
-    if (err instanceof DirectUploadError) {
-      err.message += deleted
-        ? ` The snapshot was deleted; redeploy to try again.`
-        : ` The snapshot could not be deleted; AWS cancels it ${options.timeoutMinutes ?? DEFAULT_TIMEOUT_MINUTES} minutes after its last write (StartSnapshot Timeout).`;
+    // EC2 may not have shown a snapshot that an earlier attempt completed: if it is completed now,
+    // the writes were refused only because it was, and it holds the image.
+    if ((await snapshotState(ec2, snapshotId, options.retry).catch(() => undefined)) === Status.COMPLETED) {
+      log.step('ebs-direct:already-completed', { snapshotId });
+      return { snapshotId, blocksSent: 0, bytesSent: 0, apiCalls };
+    }
+    // The caller removes the snapshot by this id (the StartSnapshot Timeout cancels it otherwise).
+    throw err instanceof DirectUploadError
+      ? err
+      : new DirectUploadError(`The upload to snapshot ${snapshotId} (build ${buildId}) failed: ${describe(err)}`, snapshotId, undefined, { cause: err });
+  }
+}
+
+/** The snapshot's state as EC2 shows it now; undefined while EC2 does not know the new snapshot yet. */
+async function snapshotState(ec2: EC2Client, snapshotId: string, retry?: RetryOptions): Promise<string | undefined> {
+  try {
+    const response = await withRetry('ec2:DescribeSnapshots', () => ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })), retry);
+    return response.Snapshots?.[0]?.State;
+  } catch (err) {
+    if ((err as { name?: string }).name === 'InvalidSnapshot.NotFound') {
+      return undefined;
     }
     throw err;
   }
@@ -267,23 +286,6 @@ async function putBlocks(ebs: EBSClient, snapshotId: string, options: DirectUplo
   }
   const digestsInIndexOrder = [...digests.entries()].sort(([a], [b]) => a - b).map(([, digest]) => digest);
   return { sent: digests.size, bytes, digestsInIndexOrder };
-}
-
-/**
- * Best effort: if this fails too, the StartSnapshot Timeout makes AWS cancel the pending snapshot.
- * @returns whether the snapshot was deleted
- */
-async function deletePendingSnapshot(ec2: EC2Client, snapshotId: string, log: StepLog, retry?: RetryOptions): Promise<boolean> {
-  try {
-    await withRetry('ec2:DeleteSnapshot', () => ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })), retry);
-    log.step('ebs-direct:delete-pending-snapshot', { snapshotId });
-    return true;
-  } catch (err) {
-    log.step('ebs-direct:delete-pending-snapshot-failed', {
-      snapshotId, error: describe(err), note: 'AWS cancels the pending snapshot when its StartSnapshot Timeout passes',
-    });
-    return false;
-  }
 }
 
 function validateOptions(options: DirectUploadOptions): void {

@@ -39,14 +39,22 @@ export enum BuildAction {
  */
 export interface BuildState {
   readonly Action: BuildAction;
-  /** Helper-instance build: the helper instance. */
+  /** Helper-instance build: the helper instance (absent when RunInstances' answer was lost: isComplete asks again with the same client token). */
   readonly InstanceId?: string;
-  /** Helper-instance build: the volume the helper writes. */
-  readonly VolumeId?: string;
   /** EBS-direct build: the snapshot written by the EBS direct APIs. */
   readonly SnapshotId?: string;
   /** Delete: the build had finished (an available AMI) when the Delete began, so it left nothing transient. */
   readonly BuildFinished?: boolean;
+  /** When onEvent began (ms since the epoch): the handler's own deadline counts from it. */
+  readonly StartedAt?: number;
+  /**
+   * Delete: the snapshots and instances onEvent's pass left (a snapshot its just-deregistered AMI
+   * still holds, an instance EC2 does not know yet), removed by id in later passes, whose tag
+   * lookups may lag; and when the youngest of them was made.
+   */
+  readonly SnapshotIds?: readonly string[];
+  readonly InstanceIds?: readonly string[];
+  readonly LeftSince?: number;
 }
 
 export interface OnEventResponse {

@@ -1,47 +1,60 @@
 /**
- * The helper-instance strategy: the handler stages the disk image in S3, a transient Amazon Linux
- * instance writes it onto a new EBS volume (through SSM, see helper-script.ts), and the volume is
- * snapshotted. Every step is idempotent, because isComplete repeats until the build is done.
+ * The helper-instance strategy. The handler stages the disk image in S3 and launches a transient
+ * Amazon Linux instance whose launch also creates the data volume (a block device mapping with
+ * DeleteOnTermination). Once the instance's SSM agent is online, the helper script (through SSM Run
+ * Command) writes the image onto the volume, syncs and verifies it; the volume is then snapshotted
+ * while still attached ("You can take a snapshot of an attached volume that is in use"; nothing
+ * writes to it any more), and the helper is terminated, which deletes its volumes.
+ *
+ * No CreateVolume, AttachVolume, DetachVolume or DeleteVolume is left to go wrong, and nothing the
+ * build makes outlives its helper but the snapshot. Each isComplete round reads the build's state
+ * back from AWS and from its progress object (progress.ts), so every step may repeat.
  */
 import {
   _InstanceType,
-  AttachVolumeCommand,
   CreateSnapshotCommand,
-  CreateVolumeCommand,
-  DeleteVolumeCommand,
   DescribeInstancesCommand,
-  DescribeSubnetsCommand,
-  DescribeVolumesCommand,
   EC2Client,
   Instance,
   RunInstancesCommand,
   TerminateInstancesCommand,
-  Volume,
 } from '@aws-sdk/client-ec2';
 import { S3Client } from '@aws-sdk/client-s3';
 import {
-  CommandInvocation,
   DescribeInstanceInformationCommand,
   GetCommandInvocationCommand,
   ListCommandInvocationsCommand,
   SendCommandCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
-import { helperScript, runShellScriptCommands } from './helper-script';
-import { findBuildSnapshots, ignoringNotFound } from './image';
+import { clock } from './clock';
+import { BuildFailure, outputTail } from './failure';
+import { helperScript, helperUserData, runShellScriptCommands, SCRIPT_MESSAGE_PREFIX } from './helper-script';
+import { deleteSnapshot, describeOwnSnapshot, findBuildSnapshots, isNotFound, isYoung, NOT_FOUND_GRACE_MS, removeById, snapshotWait } from './image';
 import { StepLog } from './log';
-import { BuildSpec, buildFilter, Tag } from './properties';
-import { isRetryableError, RetryOptions, withRetry } from './retry';
-import { deleteStagedImage, stagingKeys } from './staging';
+import { HelperProgress, readProgress, writeProgress } from './progress';
+import { BuildSpec, Tag } from './properties';
+import { afterCreateRetry, isRetryableError, RetryOptions, withRetry } from './retry';
+import { stagingKeys } from './staging';
 
-/** The device name the volume is attached as; on Nitro instances it shows up as NVMe anyway. */
+/** The data volume's device name; on Nitro instances it shows up as an NVMe device whose serial is the volume id. */
 export const HELPER_DEVICE_NAME = '/dev/sdf';
 /** The helper volume is transient and written once; gp3 is the cheapest general-purpose type. */
-const HELPER_VOLUME_TYPE = 'gp3';
+export const HELPER_VOLUME_TYPE = 'gp3';
+/** EC2 starts an instance in a minute or two; much longer means it will not. */
+const BOOT_TIMEOUT_MS = 10 * 60_000;
 /** Amazon Linux's SSM agent registers within a few minutes of boot; much longer means it cannot reach SSM. */
 const SSM_REGISTRATION_TIMEOUT_MS = 15 * 60_000;
 /** How long the helper script may run (SSM executionTimeout, seconds). */
 const SCRIPT_TIMEOUT_SECONDS = 1800;
+/** How much of the script's stderr goes into the error CloudFormation shows (failure.ts keeps the response small). */
+const STDERR_TAIL_CHARS = 300;
+/**
+ * The helper shuts itself down (and so terminates, with its volumes) this long after boot if the
+ * build has not terminated it: nothing is left running even if every invocation of the handler were
+ * lost. Far beyond the handler's own deadline (index.ts).
+ */
+export const HELPER_SELF_DESTRUCT_MINUTES = 90;
 
 /**
  * The helper's instance profile is created in the same deployment, seconds before RunInstances, and
@@ -72,16 +85,12 @@ export interface HelperContext {
 }
 
 /**
- * Launches the helper and creates the volume it writes, both with the build id as client token so
- * that a retried onEvent gets the same instance and volume back.
+ * Launches the helper with its data volume. The build id is the client token: a repeat (a retried
+ * request, a later round that did not learn the id) gets the same instance back ("Ensuring
+ * idempotency in Amazon EC2 API requests": for at least 24 hours after it terminates).
  */
-export async function launchHelper(ctx: HelperContext): Promise<{ instanceId: string; volumeId: string }> {
+export async function launchHelper(ctx: HelperContext): Promise<string> {
   const helper = ctx.spec.helper!;
-  const subnets = await withRetry('ec2:DescribeSubnets', () => ctx.ec2.send(new DescribeSubnetsCommand({ SubnetIds: [helper.SubnetId] })));
-  const availabilityZone = subnets.Subnets?.[0]?.AvailabilityZone;
-  if (!availabilityZone) {
-    throw new Error(`Subnet ${helper.SubnetId} of the helper instance was not found. Give a subnet of this account and region.`);
-  }
   const tags = [...ctx.tags];
   const launched = await withRetry(`ec2:RunInstances (${helper.InstanceType} in ${helper.SubnetId})`, () =>
     ctx.ec2.send(
@@ -97,6 +106,19 @@ export async function launchHelper(ctx: HelperContext): Promise<{ instanceId: st
         MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled' },
         // A helper that shuts itself down must not linger as a stopped instance.
         InstanceInitiatedShutdownBehavior: 'terminate',
+        UserData: Buffer.from(helperUserData(ctx.buildId, HELPER_SELF_DESTRUCT_MINUTES)).toString('base64'),
+        BlockDeviceMappings: [
+          {
+            DeviceName: HELPER_DEVICE_NAME,
+            Ebs: {
+              VolumeSize: ctx.spec.volumeSizeGiB,
+              VolumeType: HELPER_VOLUME_TYPE,
+              DeleteOnTermination: true,
+              Encrypted: ctx.spec.encrypted || undefined,
+              KmsKeyId: ctx.spec.encrypted ? ctx.spec.kmsKeyArn : undefined,
+            },
+          },
+        ],
         TagSpecifications: [
           { ResourceType: 'instance', Tags: tags },
           { ResourceType: 'volume', Tags: tags },
@@ -108,46 +130,109 @@ export async function launchHelper(ctx: HelperContext): Promise<{ instanceId: st
   );
   const instanceId = launched.Instances?.[0]?.InstanceId;
   if (!instanceId) {
-    throw new Error(`ec2:RunInstances launched no instance for build ${ctx.buildId}.`);
+    throw new BuildFailure(`ec2:RunInstances launched no instance for build ${ctx.buildId}.`);
   }
-  ctx.log.step('run-instances', { instanceId, availabilityZone });
-  const volume = await withRetry(`ec2:CreateVolume (${ctx.spec.volumeSizeGiB} GiB in ${availabilityZone})`, () =>
-    ctx.ec2.send(
-      new CreateVolumeCommand({
-        ClientToken: `${ctx.buildId}-volume`,
-        AvailabilityZone: availabilityZone,
-        Size: ctx.spec.volumeSizeGiB,
-        VolumeType: HELPER_VOLUME_TYPE,
-        Encrypted: ctx.spec.encrypted || undefined,
-        KmsKeyId: ctx.spec.encrypted ? ctx.spec.kmsKeyArn : undefined,
-        TagSpecifications: [{ ResourceType: 'volume', Tags: tags }],
-      }),
-    ),
-  );
-  ctx.log.step('create-volume', { volumeId: volume.VolumeId, instanceId });
-  return { instanceId, volumeId: volume.VolumeId! };
+  ctx.log.step('run-instances', { instanceId });
+  return instanceId;
 }
 
-async function describeInstance(ctx: HelperContext, instanceId: string): Promise<Instance | undefined> {
-  const response = await withRetry('ec2:DescribeInstances', () => ctx.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })));
-  return response.Reservations?.[0]?.Instances?.[0];
-}
+/** Where an isComplete round of a helper build got to. */
+export type HelperRound =
+  | { readonly done: false; readonly waitingFor: string }
+  | { readonly done: true; readonly snapshotId: string; readonly instanceId: string };
 
-async function describeVolume(ctx: HelperContext, volumeId: string): Promise<Volume> {
-  const response = await withRetry('ec2:DescribeVolumes', () => ctx.ec2.send(new DescribeVolumesCommand({ VolumeIds: [volumeId] })));
-  const volume = response.Volumes?.[0];
-  if (!volume) {
-    throw new Error(`Volume ${volumeId} of build ${ctx.buildId} has disappeared (deleted by hand?). Redeploy to start a new build.`);
+/**
+ * One isComplete round: from the launched helper to a completed snapshot of its written volume.
+ * @param knownInstanceId the helper onEvent launched (undefined when RunInstances' answer was lost)
+ * @param startedAt when onEvent began (the instance is at most that old)
+ */
+export async function advanceHelperBuild(ctx: HelperContext, knownInstanceId: string | undefined, startedAt: number): Promise<HelperRound> {
+  const bucket = ctx.spec.stagingBucket!;
+  let progress = await readProgress(ctx.s3, bucket, ctx.buildId);
+  let instanceId = knownInstanceId ?? progress.instanceId;
+  if (!instanceId) {
+    // onEvent did not learn the id (RunInstances' answer was lost): the client token gets it now.
+    instanceId = await launchHelper(ctx);
+    progress = { ...progress, instanceId };
+    await writeProgress(ctx.s3, bucket, ctx.buildId, progress);
   }
-  return volume;
+  const snapshotId = progress.snapshotIds?.[0];
+  if (snapshotId) {
+    return awaitSnapshot(ctx, instanceId, snapshotId, progress.snapshotCreatedAt ?? startedAt);
+  }
+  const instance = await describeHelper(ctx, instanceId, startedAt);
+  if (!instance) {
+    return { done: false, waitingFor: `EC2 to show the new helper instance ${instanceId}` };
+  }
+  const state = instance.State?.Name;
+  const launchedAt = instance.LaunchTime ? new Date(instance.LaunchTime).getTime() : startedAt;
+  if (state === 'pending') {
+    if (clock().now() - launchedAt > BOOT_TIMEOUT_MS) {
+      throw new BuildFailure(`The helper instance ${instanceId} has been pending for ${minutes(clock().now() - launchedAt)} minutes; EC2 did not start it. Redeploy to try again.`);
+    }
+    return { done: false, waitingFor: `the helper instance ${instanceId} to start` };
+  }
+  if (state !== 'running') {
+    throw new BuildFailure(
+      `The helper instance ${instanceId} is ${state ?? 'gone'} before its volume was written` +
+      `${instance.StateReason?.Message ? ` (${instance.StateReason.Message})` : ''}. Redeploy to start a new build.`,
+    );
+  }
+  if (!progress.commandId) {
+    return startScript(ctx, instance, launchedAt, progress);
+  }
+  return watchScript(ctx, instance, progress);
 }
 
-/** The invocation of the helper script on this instance, found by its comment (the build id). */
-async function findScriptInvocation(ctx: HelperContext, instanceId: string): Promise<CommandInvocation | undefined> {
-  const response = await withRetry('ssm:ListCommandInvocations', () =>
-    ctx.ssm.send(new ListCommandInvocationsCommand({ InstanceId: instanceId })),
-  );
-  return response.CommandInvocations?.find((invocation) => invocation.Comment === ctx.buildId);
+/** The helper by id; undefined while EC2 does not know the new instance yet. */
+async function describeHelper(ctx: HelperContext, instanceId: string, startedAt: number): Promise<Instance | undefined> {
+  try {
+    const response = await withRetry('ec2:DescribeInstances', () => ctx.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })));
+    const instance = response.Reservations?.[0]?.Instances?.[0];
+    if (instance) {
+      return instance;
+    }
+  } catch (err) {
+    if (!isNotFound(err)) {
+      throw err;
+    }
+  }
+  if (isYoung(startedAt)) {
+    // "If you successfully run RunInstances and then immediately run another command using the
+    // instance ID ... you might get InvalidInstanceID.NotFound. This does not mean the instance does not exist."
+    ctx.log.step('wait-helper-visible', { instanceId });
+    return undefined;
+  }
+  throw new BuildFailure(`The helper instance ${instanceId} is not found after ${minutes(NOT_FOUND_GRACE_MS)} minutes (terminated outside CloudFormation?). Redeploy to start a new build.`);
+}
+
+/** The data volume of the helper's block device mapping, once EC2 lists it. */
+function dataVolumeOf(instance: Instance): string | undefined {
+  return instance.BlockDeviceMappings?.find((mapping) => mapping.DeviceName === HELPER_DEVICE_NAME)?.Ebs?.VolumeId;
+}
+
+async function startScript(ctx: HelperContext, instance: Instance, launchedAt: number, progress: HelperProgress): Promise<HelperRound> {
+  const instanceId = instance.InstanceId!;
+  if (!(await isSsmOnline(ctx, instanceId))) {
+    const runningForMs = clock().now() - launchedAt;
+    if (runningForMs > SSM_REGISTRATION_TIMEOUT_MS) {
+      throw new BuildFailure(
+        `The helper instance ${instanceId} has run for ${minutes(runningForMs)} minutes without its SSM agent coming online. ` +
+          'Its subnet needs a route to the SSM and S3 endpoints (a NAT gateway, or VPC endpoints for ssm, ssmmessages, ec2messages and S3).',
+      );
+    }
+    return { done: false, waitingFor: `the SSM agent of the helper instance ${instanceId} to come online` };
+  }
+  const volumeId = dataVolumeOf(instance);
+  if (!volumeId) {
+    return { done: false, waitingFor: `EC2 to list the data volume of the helper instance ${instanceId}` };
+  }
+  // The progress object is written right after SendCommand; should that write have failed, the
+  // command is found by its comment instead of being sent twice.
+  const earlier = await findScriptInvocation(ctx, instanceId);
+  const commandId = earlier ?? (await sendScript(ctx, instanceId, volumeId, launchedAt));
+  await writeProgress(ctx.s3, ctx.spec.stagingBucket!, ctx.buildId, { ...progress, commandId, commandSentAt: clock().now() });
+  return { done: false, waitingFor: `the helper script (SSM command ${commandId}) on ${instanceId}` };
 }
 
 async function isSsmOnline(ctx: HelperContext, instanceId: string): Promise<boolean> {
@@ -157,86 +242,14 @@ async function isSsmOnline(ctx: HelperContext, instanceId: string): Promise<bool
   return response.InstanceInformationList?.[0]?.PingStatus === 'Online';
 }
 
-const FINAL_FAILURES = new Set(['Failed', 'TimedOut', 'Cancelled', 'Cancelling']);
-/** How much of the script's stderr goes into the error CloudFormation shows (its Reason field is short). */
-const STDERR_TAIL_CHARS = 1500;
-
-/** Throws with the tail of the script's stderr. */
-async function failWithScriptOutput(ctx: HelperContext, instanceId: string, invocation: CommandInvocation): Promise<never> {
-  const result = await withRetry('ssm:GetCommandInvocation', () =>
-    ctx.ssm.send(new GetCommandInvocationCommand({ CommandId: invocation.CommandId, InstanceId: instanceId })),
+async function findScriptInvocation(ctx: HelperContext, instanceId: string): Promise<string | undefined> {
+  const response = await withRetry('ssm:ListCommandInvocations', () =>
+    ctx.ssm.send(new ListCommandInvocationsCommand({ InstanceId: instanceId, MaxResults: 50 })),
   );
-  const stderr = (result.StandardErrorContent ?? '').trim().slice(-STDERR_TAIL_CHARS);
-  throw new Error(
-    `The helper instance ${instanceId} could not write the disk image (SSM command ${invocation.CommandId} ${invocation.Status}, ` +
-      `exit code ${result.ResponseCode}): ${stderr || '(no output)'}`,
-  );
+  return response.CommandInvocations?.find((invocation) => invocation.Comment === ctx.buildId)?.CommandId;
 }
 
-/**
- * Drives the helper until its script has written and verified the volume.
- * @returns true once the script has succeeded
- */
-async function volumeWritten(ctx: HelperContext, instanceId: string, volumeId: string): Promise<boolean> {
-  const invocation = await findScriptInvocation(ctx, instanceId);
-  if (invocation?.Status === 'Success') {
-    return true;
-  }
-  if (invocation && FINAL_FAILURES.has(invocation.Status ?? '')) {
-    return failWithScriptOutput(ctx, instanceId, invocation);
-  }
-  if (invocation) {
-    ctx.log.step('wait-helper-script', { instanceId, commandId: invocation.CommandId, status: invocation.Status });
-    return false;
-  }
-  const instance = await describeInstance(ctx, instanceId);
-  const state = instance?.State?.Name;
-  if (state !== 'running') {
-    if (state === 'pending') {
-      ctx.log.step('wait-helper-running', { instanceId, state });
-      return false;
-    }
-    throw new Error(
-      `The helper instance ${instanceId} is ${state ?? 'gone'} before writing the image` +
-        `${instance?.StateReason?.Message ? ` (${instance.StateReason.Message})` : ''}. Redeploy to start a new build.`,
-    );
-  }
-  if (!(await isSsmOnline(ctx, instanceId))) {
-    const runningForMs = Date.now() - (instance?.LaunchTime?.getTime() ?? Date.now());
-    if (runningForMs > SSM_REGISTRATION_TIMEOUT_MS) {
-      throw new Error(
-        `The helper instance ${instanceId} has run for ${Math.round(runningForMs / 60_000)} minutes without its SSM agent coming online. ` +
-          'Its subnet needs a route to the SSM and S3 endpoints (a NAT gateway, or VPC endpoints for ssm, ssmmessages, ec2messages and S3).',
-      );
-    }
-    ctx.log.step('wait-helper-ssm', { instanceId, runningForMs });
-    return false;
-  }
-  if (!(await volumeAttached(ctx, instanceId, volumeId))) {
-    return false;
-  }
-  await sendScript(ctx, instanceId, volumeId);
-  return false;
-}
-
-async function volumeAttached(ctx: HelperContext, instanceId: string, volumeId: string): Promise<boolean> {
-  const volume = await describeVolume(ctx, volumeId);
-  const attachment = volume.Attachments?.find((a) => a.InstanceId === instanceId);
-  if (attachment?.State === 'attached') {
-    return true;
-  }
-  if (volume.State === 'available') {
-    await withRetry('ec2:AttachVolume', () =>
-      ctx.ec2.send(new AttachVolumeCommand({ InstanceId: instanceId, VolumeId: volumeId, Device: HELPER_DEVICE_NAME })),
-    );
-    ctx.log.step('attach-volume', { instanceId, volumeId });
-  } else {
-    ctx.log.step('wait-volume-attach', { instanceId, volumeId, state: volume.State, attachment: attachment?.State });
-  }
-  return false;
-}
-
-async function sendScript(ctx: HelperContext, instanceId: string, volumeId: string): Promise<void> {
+async function sendScript(ctx: HelperContext, instanceId: string, volumeId: string, launchedAt: number): Promise<string> {
   const keys = stagingKeys(ctx.buildId);
   const bucket = ctx.spec.stagingBucket!;
   const script = helperScript({
@@ -245,6 +258,7 @@ async function sendScript(ctx: HelperContext, instanceId: string, volumeId: stri
     volumeId,
     region: process.env.AWS_REGION,
   });
+  // The first call on the new instance: its tags may not have reached IAM yet (retry.ts).
   const sent = await withRetry('ssm:SendCommand', () =>
     ctx.ssm.send(
       new SendCommandCommand({
@@ -254,31 +268,65 @@ async function sendScript(ctx: HelperContext, instanceId: string, volumeId: stri
         Parameters: { commands: runShellScriptCommands(script), executionTimeout: [String(SCRIPT_TIMEOUT_SECONDS)] },
       }),
     ),
-  );
-  ctx.log.step('send-helper-script', { instanceId, volumeId, commandId: sent.Command?.CommandId });
+  afterCreateRetry(launchedAt, clock().now()));
+  const commandId = sent.Command?.CommandId;
+  if (!commandId) {
+    throw new BuildFailure(`ssm:SendCommand returned no command id for the helper instance ${instanceId}.`);
+  }
+  ctx.log.step('send-helper-script', { instanceId, volumeId, commandId });
+  return commandId;
+}
+
+const RUNNING_STATUSES = new Set(['Pending', 'InProgress', 'Delayed']);
+
+/**
+ * Why the script failed, from its stderr: its own last message if it wrote one (SSM returns only
+ * the first 8,000 characters of stderr, and other tools may write more), else the end of stderr.
+ */
+export function scriptReason(stderr: string | undefined): string {
+  const own = (stderr ?? '').split('\n').filter((line) => line.startsWith(SCRIPT_MESSAGE_PREFIX)).pop();
+  return outputTail(own ?? stderr, STDERR_TAIL_CHARS);
+}
+
+async function watchScript(ctx: HelperContext, instance: Instance, progress: HelperProgress): Promise<HelperRound> {
+  const instanceId = instance.InstanceId!;
+  const commandId = progress.commandId!;
+  let invocation;
+  try {
+    invocation = await withRetry('ssm:GetCommandInvocation', () =>
+      ctx.ssm.send(new GetCommandInvocationCommand({ CommandId: commandId, InstanceId: instanceId })),
+    );
+  } catch (err) {
+    if ((err as Error).name === 'InvocationDoesNotExist' && isYoung(progress.commandSentAt)) {
+      return { done: false, waitingFor: `SSM to show the command ${commandId}` };
+    }
+    throw err;
+  }
+  const status = invocation.Status ?? '';
+  if (RUNNING_STATUSES.has(status)) {
+    ctx.log.step('wait-helper-script', { instanceId, commandId, status });
+    return { done: false, waitingFor: `the helper script (SSM command ${commandId}, ${status}) on ${instanceId}` };
+  }
+  if (status !== 'Success') {
+    throw new BuildFailure(
+      `The helper instance ${instanceId} could not write the disk image (SSM command ${commandId} ${status}, exit code ${invocation.ResponseCode}): ` +
+        `${scriptReason(invocation.StandardErrorContent) || '(no output)'}`,
+    );
+  }
+  return snapshotVolume(ctx, instance, progress);
 }
 
 /**
- * One isComplete round of the helper strategy: write the volume, terminate the helper, snapshot the
- * volume (once: an existing snapshot is found by the build's tag).
- * @returns the snapshot id once a previous round created it, undefined while the helper is still at work
+ * Snapshots the written volume. CreateSnapshot has no client token: its id goes into the progress
+ * object at once; if that write fails, the snapshot is deleted again by its id, so that no round
+ * makes a snapshot nobody knows of.
  */
-export async function advanceHelperBuild(ctx: HelperContext, instanceId: string, volumeId: string): Promise<string | undefined> {
-  const existing = (await findBuildSnapshots(ctx.ec2, ctx.buildId))[0];
-  if (existing?.SnapshotId) {
-    return existing.SnapshotId;
+async function snapshotVolume(ctx: HelperContext, instance: Instance, progress: HelperProgress): Promise<HelperRound> {
+  const volumeId = dataVolumeOf(instance);
+  if (!volumeId) {
+    return { done: false, waitingFor: `EC2 to list the data volume of ${instance.InstanceId}` };
   }
-  if (!(await volumeWritten(ctx, instanceId, volumeId))) {
-    return undefined;
-  }
-  await ignoringNotFound('ec2:TerminateInstances', () => ctx.ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })));
-  ctx.log.step('terminate-helper', { instanceId });
-  // Terminating the helper detaches the volume; snapshot it once detached, so nothing writes to it any more.
-  const volume = await describeVolume(ctx, volumeId);
-  if (volume.State !== 'available') {
-    ctx.log.step('wait-volume-detach', { volumeId, state: volume.State });
-    return undefined;
-  }
+  const launchedAt = instance.LaunchTime ? new Date(instance.LaunchTime).getTime() : undefined;
   const snapshot = await withRetry('ec2:CreateSnapshot', () =>
     ctx.ec2.send(
       new CreateSnapshotCommand({
@@ -287,46 +335,58 @@ export async function advanceHelperBuild(ctx: HelperContext, instanceId: string,
         TagSpecifications: [{ ResourceType: 'snapshot', Tags: [...ctx.tags] }],
       }),
     ),
-  );
-  ctx.log.step('create-snapshot', { volumeId, snapshotId: snapshot.SnapshotId });
-  // Not complete this round: EC2 may not show the new snapshot to DescribeSnapshots yet (eventual
-  // consistency); the next round finds it by the build's tag.
-  return undefined;
+  afterCreateRetry(launchedAt, clock().now()));
+  const snapshotId = snapshot.SnapshotId!;
+  const createdAt = clock().now();
+  ctx.log.step('create-snapshot', { volumeId, snapshotId });
+  try {
+    await writeProgress(ctx.s3, ctx.spec.stagingBucket!, ctx.buildId, {
+      ...progress,
+      snapshotIds: [...(progress.snapshotIds ?? []), snapshotId],
+      snapshotCreatedAt: progress.snapshotCreatedAt ?? createdAt,
+    });
+  } catch (err) {
+    await deleteSnapshot(ctx.ec2, snapshotId, createdAt).catch(() => false);
+    throw err;
+  }
+  return { done: false, waitingFor: `snapshot ${snapshotId} to complete` };
 }
 
-export async function deleteVolume(ec2: EC2Client, volumeId: string): Promise<void> {
-  await ignoringNotFound('ec2:DeleteVolume', () => ec2.send(new DeleteVolumeCommand({ VolumeId: volumeId })));
+async function awaitSnapshot(ctx: HelperContext, instanceId: string, snapshotId: string, createdAt: number): Promise<HelperRound> {
+  const snapshot = await describeOwnSnapshot(ctx.ec2, snapshotId, ctx.buildId, createdAt);
+  if (!snapshot) {
+    return { done: false, waitingFor: `EC2 to show the new snapshot ${snapshotId}` };
+  }
+  const waitingFor = snapshotWait(snapshot);
+  return waitingFor ? { done: false, waitingFor } : { done: true, snapshotId, instanceId };
 }
 
 /**
- * Removes what a build's helper strategy leaves: terminates its instances and deletes its
- * available volumes (found by the build's tag) and staged objects.
- * @returns how many instances and volumes are still there (terminating, or detaching)
+ * Terminates the helper by its id (terminating also deletes its volumes: DeleteOnTermination).
+ * @returns whether EC2 accepted it (false while it does not know the new instance yet)
  */
-export async function removeHelperResources(ec2: EC2Client, s3: S3Client, stagingBucket: string | undefined, buildId: string, log: StepLog): Promise<number> {
-  const described = await withRetry('ec2:DescribeInstances', () =>
-    ec2.send(
-      new DescribeInstancesCommand({
-        Filters: [buildFilter(buildId), { Name: 'instance-state-name', Values: ['pending', 'running', 'stopping', 'stopped', 'shutting-down'] }],
-      }),
-    ),
-  );
-  const instances = (described.Reservations ?? []).flatMap((r) => r.Instances ?? []);
-  const toTerminate = instances.filter((i) => i.State?.Name !== 'shutting-down').map((i) => i.InstanceId!);
-  if (toTerminate.length > 0) {
-    await ignoringNotFound('ec2:TerminateInstances', () => ec2.send(new TerminateInstancesCommand({ InstanceIds: toTerminate })));
-    log.step('terminate-helper', { instanceIds: toTerminate.join(',') });
-  }
-  const volumes = (await withRetry('ec2:DescribeVolumes', () => ec2.send(new DescribeVolumesCommand({ Filters: [buildFilter(buildId)] })))).Volumes ?? [];
-  let remainingVolumes = 0;
-  for (const volume of volumes) {
-    if (volume.State === 'available' || volume.State === 'error') {
-      await deleteVolume(ec2, volume.VolumeId!);
-      log.step('delete-volume', { volumeId: volume.VolumeId });
-    } else if (volume.State !== 'deleted') {
-      remainingVolumes++;
+export function terminateHelper(ec2: EC2Client, instanceId: string, launchedAt?: number): Promise<boolean> {
+  return removeById('ec2:TerminateInstances', () => ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })), launchedAt);
+}
+
+/**
+ * The snapshots of this build other than `keep`: duplicates of a CreateSnapshot whose answer came
+ * back but could not be recorded, or was lost (it has no client token). Deleted before success.
+ * @returns how many are still there
+ */
+export async function deleteDuplicateSnapshots(ctx: HelperContext, keep: string, recorded: readonly string[], createdAt: number | undefined): Promise<number> {
+  const listed = (await findBuildSnapshots(ctx.ec2, ctx.buildId)).map((s) => s.SnapshotId!);
+  let left = 0;
+  for (const snapshotId of new Set([...recorded, ...listed])) {
+    if (snapshotId !== keep) {
+      const gone = await deleteSnapshot(ctx.ec2, snapshotId, createdAt);
+      ctx.log.step('delete-duplicate-snapshot', { snapshotId, gone });
+      left += gone ? 0 : 1;
     }
   }
-  await deleteStagedImage(s3, stagingBucket, buildId);
-  return instances.length + remainingVolumes;
+  return left;
+}
+
+function minutes(ms: number): number {
+  return Math.round(ms / 60_000);
 }

@@ -1,6 +1,6 @@
 /**
  * The shell script the helper instance runs through SSM (AWS-RunShellScript) to write the staged
- * disk image onto the attached EBS volume and verify it.
+ * disk image onto its data volume (attached at launch) and verify it, and the helper's user data.
  *
  * Staged format (see helper-instance.ts): `blocks.gz` is the gzip of the image's non-zero 512 KiB
  * blocks in index order; `manifest.txt` starts with a header line that gives the volume size and
@@ -10,6 +10,9 @@
  * The sources may be local paths instead of `s3://` URLs and the target a file instead of a volume,
  * so tests run the very same script against a sparse file.
  */
+
+/** How the script's own error messages begin (on stderr), so that the handler can find them among other output. */
+export const SCRIPT_MESSAGE_PREFIX = 'mirage-unikernel-ami helper:';
 
 /** First word of the manifest's header line; the script refuses any other manifest. */
 export const MANIFEST_MAGIC = 'mirage-unikernel-ami-manifest';
@@ -44,7 +47,7 @@ import gzip, hashlib, os, sys
 BLOCK = 524288
 
 def fail(message):
-    sys.stderr.write("mirage-unikernel-ami helper: " + message + "\\n")
+    sys.stderr.write("${SCRIPT_MESSAGE_PREFIX} " + message + "\\n")
     sys.exit(1)
 
 def read_manifest(path):
@@ -142,7 +145,7 @@ REGION=${shellQuote(options.region ?? '')}
 WORK_DIR=$(mktemp -d)
 trap 'rm -rf "$WORK_DIR"' EXIT
 
-fail() { echo "mirage-unikernel-ami helper: $*" >&2; exit 1; }
+fail() { echo "${SCRIPT_MESSAGE_PREFIX} $*" >&2; exit 1; }
 
 block_tool() { python3 - "$@" <<'MUA_BLOCK_TOOL_PY'
 ${BLOCK_TOOL_PY}
@@ -172,6 +175,8 @@ find_device() {
 
 # Refuses anything but an unmounted target of exactly the volume's size: a wrong device found
 # here would otherwise be overwritten.
+# (The handler snapshots the volume once this script has succeeded, while it is still attached:
+# everything must be on the volume when the script exits, hence the sync and the read-back.)
 check_target() {
   local target=$1 expected=$2 actual
   if [ -b "$target" ]; then
@@ -196,6 +201,9 @@ main() {
   if [ -n "$DEVICE" ]; then target=$DEVICE; else target=$(find_device); fi
   expected=$(block_tool size "$WORK_DIR/manifest.txt")
   check_target "$target" "$expected"
+  # SendCommand has no client token: should the command ever run twice, the runs take turns.
+  exec 9<"$target"
+  flock 9
   block_tool write "$target" "$WORK_DIR/blocks.gz" "$WORK_DIR/manifest.txt"
   sync
   # Drop the device's cached pages so that verification reads what the volume holds.
@@ -205,6 +213,21 @@ main() {
 }
 
 main
+`;
+}
+
+/**
+ * The helper's user data (cloud-init runs it as root at first boot): the helper schedules its own
+ * shutdown, which terminates it (InstanceInitiatedShutdownBehavior terminate) with its volumes,
+ * should the build never terminate it (an invocation of the handler lost with the helper's id).
+ */
+export function helperUserData(buildId: string, selfDestructMinutes: number): string {
+  if (!Number.isInteger(selfDestructMinutes) || selfDestructMinutes < 1) {
+    throw new Error(`helperUserData: selfDestructMinutes must be a whole number of minutes; got ${selfDestructMinutes}`);
+  }
+  return `#!/bin/bash
+# mirage-unikernel-ami build ${shellQuote(buildId)}: this helper must not outlive its build.
+shutdown -h +${selfDestructMinutes} 'mirage-unikernel-ami helper: the build did not terminate this instance in time'
 `;
 }
 

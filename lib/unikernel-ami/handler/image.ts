@@ -1,6 +1,11 @@
 /**
  * The steps both strategies share once a snapshot exists: wait for it, register the paravirtual AMI,
- * update tags, and remove the AMI and snapshot of a build.
+ * update tags, and find and remove the AMIs and snapshots of a build.
+ *
+ * EC2 is eventually consistent ("Eventual consistency in the Amazon EC2 API"): a resource a create
+ * call returned may be unknown for a while to calls naming its id (InvalidXxx.NotFound) and missing
+ * from tag-filtered Describe results. So a NotFound for an id this build created is "not yet"
+ * while the resource is young (NOT_FOUND_GRACE_MS), and "gone" only after that.
  */
 import {
   CreateTagsCommand,
@@ -10,15 +15,18 @@ import {
   DescribeImagesCommand,
   DescribeSnapshotsCommand,
   EC2Client,
+  Filter,
   Image,
   RegisterImageCommand,
   Snapshot,
 } from '@aws-sdk/client-ec2';
 import { PV_ROOT_DEVICE_NAME } from '../../pv-grub';
-import { UnikernelAmiAttributes } from '../types';
+import { BUILD_ID_TAG, PROPERTIES_TAG, RETAINED_TAG, UnikernelAmiAttributes } from '../types';
+import { clock, invocationTimeLeft } from './clock';
+import { BuildFailure } from './failure';
 import { StepLog } from './log';
-import { BuildSpec, buildFilter, Tag } from './properties';
-import { withRetry } from './retry';
+import { BuildSpec, buildFilter, isReservedTagKey, Tag } from './properties';
+import { afterCreateRetry, isRetryableError, RetryOptions, withRetry } from './retry';
 
 /**
  * Volume type of the AMI's root volume. PV AMIs run only on previous-generation families (C1, C3,
@@ -26,7 +34,17 @@ import { withRetry } from './retry';
  */
 const ROOT_VOLUME_TYPE = 'gp2';
 
-/** EC2 error codes such as InvalidSnapshot.NotFound or InvalidAMIID.NotFound mean "already gone". */
+/**
+ * How long a resource this build created may stay unknown to EC2 before the handler concludes it
+ * is gone. EC2 documents no bound ("a couple of seconds ... up to a few minutes"); five minutes is
+ * far beyond what is observed.
+ */
+export const NOT_FOUND_GRACE_MS = 5 * 60_000;
+
+/** Items per Describe page (the handler pages every tag-filtered Describe, as "Pagination in the Amazon EC2 API" recommends). */
+const PAGE_SIZE = 100;
+
+/** EC2 error codes such as InvalidSnapshot.NotFound or InvalidAMIID.NotFound mean "not there (yet)". */
 export function isNotFound(err: unknown): boolean {
   const name = (err as { name?: string } | undefined)?.name ?? '';
   return name.endsWith('NotFound') || name === 'NoSuchKey' || name === 'InvalidAMIID.Unavailable';
@@ -37,40 +55,87 @@ export function imageNameOf(spec: BuildSpec, buildId: string): string {
   return `${spec.name}-${buildId}`;
 }
 
-export async function findBuildSnapshots(ec2: EC2Client, buildId: string): Promise<Snapshot[]> {
-  const response = await withRetry('ec2:DescribeSnapshots', () =>
-    ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: [buildFilter(buildId)] })),
-  );
-  return response.Snapshots ?? [];
+/** Every page of a tag-filtered Describe call. */
+export async function describeAll<T>(label: string, page: (nextToken: string | undefined) => Promise<{ items?: T[]; next?: string }>): Promise<T[]> {
+  const items: T[] = [];
+  let token: string | undefined;
+  do {
+    const current = token;
+    const response = await withRetry(label, () => page(current));
+    items.push(...(response.items ?? []));
+    token = response.next;
+  } while (token);
+  return items;
 }
 
-export async function findBuildImages(ec2: EC2Client, buildId: string): Promise<Image[]> {
-  const response = await withRetry('ec2:DescribeImages', () =>
-    ec2.send(new DescribeImagesCommand({ Owners: ['self'], Filters: [buildFilter(buildId)] })),
-  );
-  return response.Images ?? [];
+export function findSnapshots(ec2: EC2Client, filters: Filter[]): Promise<Snapshot[]> {
+  return describeAll('ec2:DescribeSnapshots', async (NextToken) => {
+    const response = await ec2.send(new DescribeSnapshotsCommand({ OwnerIds: ['self'], Filters: filters, MaxResults: PAGE_SIZE, NextToken }));
+    return { items: response.Snapshots, next: response.NextToken };
+  });
+}
+
+/** AMIs of the account that match the filters; recently deregistered ones (which DescribeImages still lists for a while) are left out. */
+export async function findImages(ec2: EC2Client, filters: Filter[]): Promise<Image[]> {
+  const images = await describeAll('ec2:DescribeImages', async (NextToken) => {
+    const response = await ec2.send(new DescribeImagesCommand({ Owners: ['self'], Filters: filters, MaxResults: PAGE_SIZE, NextToken }));
+    return { items: response.Images, next: response.NextToken };
+  });
+  return images.filter((image) => image.State !== 'deregistered');
+}
+
+export function findBuildSnapshots(ec2: EC2Client, buildId: string): Promise<Snapshot[]> {
+  return findSnapshots(ec2, [buildFilter(buildId)]);
+}
+
+export function findBuildImages(ec2: EC2Client, buildId: string): Promise<Image[]> {
+  return findImages(ec2, [buildFilter(buildId)]);
+}
+
+/** The build an AMI or snapshot belongs to, from its tags. */
+export function buildIdOfTags(tags: { Key?: string; Value?: string }[] | undefined): string | undefined {
+  return tags?.find((tag) => tag.Key === BUILD_ID_TAG)?.Value;
+}
+
+/** The snapshot behind an AMI's root device. */
+export function rootSnapshotOf(image: Image): string | undefined {
+  return image.BlockDeviceMappings?.find((m) => m.DeviceName === image.RootDeviceName)?.Ebs?.SnapshotId;
 }
 
 /**
- * The build's snapshot by id, or undefined while EC2 does not show it yet: EC2 is eventually
- * consistent, so right after CreateSnapshot or StartSnapshot a describe by id can answer
- * InvalidSnapshot.NotFound for a while. Only ids this build created come here.
+ * A snapshot by id. Undefined while it is unknown to EC2 and younger than NOT_FOUND_GRACE_MS (it
+ * was just created); a BuildFailure once it has been unknown for longer (deleted outside the build).
+ * @param createdAt when the build created it, as far as the handler knows
  */
-async function describeSnapshot(ec2: EC2Client, snapshotId: string): Promise<Snapshot | undefined> {
-  let response;
+export async function describeOwnSnapshot(ec2: EC2Client, snapshotId: string, buildId: string, createdAt: number): Promise<Snapshot | undefined> {
   try {
-    response = await withRetry('ec2:DescribeSnapshots', () => ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })));
-  } catch (err) {
-    if (isNotFound(err)) {
-      return undefined;
+    const response = await withRetry('ec2:DescribeSnapshots', () => ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })));
+    if (response.Snapshots?.[0]) {
+      return response.Snapshots[0];
     }
-    throw err;
+  } catch (err) {
+    if (!isNotFound(err)) {
+      throw err;
+    }
   }
-  const snapshot = response.Snapshots?.[0];
-  if (!snapshot) {
-    throw new Error(`Snapshot ${snapshotId} of the build has disappeared (was it deleted by hand?). Redeploy to start a new build.`);
+  if (clock().now() - createdAt < NOT_FOUND_GRACE_MS) {
+    return undefined;
   }
-  return snapshot;
+  throw new BuildFailure(
+    `Snapshot ${snapshotId} of build ${buildId} is not found: EC2 has not known it for ${Math.round((clock().now() - createdAt) / 60_000)} minutes ` +
+    '(was it deleted outside CloudFormation?). Redeploy to start a new build.',
+  );
+}
+
+/**
+ * What a build still waits for on its snapshot: undefined once it is completed, a BuildFailure
+ * if it failed.
+ */
+export function snapshotWait(snapshot: Snapshot): string | undefined {
+  if (snapshot.State === 'error') {
+    throw new BuildFailure(`Snapshot ${snapshot.SnapshotId} failed: ${(snapshot.StateMessage ?? 'no reason given').replace(/\.$/, '')}. Redeploy to start a new build.`);
+  }
+  return snapshot.State === 'completed' ? undefined : `snapshot ${snapshot.SnapshotId} to complete (${snapshot.Progress || 'pending'})`;
 }
 
 export interface ImageContext {
@@ -81,41 +146,23 @@ export interface ImageContext {
   readonly log: StepLog;
 }
 
-/**
- * Once the snapshot is completed, registers the AMI (once: a registered image is found by the build's
- * tag, or by its unique name) and waits until it is available.
- * @returns the attributes when the AMI is available, undefined while something is still pending
- */
-export async function registerImageWhenReady(ctx: ImageContext, snapshotId: string): Promise<UnikernelAmiAttributes | undefined> {
-  const snapshot = await describeSnapshot(ctx.ec2, snapshotId);
-  if (!snapshot) {
-    ctx.log.step('wait-snapshot-visible', { snapshotId });
-    return undefined;
-  }
-  if (snapshot.State === 'error') {
-    throw new Error(`Snapshot ${snapshotId} failed: ${snapshot.StateMessage ?? 'no reason given'}. Redeploy to start a new build.`);
-  }
-  if (snapshot.State !== 'completed') {
-    ctx.log.step('wait-snapshot', { snapshotId, state: snapshot.State, progress: snapshot.Progress });
-    return undefined;
-  }
-  const image = (await findBuildImages(ctx.ec2, ctx.buildId))[0] ?? (await registerImage(ctx, snapshotId));
-  if (image.State === 'failed' || image.State === 'error' || image.State === 'invalid') {
-    throw new Error(`AMI ${image.ImageId} is ${image.State}: ${image.StateReason?.Message ?? 'no reason given'}.`);
-  }
-  if (image.State !== 'available') {
-    ctx.log.step('wait-image', { imageId: image.ImageId, state: image.State });
-    return undefined;
-  }
-  return { ImageId: image.ImageId!, SnapshotId: snapshotId, KernelId: ctx.spec.kernelId };
-}
+/** Where the build's AMI is: not registered yet (or not visible yet), pending, or available. */
+export type ImageProgress =
+  | { readonly status: 'registering' }
+  | { readonly status: 'pending'; readonly imageId: string }
+  | { readonly status: 'available'; readonly imageId: string };
 
 /**
- * RegisterImage with what PV-GRUB needs: paravirtual, the PV-GRUB AKI as KernelId, /dev/sda1 (the
- * root device of PV instances) and an explicit Architecture (EC2 would default it to i386). No
- * EnaSupport or SriovNetSupport: they are HVM-only and can make a PV instance unreachable.
+ * Registers the build's AMI from its completed snapshot, once: RegisterImage has no client token,
+ * but AMI names are unique per account and region, so a repeat answers InvalidAMIName.Duplicate and
+ * the AMI is then found by its name (or by the build's tag). A registration EC2 does not list yet is
+ * waited for.
  */
-async function registerImage(ctx: ImageContext, snapshotId: string): Promise<Image> {
+export async function ensureImage(ctx: ImageContext, snapshotId: string): Promise<ImageProgress> {
+  const existing = (await findBuildImages(ctx.ec2, ctx.buildId))[0] ?? (await findImageByName(ctx));
+  if (existing) {
+    return progressOf(existing);
+  }
   const name = imageNameOf(ctx.spec, ctx.buildId);
   try {
     const response = await withRetry('ec2:RegisterImage', () =>
@@ -138,79 +185,129 @@ async function registerImage(ctx: ImageContext, snapshotId: string): Promise<Ima
       ),
     );
     ctx.log.step('register-image', { imageId: response.ImageId, snapshotId });
-    return { ImageId: response.ImageId, State: 'pending' };
+    return { status: 'pending', imageId: response.ImageId! };
   } catch (err) {
-    // A previous attempt registered it, but the tag filter does not see it yet (eventual consistency).
     if ((err as Error).name === 'InvalidAMIName.Duplicate') {
-      const byName = await withRetry('ec2:DescribeImages', () =>
-        ctx.ec2.send(new DescribeImagesCommand({ Owners: ['self'], Filters: [{ Name: 'name', Values: [name] }] })),
-      );
-      if (byName.Images?.[0]) {
-        return byName.Images[0];
-      }
+      // An earlier round registered it, and EC2 does not list it yet: wait for it.
+      ctx.log.step('wait-image-visible', { name });
+      return { status: 'registering' };
+    }
+    if ((err as Error).name === 'InvalidSnapshot.NotFound') {
+      // The snapshot was just seen completed: RegisterImage's part of EC2 does not know it yet.
+      // Should it really be gone, the next round's describe says so.
+      ctx.log.step('wait-snapshot-visible-to-register', { snapshotId });
+      return { status: 'registering' };
     }
     throw err;
   }
 }
 
-/** Attributes of a build that is done: its AMI, the AMI's root snapshot and AKI. */
-export async function describeBuiltImage(ec2: EC2Client, buildId: string): Promise<UnikernelAmiAttributes> {
-  const image = (await findBuildImages(ec2, buildId))[0];
-  const snapshotId = image?.BlockDeviceMappings?.find((m) => m.DeviceName === image.RootDeviceName)?.Ebs?.SnapshotId;
-  if (!image?.ImageId || !snapshotId || !image.KernelId) {
-    throw new Error(`The AMI of build ${buildId} is gone (deregistered outside CloudFormation?). Change the kernel or Name to build a new one.`);
+async function findImageByName(ctx: ImageContext): Promise<Image | undefined> {
+  return (await findImages(ctx.ec2, [{ Name: 'name', Values: [imageNameOf(ctx.spec, ctx.buildId)] }]))[0];
+}
+
+function progressOf(image: Image): ImageProgress {
+  if (image.State === 'available') {
+    return { status: 'available', imageId: image.ImageId! };
   }
-  return { ImageId: image.ImageId, SnapshotId: snapshotId, KernelId: image.KernelId };
+  if (image.State === 'pending') {
+    return { status: 'pending', imageId: image.ImageId! };
+  }
+  throw new BuildFailure(`AMI ${image.ImageId} is ${image.State}: ${image.StateReason?.Message ?? 'no reason given'}. Redeploy to start a new build.`);
+}
+
+/** How long a finished build's AMI may be missing from EC2's tag lookups before it counts as gone (a build that finished moments ago may not be listed yet). */
+const BUILT_IMAGE_LOOKUPS_MS = [10_000, 20_000, 30_000, 60_000];
+
+/** Attributes of a build that is done: its available AMI, the AMI's root snapshot and AKI. */
+export async function describeBuiltImage(ec2: EC2Client, buildId: string): Promise<{ attributes: UnikernelAmiAttributes; image: Image }> {
+  for (let lookup = 0; ; lookup++) {
+    const image = (await findBuildImages(ec2, buildId)).find((i) => i.State === 'available');
+    const snapshotId = image ? rootSnapshotOf(image) : undefined;
+    if (image?.ImageId && snapshotId && image.KernelId) {
+      return { attributes: { ImageId: image.ImageId, SnapshotId: snapshotId, KernelId: image.KernelId }, image };
+    }
+    if (lookup >= BUILT_IMAGE_LOOKUPS_MS.length || BUILT_IMAGE_LOOKUPS_MS[lookup] >= invocationTimeLeft()) {
+      throw new BuildFailure(`The AMI of build ${buildId} is gone (deregistered outside CloudFormation?). Change the kernel or Name to build a new one.`);
+    }
+    await clock().sleep(BUILT_IMAGE_LOOKUPS_MS[lookup]);
+  }
 }
 
 /**
- * Puts the new tag set on the build's AMI and snapshot: CreateTags for every tag (it overwrites
- * values), DeleteTags for user tags that were removed.
+ * Puts the new tag set on a built AMI and its snapshot: CreateTags for every tag (it overwrites
+ * values), DeleteTags for the user tags the AMI has that the new set lacks. The caller has checked
+ * that the AMI exists.
  */
-export async function updateImageTags(ec2: EC2Client, resourceIds: string[], tags: readonly Tag[], removedKeys: readonly string[]): Promise<void> {
-  if (resourceIds.length === 0) {
-    return;
-  }
-  await withRetry('ec2:CreateTags', () => ec2.send(new CreateTagsCommand({ Resources: resourceIds, Tags: [...tags] })));
+export async function retagImage(ec2: EC2Client, image: Image, snapshotId: string, tags: readonly Tag[]): Promise<string[]> {
+  const keys = new Set(tags.map((tag) => tag.Key));
+  const removedKeys = (image.Tags ?? []).map((tag) => tag.Key!).filter((key) => !isReservedTagKey(key) && !keys.has(key));
+  const resources = [image.ImageId!, snapshotId];
+  // The AMI was just listed: a NotFound for its id (or its snapshot's) is EC2's lag, worth waiting out.
+  const lagTolerant: RetryOptions = { attempts: 100, baseDelayMs: 2000, maxDelayMs: 30_000, maxElapsedMs: 3 * 60_000, isRetryable: (err) => isRetryableError(err) || isNotFound(err) };
+  await withRetry('ec2:CreateTags', () => ec2.send(new CreateTagsCommand({ Resources: resources, Tags: [...tags] })), lagTolerant);
   if (removedKeys.length > 0) {
     await withRetry('ec2:DeleteTags', () =>
-      ec2.send(new DeleteTagsCommand({ Resources: resourceIds, Tags: removedKeys.map((Key) => ({ Key })) })),
-    );
+      ec2.send(new DeleteTagsCommand({ Resources: resources, Tags: removedKeys.map((Key) => ({ Key })) })),
+    lagTolerant);
   }
-}
-
-/** Runs an AWS call whose NotFound means the work is already done. */
-export async function ignoringNotFound(label: string, call: () => Promise<unknown>): Promise<void> {
-  try {
-    await withRetry(label, call);
-  } catch (err) {
-    if (!isNotFound(err)) {
-      throw err;
-    }
-  }
+  return removedKeys;
 }
 
 /**
- * Deregisters the build's AMIs and deletes its snapshots.
- * @returns how many snapshots are still there (a snapshot stays InUse for a moment after its AMI is deregistered)
+ * A finished build of the same resource made from the same properties (its AMI available and not
+ * retained), as a rollback to old properties wants it back.
  */
-export async function removeImagesAndSnapshots(ec2: EC2Client, images: Image[], snapshots: Snapshot[], log: StepLog): Promise<number> {
-  for (const image of images) {
-    await ignoringNotFound('ec2:DeregisterImage', () => ec2.send(new DeregisterImageCommand({ ImageId: image.ImageId })));
-    log.step('deregister-image', { imageId: image.ImageId });
-  }
-  let remaining = 0;
-  for (const snapshot of snapshots) {
-    try {
-      await ignoringNotFound('ec2:DeleteSnapshot', () => ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshot.SnapshotId })));
-      log.step('delete-snapshot', { snapshotId: snapshot.SnapshotId });
-    } catch (err) {
-      if ((err as Error).name !== 'InvalidSnapshot.InUse') {
-        throw err;
-      }
-      remaining++;
-      log.step('wait-snapshot-release', { snapshotId: snapshot.SnapshotId });
+export async function findBuildByProperties(ec2: EC2Client, resourceFilters: Filter[], hash: string): Promise<string | undefined> {
+  const images = await findImages(ec2, [...resourceFilters, { Name: `tag:${PROPERTIES_TAG}`, Values: [hash] }]);
+  const image = images.find((i) => i.State === 'available' && !(i.Tags ?? []).some((tag) => tag.Key === RETAINED_TAG));
+  return image ? buildIdOfTags(image.Tags) : undefined;
+}
+
+/** Whether a resource created at `createdAt` may still be unknown to EC2 by lag. */
+export function isYoung(createdAt: number | undefined): boolean {
+  return createdAt !== undefined && clock().now() - createdAt < NOT_FOUND_GRACE_MS;
+}
+
+/**
+ * Runs a call that removes a resource by id.
+ * @returns whether the resource is gone: a NotFound counts as gone, except for a resource so young
+ *   that EC2 may not know it yet ("If you get InvalidInstanceID.NotFound after TerminateInstances,
+ *   it doesn't mean the instance has been or will be terminated")
+ */
+export async function removeById(label: string, call: () => Promise<unknown>, createdAt?: number): Promise<boolean> {
+  try {
+    await withRetry(label, call, afterCreateRetry(createdAt, clock().now()));
+    return true;
+  } catch (err) {
+    if (isNotFound(err)) {
+      return !isYoung(createdAt);
     }
+    throw err;
   }
-  return remaining;
+}
+
+export function deregisterImage(ec2: EC2Client, imageId: string, createdAt?: number): Promise<boolean> {
+  return removeById('ec2:DeregisterImage', () => ec2.send(new DeregisterImageCommand({ ImageId: imageId })), createdAt);
+}
+
+/**
+ * Deletes a snapshot.
+ * @returns whether it is gone; false while a just-deregistered AMI still holds it (InvalidSnapshot.InUse
+ *   for a moment) or while EC2 may not know it yet
+ */
+export async function deleteSnapshot(ec2: EC2Client, snapshotId: string, createdAt?: number): Promise<boolean> {
+  try {
+    return await removeById('ec2:DeleteSnapshot', () => ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId })), createdAt);
+  } catch (err) {
+    if ((err as Error).name === 'InvalidSnapshot.InUse') {
+      return false;
+    }
+    throw err;
+  }
+}
+
+/** When EC2 says a resource was made (Describe answers carry it), in clock time. */
+export function timeOf(date: Date | string | undefined): number | undefined {
+  return date === undefined ? undefined : new Date(date).getTime();
 }

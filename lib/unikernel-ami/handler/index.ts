@@ -2,12 +2,29 @@
  * The custom-resource handler of Custom::MirageUnikernelAmi, run by the CDK provider framework:
  * onEvent starts the work of a Create, Update or Delete, and isComplete is called every ~15 s until
  * the work is done. State is read back from AWS on every call, so every step may repeat.
+ *
+ * How it converges:
+ * - A transient error (throttling, a server error, a lost response) in isComplete is only "not
+ *   complete yet": the next round tries again. Anything else fails the build.
+ * - A failed build removes what it made, by the ids its create calls returned, before it reports
+ *   the failure, for as long as its invocation allows. What is left then goes to the next event that
+ *   will come: the Delete of a failed Create (CloudFormation got the build id), or, for a failed
+ *   Update whose build id CloudFormation never keeps, the next Update or Delete of the resource,
+ *   which removes the resource's failed builds. An onEvent failure of a Create gets no later event
+ *   (the framework ignores the Delete of its CREATE_FAILED marker), so onEvent creates as little as
+ *   it can: the helper strategy launches its instance last, and the instance shuts itself down if
+ *   every handler invocation should be lost.
+ * - The handler has a deadline of its own (HANDLER_DEADLINE_MS), below the provider's total timeout
+ *   (55 minutes) and CloudFormation's hour, so that a step that never finishes fails the build
+ *   cleanly, with the handler's own message, instead of "Operation timed out".
+ * - Every failure message is one line that fits CloudFormation's 4,096-byte response (failure.ts).
  */
-import { BuildStrategyKind } from '../types';
+import { BuildStrategyKind, OPERATION_TIMING } from '../types';
 import { buildIdOf, isBuildId } from './build-id';
-import { abandonBuild, isFinishedBuild, removeBuild } from './cleanup';
+import { BuildToRemove, describeLeftovers, failedBuild, isFinishedBuild, KnownIds, Leftover, removeBuild, removeBuildPass, sweepFailedBuilds } from './cleanup';
 import { AwsClients, clients } from './clients';
-import { uploadSnapshotDirect } from './ebs-direct';
+import { clock, InvocationContext, runInvocation } from './clock';
+import { DirectUploadError, uploadSnapshotDirect } from './ebs-direct';
 import {
   BuildAction,
   BuildState,
@@ -16,14 +33,52 @@ import {
   OnEventRequest,
   OnEventResponse,
 } from './events';
-import { advanceHelperBuild, deleteVolume, HelperContext, launchHelper } from './helper-instance';
-import { describeBuiltImage, findBuildImages, findBuildSnapshots, registerImageWhenReady, updateImageTags } from './image';
-import { prepareDiskImage, StreamedDiskImage } from './kernel';
+import { BuildFailure, failureMessage } from './failure';
+import { advanceHelperBuild, deleteDuplicateSnapshots, HelperContext, launchHelper, terminateHelper } from './helper-instance';
+import { describeBuiltImage, describeOwnSnapshot, ensureImage, findBuildByProperties, ImageProgress, retagImage, snapshotWait } from './image';
+import { prepareDiskImage } from './kernel';
 import { StepLog } from './log';
-import { buildTags, changedRebuildProperties, parseProperties, userTagList } from './properties';
+import { deleteProgress, readProgress, writeProgress } from './progress';
+import { buildTags, changedRebuildProperties, parseProperties, propertiesHash, resourceFilters } from './properties';
+import { isRetryableError } from './retry';
 import { deleteStagedImage, stageImage } from './staging';
 
-export async function onEvent(event: OnEventRequest): Promise<OnEventResponse> {
+/** The Lambda timeouts of onEvent and isComplete, for calls without a Lambda context. */
+const ON_EVENT_TIMEOUT_MS = OPERATION_TIMING.onEventSeconds * 1000;
+const IS_COMPLETE_TIMEOUT_MS = OPERATION_TIMING.isCompleteSeconds * 1000;
+/** Time kept back at the end of an invocation to report its outcome instead of being cut off. */
+const INVOCATION_MARGIN_MS = 20_000;
+/**
+ * A build (or removal) that has not finished this long after its onEvent began fails; with one last
+ * isComplete (cleanup included) it still reports before the provider's waiter gives up
+ * (OPERATION_TIMING in types.ts).
+ */
+export const HANDLER_DEADLINE_MS = OPERATION_TIMING.handlerDeadlineSeconds * 1000;
+/** How long a failed onEvent may spend removing what it made (its Lambda has 10 minutes; never past its end). */
+const ON_EVENT_CLEANUP_MS = 8 * 60_000;
+/** How long a failed isComplete may spend removing what the build made (its Lambda has 5 minutes). */
+const IS_COMPLETE_CLEANUP_MS = 4 * 60_000;
+
+export async function onEvent(event: OnEventRequest, context?: InvocationContext): Promise<OnEventResponse> {
+  return runInvocation(context, ON_EVENT_TIMEOUT_MS, INVOCATION_MARGIN_MS, () =>
+    reportFailure(event.RequestType === 'Delete' && isBuildId(event.PhysicalResourceId) ? event.PhysicalResourceId : buildIdOf(event), () => startRequest(event)));
+}
+
+export async function isComplete(event: IsCompleteRequest, context?: InvocationContext): Promise<IsCompleteResponse> {
+  return runInvocation(context, IS_COMPLETE_TIMEOUT_MS, INVOCATION_MARGIN_MS, () => reportFailure(event.PhysicalResourceId, () => continueRequest(event)));
+}
+
+/** Any error leaves the handler as one line that fits CloudFormation's response and names the build. */
+async function reportFailure<T>(buildId: string, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    throw new Error(failureMessage(buildId, message));
+  }
+}
+
+function startRequest(event: OnEventRequest): Promise<OnEventResponse> {
   switch (event.RequestType) {
     case 'Create':
       return startBuild(event);
@@ -36,12 +91,12 @@ export async function onEvent(event: OnEventRequest): Promise<OnEventResponse> {
   }
 }
 
-export async function isComplete(event: IsCompleteRequest): Promise<IsCompleteResponse> {
+async function continueRequest(event: IsCompleteRequest): Promise<IsCompleteResponse> {
   switch (event.BuildState?.Action) {
     case BuildAction.BUILD:
       return continueBuild(event);
     case BuildAction.RETAG:
-      return { IsComplete: true, Data: await describeBuiltImage(clients.ec2, event.PhysicalResourceId) };
+      return { IsComplete: true, Data: (await describeBuiltImage(clients.ec2, event.PhysicalResourceId)).attributes };
     case BuildAction.DELETE:
       return continueDelete(event);
     default:
@@ -49,12 +104,13 @@ export async function isComplete(event: IsCompleteRequest): Promise<IsCompleteRe
   }
 }
 
-/** Everything a build step needs; the helper strategy's steps take the HelperContext part. */
+/** Everything a build step needs. */
 type BuildContext = HelperContext & Pick<AwsClients, 'ebs'>;
 
 function buildContext(aws: AwsClients, buildId: string, event: OnEventRequest, log: StepLog): BuildContext {
   const spec = parseProperties(event.ResourceProperties);
-  return { ...aws, buildId, spec, tags: buildTags(buildId, event.StackId, spec), log };
+  const identity = { buildId, stackId: event.StackId, logicalId: event.LogicalResourceId, propertiesHash: propertiesHash(event.ResourceProperties) };
+  return { ...aws, buildId, spec, tags: buildTags(identity, spec), log };
 }
 
 /**
@@ -63,6 +119,7 @@ function buildContext(aws: AwsClients, buildId: string, event: OnEventRequest, l
  */
 async function startBuild(event: OnEventRequest): Promise<OnEventResponse> {
   const buildId = buildIdOf(event);
+  const startedAt = clock().now();
   const log = new StepLog(buildId);
   const ctx = buildContext(clients, buildId, event, log);
   // Inspect the kernel before anything is created: a refused kernel leaves nothing behind. The
@@ -70,78 +127,200 @@ async function startBuild(event: OnEventRequest): Promise<OnEventResponse> {
   const image = await prepareDiskImage(ctx.s3, ctx.spec);
   log.step('lay-out-disk', { kernelBytes: image.plan.kernelBytes, filesystemBytes: image.plan.filesystemBytes, layout: image.layout });
   try {
-    const state = ctx.spec.strategy === BuildStrategyKind.HELPER_INSTANCE ? await startHelperBuild(ctx, image) : await startDirectBuild(ctx, image);
-    return { PhysicalResourceId: buildId, BuildState: state };
+    if (ctx.spec.strategy === BuildStrategyKind.HELPER_INSTANCE) {
+      await stageImage(ctx, image);
+      const instanceId = await launchOrLeaveToIsComplete(ctx);
+      // A Delete that comes before EC2 lists the new instance by its tags still finds it here.
+      await writeProgress(ctx.s3, ctx.spec.stagingBucket!, buildId, { startedAt, instanceId }).catch((err) => {
+        throw Object.assign(err, { launchedInstanceId: instanceId });
+      });
+      return { PhysicalResourceId: buildId, BuildState: { Action: BuildAction.BUILD, InstanceId: instanceId, StartedAt: startedAt } };
+    }
+    const result = await uploadSnapshotDirect(ctx.ebs, ctx.ec2, {
+      image,
+      buildId,
+      volumeSizeGiB: ctx.spec.volumeSizeGiB,
+      tags: [...ctx.tags],
+      encrypted: ctx.spec.encrypted,
+      kmsKeyArn: ctx.spec.kmsKeyArn,
+      description: `${ctx.spec.name} unikernel disk (mirage-unikernel-ami build ${buildId})`,
+      log,
+    });
+    log.step('upload-snapshot-direct', { snapshotId: result.snapshotId, blocks: result.blocksSent, apiCalls: result.apiCalls });
+    return { PhysicalResourceId: buildId, BuildState: { Action: BuildAction.BUILD, SnapshotId: result.snapshotId, StartedAt: startedAt } };
   } catch (err) {
-    // Clean up here: the provider framework ignores the Delete that follows a failed Create, and
-    // the build id of a failed Update never reaches CloudFormation.
-    return abandonBuild(clients, buildId, event.ResourceProperties, log, err);
+    // Nothing will come back for this build if it is a Create (the framework ignores the Delete of
+    // its failure marker), nor for an Update's new build id: remove everything now.
+    const known: KnownIds = { snapshotIds: err instanceof DirectUploadError ? [err.snapshotId] : [], instanceIds: launched(err), createdAt: startedAt };
+    const left = await removeBuild(clients, failedBuild(buildId, event.ResourceProperties, known), log, ON_EVENT_CLEANUP_MS);
+    throw withLeftovers(err, left, event.RequestType === 'Create'
+      ? `delete them by hand (tag mirage-unikernel-ami:build-id=${buildId})`
+      : 'the next update or delete of this resource removes them');
   }
 }
 
-async function startHelperBuild(ctx: HelperContext, image: StreamedDiskImage): Promise<BuildState> {
-  await stageImage(ctx, image);
-  const { instanceId, volumeId } = await launchHelper(ctx);
-  return { Action: BuildAction.BUILD, InstanceId: instanceId, VolumeId: volumeId };
+/** The helper an onEvent launched before it failed (only the progress write comes after the launch). */
+function launched(err: unknown): string[] {
+  const instanceId = (err as { launchedInstanceId?: string } | undefined)?.launchedInstanceId;
+  return instanceId ? [instanceId] : [];
 }
 
-async function startDirectBuild(ctx: BuildContext, image: StreamedDiskImage): Promise<BuildState> {
-  const result = await uploadSnapshotDirect(ctx.ebs, ctx.ec2, {
-    image,
-    buildId: ctx.buildId,
-    volumeSizeGiB: ctx.spec.volumeSizeGiB,
-    tags: [...ctx.tags],
-    encrypted: ctx.spec.encrypted,
-    kmsKeyArn: ctx.spec.kmsKeyArn,
-    description: `${ctx.spec.name} unikernel disk (mirage-unikernel-ami build ${ctx.buildId})`,
-    log: ctx.log,
-  });
-  ctx.log.step('upload-snapshot-direct', { snapshotId: result.snapshotId, blocks: result.blocksSent, apiCalls: result.apiCalls });
-  return { Action: BuildAction.BUILD, SnapshotId: result.snapshotId };
+/**
+ * RunInstances, with the build id as client token. If every attempt met a transient error, the
+ * instance may or may not exist: isComplete asks again with the same token, which returns it if it
+ * does, rather than this onEvent failing and leaving it behind.
+ */
+async function launchOrLeaveToIsComplete(ctx: BuildContext): Promise<string | undefined> {
+  try {
+    return await launchHelper(ctx);
+  } catch (err) {
+    if (!isRetryableError(err)) {
+      throw err;
+    }
+    ctx.log.step('run-instances-unanswered', { error: (err as Error).message });
+    return undefined;
+  }
 }
 
 async function continueBuild(event: IsCompleteRequest): Promise<IsCompleteResponse> {
   const buildId = event.PhysicalResourceId;
+  const state = event.BuildState;
+  const startedAt = state.StartedAt ?? clock().now();
   const log = new StepLog(buildId);
   const ctx = buildContext(clients, buildId, event, log);
-  const state = event.BuildState;
   try {
-    const snapshotId = state.SnapshotId ?? (await advanceHelperBuild(ctx, state.InstanceId!, state.VolumeId!));
-    const attributes = snapshotId ? await registerImageWhenReady(ctx, snapshotId) : undefined;
-    if (!attributes) {
+    const done = ctx.spec.strategy === BuildStrategyKind.HELPER_INSTANCE
+      ? await advanceHelperToImage(ctx, state, startedAt)
+      : await advanceDirectToImage(ctx, state.SnapshotId!, startedAt);
+    if (typeof done === 'string') {
+      return notComplete(done, startedAt, log);
+    }
+    log.step('complete', { ...done });
+    return { IsComplete: true, Data: done };
+  } catch (err) {
+    if (isRetryableError(err) && clock().now() - startedAt < HANDLER_DEADLINE_MS) {
+      log.step('transient-error', { error: (err as Error).message });
       return { IsComplete: false };
     }
-    if (state.VolumeId) {
-      await deleteVolume(ctx.ec2, state.VolumeId);
-      await deleteStagedImage(ctx.s3, ctx.spec.stagingBucket, buildId);
-    }
-    log.step('complete', { ...attributes });
-    return { IsComplete: true, Data: attributes };
-  } catch (err) {
-    return abandonBuild(clients, buildId, event.ResourceProperties, log, err);
+    log.step('build-failed', { error: (err as Error).message });
+    const known: KnownIds = { instanceIds: state.InstanceId ? [state.InstanceId] : [], snapshotIds: state.SnapshotId ? [state.SnapshotId] : [], createdAt: startedAt };
+    const left = await removeBuild(clients, failedBuild(buildId, event.ResourceProperties, known), log, IS_COMPLETE_CLEANUP_MS);
+    throw withLeftovers(err, left, event.RequestType === 'Create' ? 'the Delete that follows removes them' : 'the next update or delete of this resource removes them');
   }
 }
 
-/** An Update that changes neither disk nor AMI (tags, removal policy, helper settings): the AMI stays. */
-async function startUpdate(event: OnEventRequest): Promise<OnEventResponse> {
-  const changed = changedRebuildProperties(event.OldResourceProperties ?? event.ResourceProperties, event.ResourceProperties);
-  if (changed.length > 0 || !isBuildId(event.PhysicalResourceId)) {
-    new StepLog(buildIdOf(event)).step('rebuild', { previousBuildId: event.PhysicalResourceId, changed: changed.join(',') });
-    return startBuild(event);
+/** Not complete yet; past the handler's deadline, the build fails with what it was waiting for. */
+function notComplete(waitingFor: string, startedAt: number, log: StepLog): IsCompleteResponse {
+  if (clock().now() - startedAt >= HANDLER_DEADLINE_MS) {
+    throw new BuildFailure(`The build did not finish within ${HANDLER_DEADLINE_MS / 60_000} minutes; it was still waiting for ${waitingFor}.`);
   }
-  const buildId = event.PhysicalResourceId;
-  const log = new StepLog(buildId);
+  log.step('wait', { waitingFor });
+  return { IsComplete: false };
+}
+
+type Attributes = { ImageId: string; SnapshotId: string; KernelId: string };
+
+/**
+ * Helper strategy, one round: the helper writes and the handler snapshots the volume; once the
+ * snapshot is complete, the helper is terminated, the AMI registered; once that is available,
+ * duplicate snapshots, staged objects and the progress object are removed, and the build is done.
+ * @returns the attributes when done, or what the build is waiting for
+ */
+async function advanceHelperToImage(ctx: BuildContext, state: BuildState, startedAt: number): Promise<Attributes | string> {
+  const round = await advanceHelperBuild(ctx, state.InstanceId, startedAt);
+  if (!round.done) {
+    return round.waitingFor;
+  }
+  // The snapshot holds the image: the helper's work is done (its volumes go with it).
+  if (!(await terminateHelper(ctx.ec2, round.instanceId, startedAt))) {
+    return `EC2 to accept the termination of the helper instance ${round.instanceId}`;
+  }
+  const image = await ensureImage(ctx, round.snapshotId);
+  if (image.status !== 'available') {
+    return imageWait(image);
+  }
+  // The AMI is good: the rest is tidying up, which waits out any error (until the deadline)
+  // rather than throwing away the AMI.
+  try {
+    const progress = await readProgress(ctx.s3, ctx.spec.stagingBucket!, ctx.buildId);
+    if (await deleteDuplicateSnapshots(ctx, round.snapshotId, progress.snapshotIds ?? [], progress.snapshotCreatedAt) > 0) {
+      return 'duplicate snapshots of the build to be deleted';
+    }
+    await deleteStagedImage(ctx.s3, ctx.spec.stagingBucket, ctx.buildId);
+    await deleteProgress(ctx.s3, ctx.spec.stagingBucket!, ctx.buildId);
+  } catch (err) {
+    return `the build's duplicate snapshots and staged objects to be removed (${(err as Error).message})`;
+  }
+  return { ImageId: image.imageId, SnapshotId: round.snapshotId, KernelId: ctx.spec.kernelId };
+}
+
+/** EBS-direct strategy, one round: wait for the uploaded snapshot, register the AMI, wait for it. */
+async function advanceDirectToImage(ctx: BuildContext, snapshotId: string, startedAt: number): Promise<Attributes | string> {
+  const snapshot = await describeOwnSnapshot(ctx.ec2, snapshotId, ctx.buildId, startedAt);
+  if (!snapshot) {
+    return `EC2 to show the new snapshot ${snapshotId}`;
+  }
+  const waitingFor = snapshotWait(snapshot);
+  if (waitingFor) {
+    return waitingFor;
+  }
+  const image = await ensureImage(ctx, snapshotId);
+  if (image.status !== 'available') {
+    return imageWait(image);
+  }
+  return { ImageId: image.imageId, SnapshotId: snapshotId, KernelId: ctx.spec.kernelId };
+}
+
+function imageWait(image: ImageProgress): string {
+  return image.status === 'registering' ? 'EC2 to list the AMI just registered' : `AMI ${image.imageId} to become available`;
+}
+
+/** Adds what could not be removed, and who will remove it, to a failure. */
+function withLeftovers(err: unknown, left: readonly Leftover[], whoRemovesThem: string): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  if (left.length === 0) {
+    return new BuildFailure(message);
+  }
+  return new BuildFailure(`${message.replace(/[.\s]+$/, '')}. Not removed yet: ${describeLeftovers(left)}; ${whoRemovesThem}.`);
+}
+
+/**
+ * An Update. Failed builds of the resource (a failed Update's, whose build id CloudFormation
+ * never kept) are removed first. Then:
+ * - nothing that makes the disk or AMI changed (tags, removal policy, helper settings): the AMI
+ *   stays, its tags are updated;
+ * - the properties are those of a build of this resource that still exists (a rollback sends the
+ *   old properties back while the old build is not deleted yet): that build is returned, and
+ *   CloudFormation deletes the other;
+ * - otherwise a new build.
+ */
+async function startUpdate(event: OnEventRequest): Promise<OnEventResponse> {
+  const props = event.ResourceProperties;
+  const oldProps = event.OldResourceProperties ?? props;
+  const physicalId = event.PhysicalResourceId ?? '';
+  const log = new StepLog(isBuildId(physicalId) ? physicalId : buildIdOf(event));
+  await sweepFailedBuilds(clients, event.StackId, event.LogicalResourceId, [props, oldProps], new Set([physicalId]), log);
+  const changed = changedRebuildProperties(oldProps, props);
+  if (changed.length === 0 && isBuildId(physicalId)) {
+    return retag(event, physicalId, log);
+  }
+  const existing = await findBuildByProperties(clients.ec2, resourceFilters(event.StackId, event.LogicalResourceId), propertiesHash(props));
+  if (existing) {
+    log.step('return-existing-build', { existingBuildId: existing, previousBuildId: physicalId, changed: changed.join(',') });
+    return retag(event, existing, log);
+  }
+  log.step('rebuild', { previousBuildId: physicalId, changed: changed.join(',') });
+  return startBuild(event);
+}
+
+/** The build's AMI stays: checked first (it may have been deregistered by hand), then its tags are updated. */
+async function retag(event: OnEventRequest, buildId: string, log: StepLog): Promise<OnEventResponse> {
   const spec = parseProperties(event.ResourceProperties);
-  const newKeys = new Set(userTagList(spec.userTags).map((tag) => tag.Key));
-  const removedKeys = userTagList(event.OldResourceProperties?.Tags ?? {})
-    .map((tag) => tag.Key)
-    .filter((key) => !newKeys.has(key));
-  const images = await findBuildImages(clients.ec2, buildId);
-  const snapshots = await findBuildSnapshots(clients.ec2, buildId);
-  const resourceIds = [...images.map((i) => i.ImageId!), ...snapshots.map((s) => s.SnapshotId!)];
-  await updateImageTags(clients.ec2, resourceIds, buildTags(buildId, event.StackId, spec), removedKeys);
-  log.step('update-tags', { resources: resourceIds.join(','), removedKeys: removedKeys.join(',') });
-  return { PhysicalResourceId: buildId, Data: await describeBuiltImage(clients.ec2, buildId), BuildState: { Action: BuildAction.RETAG } };
+  const { attributes, image } = await describeBuiltImage(clients.ec2, buildId);
+  const tags = buildTags({ buildId, stackId: event.StackId, logicalId: event.LogicalResourceId, propertiesHash: propertiesHash(event.ResourceProperties) }, spec);
+  const removedKeys = await retagImage(clients.ec2, image, attributes.SnapshotId, tags);
+  log.step('update-tags', { imageId: attributes.ImageId, snapshotId: attributes.SnapshotId, removedKeys: removedKeys.join(',') });
+  return { PhysicalResourceId: buildId, Data: attributes, BuildState: { Action: BuildAction.RETAG, StartedAt: clock().now() } };
 }
 
 /** Delete: the physical id stays; a physical id that is no build (e.g. the framework's failed-Create marker) has nothing to remove. */
@@ -150,10 +329,36 @@ async function startDelete(event: OnEventRequest): Promise<OnEventResponse> {
   if (!isBuildId(physicalId)) {
     return { PhysicalResourceId: physicalId, BuildState: { Action: BuildAction.DELETE } };
   }
-  // Decided once: the AMI may be deregistered in this pass, and later passes must still skip the helper cleanup.
-  const finished = await isFinishedBuild(clients, physicalId);
-  await removeBuild(clients, physicalId, event.ResourceProperties, new StepLog(physicalId), !finished);
-  return { PhysicalResourceId: physicalId, BuildState: { Action: BuildAction.DELETE, BuildFinished: finished } };
+  const log = new StepLog(physicalId);
+  // Decided once: the AMI may be deregistered in this pass, and later passes must still treat the build as finished.
+  const finished = await isFinishedBuild(clients.ec2, physicalId);
+  await sweepFailedBuilds(clients, event.StackId, event.LogicalResourceId, [event.ResourceProperties], new Set([physicalId]), log);
+  // What this pass leaves goes to the later passes by id: the AMI it deregistered no longer leads
+  // to its snapshot (held for a moment after the deregistration), and tag lookups may lag.
+  const left = await removeBuildPass(clients, buildToDelete(event, physicalId, finished), log);
+  const ids = (kind: Leftover['kind']) => left.filter((l) => l.kind === kind).map((l) => l.id);
+  const times = left.map((l) => l.createdAt).filter((t): t is number => t !== undefined);
+  return {
+    PhysicalResourceId: physicalId,
+    BuildState: {
+      Action: BuildAction.DELETE,
+      BuildFinished: finished,
+      StartedAt: clock().now(),
+      SnapshotIds: ids('snapshot'),
+      InstanceIds: ids('instance'),
+      LeftSince: times.length > 0 ? Math.max(...times) : undefined,
+    },
+  };
+}
+
+function buildToDelete(event: OnEventRequest, buildId: string, finished: boolean, state?: BuildState): BuildToRemove {
+  return {
+    buildId,
+    props: event.ResourceProperties,
+    retain: event.ResourceProperties.RemovalPolicy !== 'destroy',
+    finished,
+    known: state ? { snapshotIds: state.SnapshotIds ?? [], instanceIds: state.InstanceIds ?? [], createdAt: state.LeftSince } : undefined,
+  };
 }
 
 async function continueDelete(event: IsCompleteRequest): Promise<IsCompleteResponse> {
@@ -161,6 +366,19 @@ async function continueDelete(event: IsCompleteRequest): Promise<IsCompleteRespo
   if (!isBuildId(physicalId)) {
     return { IsComplete: true };
   }
-  const removeTransient = !event.BuildState.BuildFinished;
-  return { IsComplete: await removeBuild(clients, physicalId, event.ResourceProperties, new StepLog(physicalId), removeTransient) };
+  const log = new StepLog(physicalId);
+  const startedAt = event.BuildState.StartedAt ?? clock().now();
+  const left = await removeBuildPass(clients, buildToDelete(event, physicalId, Boolean(event.BuildState.BuildFinished), event.BuildState), log);
+  if (left.length === 0) {
+    return { IsComplete: true };
+  }
+  const refused = left.filter((l) => l.kind === 'error' && !l.transient);
+  if (refused.length > 0) {
+    // A denied call is no reason to wait: it will be denied again. Never "nothing left" either.
+    throw new BuildFailure(`Could not remove build ${physicalId}: ${describeLeftovers(refused)}. Fix the handler's permissions, then delete again.`);
+  }
+  if (clock().now() - startedAt >= HANDLER_DEADLINE_MS) {
+    throw new BuildFailure(`Could not remove everything of build ${physicalId} within ${HANDLER_DEADLINE_MS / 60_000} minutes; left: ${describeLeftovers(left)}. Delete the stack again, or remove them by hand.`);
+  }
+  return { IsComplete: false };
 }

@@ -2,6 +2,8 @@
  * One structured JSON line per step, for CloudWatch Logs Insights: `{step, buildId, ...ids, elapsedMs}`.
  * Callers pass only the ids they choose; the event (with its presigned ResponseURL) is never logged.
  */
+import { clock } from './clock';
+
 export type LogFields = { readonly [key: string]: string | number | boolean | undefined };
 
 /** Logs the steps of one handler invocation; elapsedMs counts from the logger's creation. */
@@ -10,7 +12,7 @@ export class StepLog {
 
   constructor(
     private readonly buildId: string,
-    private readonly now: () => number = Date.now,
+    private readonly now: () => number = () => clock().now(),
     private readonly write: (line: string) => void = (line) => console.log(line),
   ) {
     this.startedAt = now();

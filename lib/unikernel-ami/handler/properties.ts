@@ -2,6 +2,7 @@
  * The resource properties as the handler uses them: parsed from CloudFormation's strings, and the
  * tags every resource of a build carries.
  */
+import { createHash } from 'crypto';
 import { DiskLayout } from '../../disk-image';
 import { KernelArchitecture } from '../../pv-grub';
 import {
@@ -11,6 +12,9 @@ import {
   HelperInstanceBuildProperties,
   MANAGED_TAG,
   NAME_TAG,
+  PROPERTIES_TAG,
+  RESOURCE_TAG,
+  RETAINED_TAG,
   STACK_TAG,
   UnikernelAmiProperties,
 } from '../types';
@@ -104,7 +108,21 @@ export function changedRebuildProperties(oldProps: UnikernelAmiProperties, newPr
   return REBUILD_PROPERTIES.filter((key) => (oldProps[key] ?? '') !== (newProps[key] ?? ''));
 }
 
-const RESERVED_TAG_KEYS = new Set([BUILD_ID_TAG, STACK_TAG, MANAGED_TAG, NAME_TAG]);
+/**
+ * What identifies a build's result: a hash of REBUILD_PROPERTIES. Two builds with the same hash
+ * make the same AMI, so a rollback to old properties can return the old build instead of a new one.
+ */
+export function propertiesHash(props: UnikernelAmiProperties): string {
+  const values = REBUILD_PROPERTIES.map((key) => [key, String(props[key] ?? '')]);
+  return createHash('sha256').update(JSON.stringify(values)).digest('hex').slice(0, 32);
+}
+
+const RESERVED_TAG_KEYS = new Set([BUILD_ID_TAG, STACK_TAG, MANAGED_TAG, NAME_TAG, RESOURCE_TAG, PROPERTIES_TAG, RETAINED_TAG]);
+
+/** Whether a tag key is one the build sets itself (not a user tag). */
+export function isReservedTagKey(key: string): boolean {
+  return RESERVED_TAG_KEYS.has(key);
+}
 
 /** The user's tags without the keys the build sets itself (those always win). */
 export function userTagList(userTags: { readonly [key: string]: string }): Tag[] {
@@ -113,14 +131,28 @@ export function userTagList(userTags: { readonly [key: string]: string }): Tag[]
     .map(([Key, Value]) => ({ Key, Value }));
 }
 
-/** The tags of everything a build creates; Delete and the IAM conditions rely on the build's own ones. */
-export function buildTags(buildId: string, stackId: string, spec: BuildSpec): Tag[] {
+/** Which build, of which custom resource, in which stack: what a build's tags say about it. */
+export interface BuildIdentity {
+  readonly buildId: string;
+  readonly stackId: string;
+  readonly logicalId: string;
+  readonly propertiesHash: string;
+}
+
+/**
+ * The tags of everything a build creates. Delete and the IAM conditions rely on the build's own ones
+ * (managed, stack, build id); a later event of the same resource finds the build by its resource
+ * tag, a rollback by its properties hash.
+ */
+export function buildTags(identity: BuildIdentity, spec: BuildSpec): Tag[] {
   return [
     ...userTagList(spec.userTags),
     { Key: NAME_TAG, Value: spec.name },
-    { Key: BUILD_ID_TAG, Value: buildId },
-    { Key: STACK_TAG, Value: stackNameOf(stackId) },
+    { Key: BUILD_ID_TAG, Value: identity.buildId },
+    { Key: STACK_TAG, Value: stackNameOf(identity.stackId) },
     { Key: MANAGED_TAG, Value: 'true' },
+    { Key: RESOURCE_TAG, Value: identity.logicalId },
+    { Key: PROPERTIES_TAG, Value: identity.propertiesHash },
   ];
 }
 
@@ -132,4 +164,12 @@ export function stackNameOf(stackId: string): string {
 /** An EC2 Describe* filter that selects a build's resources. */
 export function buildFilter(buildId: string) {
   return { Name: `tag:${BUILD_ID_TAG}`, Values: [buildId] };
+}
+
+/** EC2 Describe* filters that select every build of one custom resource of one stack. */
+export function resourceFilters(stackId: string, logicalId: string) {
+  return [
+    { Name: `tag:${STACK_TAG}`, Values: [stackNameOf(stackId)] },
+    { Name: `tag:${RESOURCE_TAG}`, Values: [logicalId] },
+  ];
 }

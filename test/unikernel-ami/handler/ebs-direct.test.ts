@@ -19,7 +19,7 @@ import {
   StartSnapshotCommand,
   ValidationException,
 } from '@aws-sdk/client-ebs';
-import { DeleteSnapshotCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DeleteSnapshotCommand, DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 import { buildDiskImage, DiskImage, DiskLayout, writeSparseFile } from '../../../lib/disk-image';
@@ -30,6 +30,7 @@ import {
   uploadSnapshotDirect,
 } from '../../../lib/unikernel-ami/handler/ebs-direct';
 import { StepLog } from '../../../lib/unikernel-ami/handler/log';
+import { pygrubEntries } from '../../fixtures/pygrub';
 
 const BLOCK = 512 * 1024;
 const SNAPSHOT_ID = 'snap-0123456789abcdef0';
@@ -150,7 +151,8 @@ function expectReadableFilesystem(file: string, disk: DiskImage): void {
   expect(fs.readFileSync(kernelCopy).equals(KERNEL)).toBe(true);
   const menuLst = runTool('debugfs', ['-R', 'cat /boot/grub/menu.lst', file], 'e2fsprogs');
   expect(menuLst).toBe(disk.menuLst);
-  expect(menuLst).toContain('kernel /boot/hello.xen console=hvc0');
+  // Xen's pygrub reads the menu.lst from the reassembled disk and names the kernel and its arguments
+  expect(pygrubEntries(file).map(({ kernel, args }) => ({ kernel, args }))).toEqual([{ kernel: '/boot/hello.xen', args: 'console=hvc0' }]);
 }
 
 beforeAll(() => {
@@ -168,7 +170,13 @@ beforeEach(() => {
   ebsMock.on(StartSnapshotCommand).resolves({ SnapshotId: SNAPSHOT_ID, Status: 'pending', BlockSize: BLOCK });
   ebsMock.on(PutSnapshotBlockCommand).resolves({});
   ebsMock.on(CompleteSnapshotCommand).resolves({ Status: 'pending' });
-  ec2Mock.on(DeleteSnapshotCommand).resolves({});
+  // Right after StartSnapshot, EC2 does not know the new snapshot yet (eventual consistency).
+  ec2Mock.on(DescribeSnapshotsCommand).rejects(Object.assign(new Error(`The snapshot '${SNAPSHOT_ID}' does not exist.`), { name: 'InvalidSnapshot.NotFound', $metadata: { httpStatusCode: 400 } }));
+});
+
+afterEach(() => {
+  // The caller removes a failed upload's snapshot by its id (index.ts); the uploader never deletes.
+  expect(ec2Mock).not.toHaveReceivedCommand(DeleteSnapshotCommand);
 });
 
 describe.each([DiskLayout.WHOLE_VOLUME, DiskLayout.MBR_PARTITION])('a %s disk image', (layout) => {
@@ -284,18 +292,35 @@ describe('StartSnapshot', () => {
     expect(ebsMock).toHaveReceivedCommandWith(StartSnapshotCommand, { Encrypted: true, KmsKeyArn: kmsKeyArn });
   });
 
-  test('a retried build whose snapshot is already completed sends no blocks again', async () => {
-    // GIVEN StartSnapshot answers (same client token) with the completed snapshot of the first attempt
-    ebsMock.on(StartSnapshotCommand).resolves({ SnapshotId: SNAPSHOT_ID, Status: 'completed' });
+  test('a retried build gets the original response, Status pending; EC2 says the snapshot is completed: no block is sent again', async () => {
+    // GIVEN StartSnapshot answers (same client token) with its original response, and EC2 shows the snapshot completed since
+    ebsMock.on(StartSnapshotCommand).resolves({ SnapshotId: SNAPSHOT_ID, Status: 'pending' });
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: SNAPSHOT_ID, State: 'completed' }] });
 
     // WHEN
     const result = await uploadSnapshotDirect(ebs, ec2, options());
 
     // THEN
     expect(result).toEqual({ snapshotId: SNAPSHOT_ID, blocksSent: 0, bytesSent: 0, apiCalls: 1 });
+    expect(ec2Mock).toHaveReceivedCommandWith(DescribeSnapshotsCommand, { SnapshotIds: [SNAPSHOT_ID] });
     expect(ebsMock).not.toHaveReceivedCommand(PutSnapshotBlockCommand);
     expect(ebsMock).not.toHaveReceivedCommand(CompleteSnapshotCommand);
-    expect(ec2Mock).not.toHaveReceivedCommand(DeleteSnapshotCommand);
+  });
+
+  test('a retried build whose completed snapshot EC2 does not show yet: the refused writes end in success once EC2 shows it completed', async () => {
+    // GIVEN the original response (pending), EC2 not knowing the snapshot at first, and writes refused because it is completed
+    ebsMock.on(StartSnapshotCommand).resolves({ SnapshotId: SNAPSHOT_ID, Status: 'pending' });
+    ec2Mock.on(DescribeSnapshotsCommand)
+      .rejectsOnce(Object.assign(new Error('not yet'), { name: 'InvalidSnapshot.NotFound' }))
+      .resolves({ Snapshots: [{ SnapshotId: SNAPSHOT_ID, State: 'completed' }] });
+    ebsMock.on(PutSnapshotBlockCommand).rejects(new ValidationException({ message: 'The snapshot is not pending', $metadata: { httpStatusCode: 400 }, Reason: 'INVALID_SNAPSHOT_ID' }));
+
+    // WHEN
+    const result = await uploadSnapshotDirect(ebs, ec2, options({ concurrency: 1 }));
+
+    // THEN
+    expect(result).toMatchObject({ snapshotId: SNAPSHOT_ID, blocksSent: 0 });
+    expect(ebsMock).not.toHaveReceivedCommand(CompleteSnapshotCommand);
   });
 });
 
@@ -397,7 +422,7 @@ describe('concurrency', () => {
 });
 
 describe('failure after StartSnapshot', () => {
-  test('a block that keeps failing deletes the pending snapshot and the error names the block and snapshot', async () => {
+  test('a block that keeps failing fails the upload with an error naming the block and the snapshot (which the caller removes)', async () => {
     // GIVEN the second block always meets a server error
     const failingIndex = [...image().nonZeroBlocks()][1].index;
     ebsMock.on(PutSnapshotBlockCommand, { BlockIndex: failingIndex })
@@ -412,14 +437,13 @@ describe('failure after StartSnapshot', () => {
     expect(error.message).toContain(`block ${failingIndex} `);
     expect(error.message).toContain(SNAPSHOT_ID);
     expect(error.message).toContain('internal error');
-    expect(error.message).toContain('The snapshot was deleted; redeploy to try again.');
+    expect(error.snapshotId).toBe(SNAPSHOT_ID);
     expect(error.blockIndex).toBe(failingIndex);
     expect(ebsMock).toHaveReceivedCommandTimes(PutSnapshotBlockCommand, 1 + 4);
     expect(ebsMock).not.toHaveReceivedCommand(CompleteSnapshotCommand);
-    expect(ec2Mock).toHaveReceivedCommandWith(DeleteSnapshotCommand, { SnapshotId: SNAPSHOT_ID });
   });
 
-  test('a failing CompleteSnapshot deletes the pending snapshot and names it', async () => {
+  test('a failing CompleteSnapshot names the snapshot', async () => {
     // GIVEN
     ebsMock.on(CompleteSnapshotCommand).rejects(
       new ValidationException({ message: 'Checksum mismatch', $metadata: { httpStatusCode: 400 }, Reason: 'INVALID_PARAMETER_VALUE' }));
@@ -429,35 +453,27 @@ describe('failure after StartSnapshot', () => {
 
     // THEN
     await expect(upload).rejects.toThrow(new RegExp(`CompleteSnapshot of snapshot ${SNAPSHOT_ID}.*Checksum mismatch`));
-    expect(ec2Mock).toHaveReceivedCommandWith(DeleteSnapshotCommand, { SnapshotId: SNAPSHOT_ID });
+    await expect(upload).rejects.toMatchObject({ snapshotId: SNAPSHOT_ID });
   });
 
-  test('a snapshot that StartSnapshot reports in the error state is deleted and nothing is written', async () => {
+  test('a snapshot EC2 shows in the error state is not written to', async () => {
     // GIVEN
-    ebsMock.on(StartSnapshotCommand).resolves({ SnapshotId: SNAPSHOT_ID, Status: 'error' });
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: SNAPSHOT_ID, State: 'error' }] });
 
     // WHEN
     const upload = uploadSnapshotDirect(ebs, ec2, options());
 
     // THEN
     await expect(upload).rejects.toThrow(`Snapshot ${SNAPSHOT_ID} of build ${BUILD_ID} is in the error state.`);
+    await expect(upload).rejects.toMatchObject({ snapshotId: SNAPSHOT_ID });
     expect(ebsMock).not.toHaveReceivedCommand(PutSnapshotBlockCommand);
-    expect(ec2Mock).toHaveReceivedCommandWith(DeleteSnapshotCommand, { SnapshotId: SNAPSHOT_ID });
   });
 
-  test('when DeleteSnapshot fails too, the upload error is still the one thrown', async () => {
-    // GIVEN
-    ebsMock.on(PutSnapshotBlockCommand).rejects(
-      new ValidationException({ message: 'Invalid block', $metadata: { httpStatusCode: 400 }, Reason: 'INVALID_BLOCK' }));
-    ec2Mock.on(DeleteSnapshotCommand).rejects(Object.assign(new Error('not authorized'), { name: 'UnauthorizedOperation' }));
-
-    // WHEN
-    const upload = uploadSnapshotDirect(ebs, ec2, options({ concurrency: 1 }));
-
-    // THEN
-    await expect(upload).rejects.toThrow(/PutSnapshotBlock of block \d+ .*Invalid block.*could not be deleted; AWS cancels it 60 minutes after/);
-    expect(ec2Mock).toHaveReceivedCommand(DeleteSnapshotCommand);
-    expect(logLines.map((line) => JSON.parse(line).step)).toContain('ebs-direct:delete-pending-snapshot-failed');
+  test('a DescribeSnapshots that EC2 refuses fails the upload, naming the snapshot: nothing is written to a snapshot whose state is unknown', async () => {
+    ec2Mock.on(DescribeSnapshotsCommand).rejects(Object.assign(new Error('not authorized'), { name: 'UnauthorizedOperation' }));
+    const upload = uploadSnapshotDirect(ebs, ec2, options());
+    await expect(upload).rejects.toMatchObject({ name: 'DirectUploadError', snapshotId: SNAPSHOT_ID });
+    expect(ebsMock).not.toHaveReceivedCommand(PutSnapshotBlockCommand);
   });
 });
 

@@ -7,11 +7,13 @@ import { readFileSync, writeFileSync } from 'fs';
 import { gunzipSync, gzipSync } from 'zlib';
 import { buildDiskImage, DiskImage, DiskLayout } from '../../../lib/disk-image';
 import { encodeStagedImage } from '../../../lib/unikernel-ami/handler/staging';
-import { BLOCK_TOOL_PY, helperScript, runShellScriptCommands, shellQuote } from '../../../lib/unikernel-ami/handler/helper-script';
+import { BLOCK_TOOL_PY, helperScript, helperUserData, runShellScriptCommands, shellQuote } from '../../../lib/unikernel-ami/handler/helper-script';
 import { debugfs, e2fsck, extractRegion, fakeKernel, makeTempDir, readBytes, runTool, scanNonZeroBlocks } from '../../disk-image/tools';
+import { pygrubEntries } from '../../fixtures/pygrub';
 
 const GIB = 2 ** 30;
 const BLOCK = 524288;
+const KERNEL_ARGS = 'console=hvc0 --ipv4=10.0.0.2/24';
 /** Spans several 512 KiB blocks, with an all-zero stretch that must not travel. */
 const KERNEL = fakeKernel(5 * 2 ** 20 + 12345);
 
@@ -29,7 +31,7 @@ interface Staged {
 }
 
 async function stage(layout = DiskLayout.WHOLE_VOLUME): Promise<Staged> {
-  const image = buildDiskImage({ kernel: KERNEL, name: 'hello', kernelArgs: 'console=hvc0 --ipv4=10.0.0.2/24', layout, volumeSizeGiB: 1 });
+  const image = buildDiskImage({ kernel: KERNEL, name: 'hello', kernelArgs: KERNEL_ARGS, layout, volumeSizeGiB: 1 });
   const staged = await encodeStagedImage(image);
   const blocks = tmp.path('blocks.gz');
   const manifest = tmp.path('manifest.txt');
@@ -63,6 +65,8 @@ function expectBootFilesReadBack(filesystem: string, image: DiskImage): void {
   debugfs(filesystem, `dump ${image.kernelPath} ${kernelCopy}`);
   expect(readFileSync(kernelCopy).equals(KERNEL)).toBe(true);
   expect(debugfs(filesystem, 'cat /boot/grub/menu.lst').stdout).toBe(image.menuLst);
+  // Xen's pygrub boots the kernel from what the script wrote, with the arguments given to the image
+  expect(pygrubEntries(filesystem).map(({ kernel, args }) => ({ kernel, args }))).toEqual([{ kernel: image.kernelPath, args: KERNEL_ARGS }]);
 }
 
 describe('helper script', () => {
@@ -77,7 +81,6 @@ describe('helper script', () => {
     expect(result.status).toBe(0);
     expect(result.stdout).toContain('image written to');
     expectBootFilesReadBack(device, staged.image);
-    expect(staged.image.menuLst).toContain('kernel /boot/hello.xen console=hvc0 --ipv4=10.0.0.2/24');
   });
 
   test('writes each block at its index: the volume has exactly the image\'s non-zero blocks', async () => {
@@ -188,6 +191,50 @@ describe('helper script', () => {
 
     const refused = runShellScriptCommands(helperScript({ blocksSource: staged.blocks, manifestSource: staged.manifest, devicePath: blankVolume(GIB + BLOCK) }));
     expect(runTool('sh', ['-c', refused.join('\n')]).status).not.toBe(0);
+  });
+});
+
+describe('the helper script run twice at once (SendCommand has no client token)', () => {
+  test('while another run holds the volume, the script waits and writes nothing', async () => {
+    // GIVEN the volume's lock held by another process
+    const staged = await stage();
+    const device = blankVolume();
+    const script = helperScript({ blocksSource: staged.blocks, manifestSource: staged.manifest, devicePath: device });
+    // WHEN the script runs meanwhile (and is stopped after 8 s)
+    const result = runTool('bash', ['-c', `exec 9<${shellQuote(device)}; flock 9; timeout 8 bash -c ${shellQuote(script)}`]);
+    // THEN it was still waiting for the lock: stopped by the timeout, nothing written
+    expect(result.status).toBe(124);
+    expect(allocatedSectors(device)).toBe(0);
+  });
+
+  test('two runs started together both succeed, and the volume holds the image', async () => {
+    const staged = await stage();
+    const device = blankVolume();
+    const script = helperScript({ blocksSource: staged.blocks, manifestSource: staged.manifest, devicePath: device });
+    const log = tmp.path('runs.log');
+    const both = runTool('bash', ['-c', `
+      run() { bash -c "$1" > /dev/null 2>&1; echo "exit $2 $?" >> ${shellQuote(log)}; }
+      run ${shellQuote(script)} a & run ${shellQuote(script)} b & wait`]);
+    expect(both.status).toBe(0);
+    expect(readFileSync(log, 'utf8').trim().split('\n').sort()).toEqual(['exit a 0', 'exit b 0']);
+    expectBootFilesReadBack(device, staged.image);
+  });
+});
+
+describe('the helper\'s user data', () => {
+  test('schedules the helper\'s own shutdown (which terminates it) after the given minutes, as valid bash', () => {
+    // GIVEN a `shutdown` on PATH that records its arguments
+    const bin = tmp.path('bin');
+    runTool('mkdir', [bin]);
+    writeFileSync(`${bin}/shutdown`, `#!/bin/sh\nprintf '%s\\n' "$@" > ${shellQuote(tmp.path('shutdown-args'))}\n`, { mode: 0o755 });
+    const userData = helperUserData('mua-0123456789abcdef', 90);
+    // WHEN cloud-init would run it
+    const result = runTool('env', [`PATH=${bin}:/usr/bin:/bin`, 'bash', '-c', userData]);
+    // THEN
+    expect(result.status).toBe(0);
+    expect(readFileSync(tmp.path('shutdown-args'), 'utf8').split('\n').slice(0, 2)).toEqual(['-h', '+90']);
+    expect(userData.startsWith('#!/bin/bash\n')).toBe(true);
+    expect(() => helperUserData('mua-0123456789abcdef', 0)).toThrow(/whole number of minutes/);
   });
 });
 

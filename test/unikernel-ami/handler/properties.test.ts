@@ -4,10 +4,11 @@ import {
   buildTags,
   changedRebuildProperties,
   parseProperties,
+  propertiesHash,
   stackNameOf,
   userTagList,
 } from '../../../lib/unikernel-ami/handler/properties';
-import { AmiRemovalKind, BUILD_ID_TAG, BuildStrategyKind, MANAGED_TAG, STACK_TAG } from '../../../lib/unikernel-ami/types';
+import { AmiRemovalKind, BUILD_ID_TAG, BuildStrategyKind, MANAGED_TAG, PROPERTIES_TAG, RESOURCE_TAG, RETAINED_TAG, STACK_TAG } from '../../../lib/unikernel-ami/types';
 import { ebsDirectProperties, helperInstanceProperties, STACK_ID, STACK_NAME } from '../../fixtures/custom-resource';
 
 describe('parseProperties', () => {
@@ -72,15 +73,26 @@ describe('changedRebuildProperties', () => {
 
 describe('tags', () => {
   test('the build\'s own tags follow the user\'s and cannot be overridden by them', () => {
-    const spec = parseProperties(helperInstanceProperties({ Tags: { team: 'a', [MANAGED_TAG]: 'false', Name: 'x' } }));
-    expect(buildTags('mua-0123456789abcdef', STACK_ID, spec)).toEqual([
+    const spec = parseProperties(helperInstanceProperties({ Tags: { team: 'a', [MANAGED_TAG]: 'false', Name: 'x', [RESOURCE_TAG]: 'Other', [RETAINED_TAG]: 'true' } }));
+    const identity = { buildId: 'mua-0123456789abcdef', stackId: STACK_ID, logicalId: 'HelloAmi', propertiesHash: '0f'.repeat(16) };
+    expect(buildTags(identity, spec)).toEqual([
       { Key: 'team', Value: 'a' },
       { Key: 'Name', Value: 'hello' },
       { Key: BUILD_ID_TAG, Value: 'mua-0123456789abcdef' },
       { Key: STACK_TAG, Value: STACK_NAME },
       { Key: MANAGED_TAG, Value: 'true' },
+      { Key: RESOURCE_TAG, Value: 'HelloAmi' },
+      { Key: PROPERTIES_TAG, Value: '0f'.repeat(16) },
     ]);
     expect(userTagList(spec.userTags)).toEqual([{ Key: 'team', Value: 'a' }]);
+  });
+
+  test('the properties hash changes with what makes the AMI, and only with that', () => {
+    const base = helperInstanceProperties();
+    expect(propertiesHash(base)).toMatch(/^[0-9a-f]{32}$/);
+    expect(propertiesHash(helperInstanceProperties({ Tags: { other: 'x' }, RemovalPolicy: 'retain' }))).toBe(propertiesHash(base));
+    expect(propertiesHash(helperInstanceProperties({ KernelArgs: 'console=hvc0' }))).not.toBe(propertiesHash(base));
+    expect(propertiesHash(ebsDirectProperties())).not.toBe(propertiesHash(base));
   });
 
   test('stackNameOf takes the name out of a stack ARN', () => {

@@ -1,3 +1,4 @@
+import { setClock } from '../../../lib/unikernel-ami/handler/clock';
 import { isRetryableError, withRetry } from '../../../lib/unikernel-ami/handler/retry';
 
 function awsError(name: string, httpStatusCode = 400): Error {
@@ -85,6 +86,24 @@ describe('withRetry', () => {
       random.mockRestore();
     }
     expect(delays).toEqual([0]);
+  });
+
+  test('maxElapsedMs ends the retries once that long has passed, whatever attempts allows', async () => {
+    // GIVEN a call that always fails, and a clock that a sleep moves on
+    let now = 0;
+    setClock({ now: () => now, sleep: async () => undefined, random: () => 0.999999 });
+    try {
+      const calls = { count: 0 };
+      const failure = withRetry('ebs:PutSnapshotBlock', async () => {
+        calls.count++;
+        throw awsError('ThrottlingException');
+      }, { attempts: 100, baseDelayMs: 1000, maxDelayMs: 1000, maxElapsedMs: 5000, sleep: async (ms) => { now += ms; } });
+      // THEN waits of 999 ms until five seconds have passed (after the sixth), then the error goes through
+      await expect(failure).rejects.toThrow(/after 7 attempts/);
+      expect(calls.count).toBe(7);
+    } finally {
+      setClock(undefined);
+    }
   });
 
   test('a custom isRetryable decides', async () => {
