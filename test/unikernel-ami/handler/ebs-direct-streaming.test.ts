@@ -1,15 +1,16 @@
 /**
  * The EBS direct uploader fed by a streamed image (blocks made as they are taken, as the handler's
  * image reads the kernel object), against a mocked EBS API: the blocks are pulled only as fast as
- * they are sent, and a block source that fails stops the upload and deletes the pending snapshot.
+ * they are sent, and a block source that fails stops the upload and names the pending snapshot, which
+ * the handler then removes by that id (handler/index.ts).
  */
 import { createHash } from 'crypto';
 import { CompleteSnapshotCommand, EBSClient, PutSnapshotBlockCommand, StartSnapshotCommand } from '@aws-sdk/client-ebs';
-import { DeleteSnapshotCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DeleteSnapshotCommand, DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
 import { buildDiskImage, DiskBlock } from '../../../lib/disk-image';
-import { DirectUploadImage, uploadSnapshotDirect } from '../../../lib/unikernel-ami/handler/ebs-direct';
+import { DirectUploadError, DirectUploadImage, uploadSnapshotDirect } from '../../../lib/unikernel-ami/handler/ebs-direct';
 import { StepLog } from '../../../lib/unikernel-ami/handler/log';
 
 const MIB = 2 ** 20;
@@ -59,6 +60,8 @@ beforeEach(() => {
   ebsMock.on(StartSnapshotCommand).resolves({ SnapshotId: SNAPSHOT_ID, Status: 'pending' });
   ebsMock.on(CompleteSnapshotCommand).resolves({ Status: 'completed' });
   ec2Mock.on(DeleteSnapshotCommand).resolves({});
+  // What EC2 answers right after StartSnapshot: it does not list the new snapshot yet.
+  ec2Mock.on(DescribeSnapshotsCommand).rejects(Object.assign(new Error(`The snapshot '${SNAPSHOT_ID}' does not exist.`), { name: 'InvalidSnapshot.NotFound' }));
 });
 
 test('blocks are made only as fast as they are sent: never more than the requests in flight', async () => {
@@ -83,13 +86,16 @@ test('blocks are made only as fast as they are sent: never more than the request
   expect(state.mostAhead).toBeLessThanOrEqual(5);
 });
 
-test('a block source that fails: no CompleteSnapshot, the pending snapshot is deleted, the source\'s error is thrown', async () => {
+test('a block source that fails: no CompleteSnapshot, the source\'s error is thrown naming the pending snapshot for the caller to delete', async () => {
   ebsMock.on(PutSnapshotBlockCommand).resolves({});
   const { streamed } = streamedImage(8);
 
-  await expect(uploadSnapshotDirect(ebs, ec2, uploadOptions(streamed))).rejects.toThrow(/The kernel ended after 4194304 bytes/);
+  const failure = await uploadSnapshotDirect(ebs, ec2, uploadOptions(streamed)).catch((err: unknown) => err);
 
+  expect(failure).toBeInstanceOf(DirectUploadError);
+  expect((failure as DirectUploadError).message).toMatch(/The kernel ended after 4194304 bytes/);
+  expect((failure as DirectUploadError).snapshotId).toBe(SNAPSHOT_ID);
   expect(ebsMock).not.toHaveReceivedCommand(CompleteSnapshotCommand);
-  expect(ec2Mock).toHaveReceivedCommandWith(DeleteSnapshotCommand, { SnapshotId: SNAPSHOT_ID });
+  expect(ec2Mock).not.toHaveReceivedCommand(DeleteSnapshotCommand);
   expect(ebsMock.commandCalls(PutSnapshotBlockCommand).length).toBeLessThanOrEqual(8);
 });

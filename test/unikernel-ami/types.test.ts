@@ -1,0 +1,16 @@
+import { OPERATION_TIMING } from '../../lib/unikernel-ami/types';
+
+describe('the time budget of one custom-resource operation', () => {
+  const t = OPERATION_TIMING;
+
+  test('onEvent, the waiter and its last isComplete fit in the ServiceTimeout, which CloudFormation caps at 3600 s', () => {
+    expect(t.serviceTimeoutSeconds).toBeLessThanOrEqual(3600);
+    expect(t.onEventSeconds + t.waiterTotalSeconds + t.isCompleteSeconds).toBeLessThanOrEqual(t.serviceTimeoutSeconds);
+  });
+
+  test('the handler\'s deadline leaves one more poll and a whole isComplete before the waiter gives up', () => {
+    // The deadline counts from the start of onEvent, the waiter's total from its end: the worst
+    // case is an onEvent that returned at once.
+    expect(t.handlerDeadlineSeconds + t.queryIntervalSeconds + t.isCompleteSeconds).toBeLessThanOrEqual(t.waiterTotalSeconds);
+  });
+});
