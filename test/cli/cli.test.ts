@@ -5,29 +5,8 @@ import * as path from 'path';
 import * as zlib from 'zlib';
 import { EC2Client, GetConsoleOutputCommand } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
-import { runCli } from '../../lib/cli';
+import { HELLO_KERNEL, PVH_KERNEL, REPO_ROOT, runCliCollecting as run } from '../fixtures/cli';
 import { pygrubEntries } from '../fixtures/pygrub';
-
-const repoRoot = path.resolve(__dirname, '..', '..');
-const helloKernel = path.join(repoRoot, 'examples', 'hello', 'hello.xen');
-const pvhKernel = path.join(repoRoot, 'test', 'fixtures', 'kernels', 'pvh-only.elf');
-
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-async function run(argv: string[], ec2?: EC2Client): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, {
-    stdout: (text) => (stdout += text),
-    stderr: (text) => (stderr += text),
-    ec2Client: ec2 ? () => ec2 : undefined,
-  });
-  return { code, stdout, stderr };
-}
 
 function debugfs(image: string, request: string): Buffer {
   return execFileSync('debugfs', ['-R', request, image], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -60,14 +39,14 @@ afterEach(() => {
 
 describe('inspect', () => {
   test('accepts the example PV kernel and names its architecture', async () => {
-    const result = await run(['inspect', helloKernel]);
+    const result = await run(['inspect', HELLO_KERNEL]);
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/x86_64/);
     expect(result.stderr).toBe('');
   });
 
   test('refuses a PVH-only kernel with the reason, exit 1', async () => {
-    const result = await run(['inspect', pvhKernel]);
+    const result = await run(['inspect', PVH_KERNEL]);
     expect(result.code).toBe(1);
     expect(result.stdout).toMatch(/^Reason: .*PVH/m);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
@@ -88,7 +67,7 @@ describe('disk', () => {
     const out = path.join(workDir, 'hello.img');
 
     // WHEN
-    const result = await run(['disk', helloKernel, '--out', out, '--args', 'verbose=1 net=off']);
+    const result = await run(['disk', HELLO_KERNEL, '--out', out, '--args', 'verbose=1 net=off']);
 
     // THEN
     expect(result.code).toBe(0);
@@ -98,20 +77,20 @@ describe('disk', () => {
     execFileSync('e2fsck', ['-fn', out], { stdio: 'pipe' });
     const dumped = path.join(workDir, 'kernel.out');
     debugfs(out, `dump /boot/hello.xen ${dumped}`);
-    expect(fs.readFileSync(dumped).equals(fs.readFileSync(helloKernel))).toBe(true);
+    expect(fs.readFileSync(dumped).equals(fs.readFileSync(HELLO_KERNEL))).toBe(true);
     expect(pygrubEntries(out)).toEqual([{ title: 'hello', root: 'd0', kernel: '/boot/hello.xen', args: 'verbose=1 net=off' }]);
     expect(result.stdout).toContain(`${2 ** 30} bytes`);
     const superblock = execFileSync('dumpe2fs', ['-h', out], { stdio: ['ignore', 'pipe', 'pipe'] }).toString();
     const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)$`, 'm').exec(superblock)![1]);
     expect(result.stdout).toContain(`with a ${field('Block count') * field('Block size')}-byte ext2 filesystem at byte 0`);
-    expect(result.stdout).toContain(`/boot/hello.xen: ${fs.statSync(helloKernel).size} bytes`);
+    expect(result.stdout).toContain(`/boot/hello.xen: ${fs.statSync(HELLO_KERNEL).size} bytes`);
     // Sparse: what is written is the kernel and little more.
-    expect(countNonZeroBytes(out)).toBeLessThan(fs.statSync(helloKernel).size + 64 * 1024);
+    expect(countNonZeroBytes(out)).toBeLessThan(fs.statSync(HELLO_KERNEL).size + 64 * 1024);
   });
 
   test('refuses a gzip kernel whose trailer is cut off, and writes nothing', async () => {
     // GIVEN the example kernel gzip-compressed, without the last 4 bytes of its trailer
-    const gz = zlib.gzipSync(fs.readFileSync(helloKernel));
+    const gz = zlib.gzipSync(fs.readFileSync(HELLO_KERNEL));
     const kernel = path.join(workDir, 'hello.xen.gz');
     fs.writeFileSync(kernel, gz.subarray(0, gz.length - 4));
     const out = path.join(workDir, 'hello.img');
@@ -126,14 +105,14 @@ describe('disk', () => {
   });
 
   test('an output that cannot be written is one line naming it', async () => {
-    const result = await run(['disk', helloKernel, '--out', path.join(workDir, 'no-such-dir', 'x.img')]);
+    const result = await run(['disk', HELLO_KERNEL, '--out', path.join(workDir, 'no-such-dir', 'x.img')]);
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(/^mirage-unikernel-ami: cannot write .*no-such-dir\/x\.img: no such file or directory \(ENOENT\)\n$/);
   });
 
   test('writes the MBR layout with a chosen name and size', async () => {
     const out = path.join(workDir, 'mbr.img');
-    const result = await run(['disk', helloKernel, '--out', out, '--name', 'greeter', '--layout', 'mbr', '--size-gib', '2']);
+    const result = await run(['disk', HELLO_KERNEL, '--out', out, '--name', 'greeter', '--layout', 'mbr', '--size-gib', '2']);
     expect(result.code).toBe(0);
     expect(fs.statSync(out).size).toBe(2 * 2 ** 30);
     const table = JSON.parse(execFileSync('sfdisk', ['--json', out]).toString());
@@ -148,7 +127,7 @@ describe('disk', () => {
 
   test('refuses a kernel PV-GRUB cannot boot and writes nothing', async () => {
     const out = path.join(workDir, 'pvh.img');
-    const result = await run(['disk', pvhKernel, '--out', out]);
+    const result = await run(['disk', PVH_KERNEL, '--out', out]);
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/PVH/);
     expect(fs.existsSync(out)).toBe(false);
@@ -164,7 +143,7 @@ describe('disk', () => {
     [['disk', '/nonexistent/kernel.xen', '--out', 'x.img'], /cannot read kernel \/nonexistent\/kernel.xen: no such file or directory \(ENOENT\)/],
     [['frobnicate'], /unknown command 'frobnicate'/],
   ])('%j is a usage error: one line, exit 2', async (argv, message) => {
-    const result = await run(argv.map((arg) => (arg === 'HELLO' ? helloKernel : arg)));
+    const result = await run(argv.map((arg) => (arg === 'HELLO' ? HELLO_KERNEL : arg)));
     expect(result.code).toBe(2);
     expect(result.stderr).toMatch(message);
     expect(result.stderr.trim().split('\n')).toHaveLength(1);
@@ -199,8 +178,8 @@ describe('console', () => {
 });
 
 test('the installed binary reports a user mistake as one line without a stack trace', () => {
-  const result = spawnSync('npx', ['ts-node', '--transpile-only', path.join(repoRoot, 'bin', 'mirage-unikernel-ami.ts'), 'inspect'], {
-    cwd: repoRoot,
+  const result = spawnSync('npx', ['ts-node', '--transpile-only', path.join(REPO_ROOT, 'bin', 'mirage-unikernel-ami.ts'), 'inspect'], {
+    cwd: REPO_ROOT,
     encoding: 'utf8',
   });
   expect(result.status).toBe(2);

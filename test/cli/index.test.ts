@@ -6,18 +6,7 @@ import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { runCli } from '../../lib/cli';
-
-const repoRoot = path.resolve(__dirname, '..', '..');
-const helloKernel = path.join(repoRoot, 'examples', 'hello', 'hello.xen');
-const pvhKernel = path.join(repoRoot, 'test', 'fixtures', 'kernels', 'pvh-only.elf');
-
-async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
-  return { code, stdout, stderr };
-}
+import { HELLO_KERNEL, PVH_KERNEL, REPO_ROOT, runCliCollecting as run } from '../fixtures/cli';
 
 let workDir: string;
 beforeEach(() => {
@@ -46,7 +35,7 @@ describe('a path that cannot be read or written is one line naming it', () => {
     ['a missing kernel', () => ['inspect', path.join(workDir, 'missing.xen')], (dir: string) => `cannot read kernel ${dir}/missing.xen: no such file or directory (ENOENT)`],
     ['a folder given as the kernel', () => ['inspect', workDir], (dir: string) => `cannot read kernel ${dir}: illegal operation on a directory (EISDIR)`],
     ['a missing kernel for disk', () => ['disk', path.join(workDir, 'missing.xen'), '--out', path.join(workDir, 'x.img')], (dir: string) => `cannot read kernel ${dir}/missing.xen: no such file or directory (ENOENT)`],
-    ['--out in a missing folder', () => ['disk', helloKernel, '--out', path.join(workDir, 'no', 'x.img')], (dir: string) => `cannot write ${dir}/no/x.img: no such file or directory (ENOENT)`],
+    ['--out in a missing folder', () => ['disk', HELLO_KERNEL, '--out', path.join(workDir, 'no', 'x.img')], (dir: string) => `cannot write ${dir}/no/x.img: no such file or directory (ENOENT)`],
   ])('%s', async (_label, argv, message) => {
     const result = await run(argv());
     expect(result.code).toBe(2);
@@ -56,12 +45,12 @@ describe('a path that cannot be read or written is one line naming it', () => {
 });
 
 test('inspect says why a kernel is refused once: in the report, which the one-line verdict points to', async () => {
-  const result = await run(['inspect', pvhKernel]);
+  const result = await run(['inspect', PVH_KERNEL]);
   expect(result.code).toBe(1);
   const reason = /^Reason: (.+)$/m.exec(result.stdout)?.[1];
   expect(reason).toMatch(/PVH-only/);
   expect(`${result.stdout}${result.stderr}`.split(reason!)).toHaveLength(2);
-  expect(result.stderr).toBe(`mirage-unikernel-ami: ${pvhKernel} cannot be booted by PV-GRUB (see Reason above)\n`);
+  expect(result.stderr).toBe(`mirage-unikernel-ami: ${PVH_KERNEL} cannot be booted by PV-GRUB (see Reason above)\n`);
 });
 
 describe('console without a region', () => {
@@ -94,14 +83,14 @@ test('--help, inspect and disk do not load the AWS SDK; console does', () => {
     const sdk = () => Object.keys(require.cache).filter((file) => file.includes('node_modules/@aws-sdk/')).length;
     (async () => {
       await runCli(['--help'], io);
-      await runCli(['inspect', ${JSON.stringify(helloKernel)}], io);
-      await runCli(['disk', ${JSON.stringify(helloKernel)}, '--out', ${JSON.stringify(path.join(workDir, 'x.img'))}], io);
+      await runCli(['inspect', ${JSON.stringify(HELLO_KERNEL)}], io);
+      await runCli(['disk', ${JSON.stringify(HELLO_KERNEL)}, '--out', ${JSON.stringify(path.join(workDir, 'x.img'))}], io);
       const before = sdk();
       await runCli(['console', 'i-0123456789abcdef0', '--region', 'eu-west-1'], { ...io, ec2Client: () => ({ config: { region: async () => 'eu-west-1' }, send: async () => ({}) }) });
       process.stdout.write(JSON.stringify({ before, after: sdk() }));
     })();
   `;
-  const result = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', script], { cwd: repoRoot, encoding: 'utf8' });
+  const result = spawnSync(process.execPath, ['-r', 'ts-node/register/transpile-only', '-e', script], { cwd: REPO_ROOT, encoding: 'utf8' });
   expect(result.stderr).toBe('');
   const { before, after } = JSON.parse(result.stdout);
   expect(before).toBe(0);

@@ -5,18 +5,7 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { runCli } from '../../../lib/cli';
-
-const repoRoot = path.resolve(__dirname, '..', '..', '..');
-const helloKernel = path.join(repoRoot, 'examples', 'hello', 'hello.xen');
-const pvhKernel = path.join(repoRoot, 'test', 'fixtures', 'kernels', 'pvh-only.elf');
-
-async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
-  return { code, stdout, stderr };
-}
+import { HELLO_KERNEL, PVH_KERNEL, runCliCollecting as run } from '../../fixtures/cli';
 
 let workDir: string;
 beforeAll(() => {
@@ -46,7 +35,7 @@ test.each([
   [['boot', 'HELLO', '--name', 'no spaces'], /Invalid domain name "no spaces"/],
 ])('%j is a usage error: one line, exit 2, no QEMU', async (argv, message) => {
   const args = argv.map((arg) =>
-    arg === 'HELLO' ? helloKernel : arg === 'DISK' ? path.join(workDir, 'disk.img') : arg === 'EXTRA' ? path.join(workDir, 'extra.xl') : arg,
+    arg === 'HELLO' ? HELLO_KERNEL : arg === 'DISK' ? path.join(workDir, 'disk.img') : arg === 'EXTRA' ? path.join(workDir, 'extra.xl') : arg,
   );
   const result = await run(args);
   expect(result.code).toBe(2);
@@ -56,7 +45,7 @@ test.each([
 });
 
 test('a kernel PV-GRUB cannot boot is not booted: exit 2 with the reason', async () => {
-  const result = await run(['boot', pvhKernel]);
+  const result = await run(['boot', PVH_KERNEL]);
   expect(result.code).toBe(2);
   expect(result.stderr).toMatch(/cannot be booted by PV-GRUB: .*PVH/);
   expect(result.stderr).not.toMatch(/QEMU started/);

@@ -2,20 +2,10 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { runCli } from '../../../lib/cli';
+import { HELLO_KERNEL, PVH_KERNEL, runCliCollecting as run } from '../../fixtures/cli';
 import { readWithXlutil } from '../../xen/xlutil';
 
-const repoRoot = path.resolve(__dirname, '..', '..', '..');
-const helloKernel = path.join(repoRoot, 'examples', 'hello', 'hello.xen');
-const pvhKernel = path.join(repoRoot, 'test', 'fixtures', 'kernels', 'pvh-only.elf');
 const KEYS = ['name', 'type', 'kernel', 'cmdline', 'bootloader', 'bootloader_args', 'disk', 'memory', 'vcpus', 'on_crash', 'vif'];
-
-async function run(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
-  return { code, stdout, stderr };
-}
 
 let workDir: string;
 let cwd: string;
@@ -30,7 +20,7 @@ afterEach(() => {
 
 test('KERNEL: a direct PV boot of the kernel by its absolute path, named after the file', async () => {
   // GIVEN a kernel given by a relative path
-  fs.copyFileSync(helloKernel, path.join(workDir, 'hello.xen'));
+  fs.copyFileSync(HELLO_KERNEL, path.join(workDir, 'hello.xen'));
   process.chdir(workDir);
 
   // WHEN
@@ -55,7 +45,7 @@ test('KERNEL: a direct PV boot of the kernel by its absolute path, named after t
 
 test('--disk IMAGE: the disk booted through pygrub, named after the image', async () => {
   const image = path.join(workDir, 'greeter.img');
-  expect((await run(['disk', helloKernel, '--out', image, '--name', 'greeter'])).code).toBe(0);
+  expect((await run(['disk', HELLO_KERNEL, '--out', image, '--name', 'greeter'])).code).toBe(0);
 
   const result = await run(['xl', '--disk', image, '--out', path.join(workDir, 'greeter.xl')]);
 
@@ -75,7 +65,7 @@ test('--disk IMAGE: the disk booted through pygrub, named after the image', asyn
 
 test('a kernel that is not a Xen PV kernel gets no configuration: exit 1 with the reason', async () => {
   const out = path.join(workDir, 'pvh.xl');
-  const result = await run(['xl', pvhKernel, '--out', out]);
+  const result = await run(['xl', PVH_KERNEL, '--out', out]);
   expect(result.code).toBe(1);
   expect(result.stderr).toMatch(/PVH/);
   expect(fs.existsSync(out)).toBe(false);
@@ -96,7 +86,7 @@ test.each([
 ])('%j is a usage error: one line, exit 2, nothing written', async (argv, message) => {
   const emptyImage = path.join(workDir, 'my disk.img');
   fs.writeFileSync(emptyImage, '');
-  const args = argv.map((arg) => (arg === 'HELLO' ? helloKernel : arg === 'EMPTY_IMG_WITH_SPACE' ? emptyImage : arg === 'x.xl' ? path.join(workDir, 'x.xl') : arg));
+  const args = argv.map((arg) => (arg === 'HELLO' ? HELLO_KERNEL : arg === 'EMPTY_IMG_WITH_SPACE' ? emptyImage : arg === 'x.xl' ? path.join(workDir, 'x.xl') : arg));
   const result = await run(args);
   expect(result.code).toBe(2);
   expect(result.stderr).toMatch(message);
