@@ -105,8 +105,11 @@ describe('Create, helper-instance strategy: onEvent', () => {
     expect(response.PhysicalResourceId).toMatch(/^mua-[0-9a-f]{16}$/);
     const [instanceId] = aws.world.instances.keys();
     expect(response.BuildState).toEqual({ Action: 'build', InstanceId: instanceId, StartedAt: expect.any(Number) });
-    expect(aws.requests.map((r) => `${r.service}:${r.action}`)).toEqual(['s3:GetObject', 's3:PutObject', 's3:PutObject', 'ec2:RunInstances', 's3:PutObject']);
-    expect(aws.requests[0].input).toMatchObject({ Bucket: KERNEL_BUCKET, Key: KERNEL_KEY, VersionId: KERNEL_VERSION });
+    // (the kernel twice: a ranged read for inspection, which S3 answers with the object's size, then the stream the blocks are made from)
+    expect(aws.requests.map((r) => `${r.service}:${r.action}`)).toEqual(['s3:GetObject', 's3:GetObject', 's3:PutObject', 's3:PutObject', 'ec2:RunInstances', 's3:PutObject']);
+    for (const read of aws.requests.slice(0, 2)) {
+      expect(read.input).toMatchObject({ Bucket: KERNEL_BUCKET, Key: KERNEL_KEY, VersionId: KERNEL_VERSION });
+    }
 
     // THEN blocks.gz and manifest.txt hold, in index order, the blocks an independent build of the image has
     const staged = aws.world.buckets.get(STAGING_BUCKET)!;
