@@ -10,19 +10,13 @@ import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { handlerAssetDirectory } from './handler-asset';
 import { acknowledgeNagRule, wildcardResourceFinding } from './nag-acknowledgements';
-import { BUILD_ID_TAG, BuildStrategyKind, MANAGED_TAG, NAME_TAG, OPERATION_TIMING, STACK_TAG } from './types';
+import { BUILD_OWNED_TAG_KEYS, BuildStrategyKind, HELPER_VOLUMES, MANAGED_TAG, OPERATION_TIMING, STACK_TAG } from './types';
 
 /** Construct id of the per-stack singleton; a contract with deployed stacks. */
 const INFRASTRUCTURE_ID = 'MirageUnikernelAmiBuildInfrastructure';
 
 /** Prefix of everything the handler stages for a helper (`builds/<build id>/...`). */
 export const STAGING_PREFIX = 'builds/';
-
-/**
- * The type of the volume the helper writes; the handler creates it (handler/helper-instance.ts), and
- * CreateVolume is allowed for this type only. The IAM proof (test/iam) fails if the two drift apart.
- */
-export const HELPER_VOLUME_TYPE = 'gp3';
 
 /** The only SSM document the handler may run on its helpers. */
 export const HELPER_SSM_DOCUMENT = 'AWS-RunShellScript';
@@ -39,9 +33,6 @@ export const SERVICE_TIMEOUT = Duration.seconds(OPERATION_TIMING.serviceTimeoutS
  * support) offers, and the one the handler is tested on.
  */
 const HANDLER_RUNTIME = lambda.Runtime.NODEJS_24_X;
-
-/** Tags the build puts on what it creates and that IAM and cleanup rely on: never deletable by the handler. */
-const PROTECTED_TAG_KEYS = [MANAGED_TAG, STACK_TAG, BUILD_ID_TAG, NAME_TAG];
 
 /** Where a condition reads a resource's existing tags: EC2, EBS direct and SSM name the key differently. */
 type ResourceTagKey = 'ec2:ResourceTag' | 'aws:ResourceTag' | 'ssm:resourceTag';
@@ -110,7 +101,10 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
   private readonly helperSecurityGroups = new Map<ec2.IVpc, ec2.SecurityGroup>();
   private readonly helperNetworkArns = new Set<string>();
   private readonly helperInstanceTypes = new Set<string>();
-  private readonly volumeSizes = new Set<string>();
+  /** Sizes of the volumes a helper launch may create: the helper unikernels' sizes and AL2023's root. */
+  private readonly helperVolumeSizes = new Set<string>([String(HELPER_VOLUMES.rootSizeGiB)]);
+  /** Sizes of the snapshots StartSnapshot may create: the EBS-direct unikernels' sizes. */
+  private readonly directVolumeSizes = new Set<string>();
   private imageStatementsAdded = false;
   private directBuildsEnabled = false;
   private readonly grantedKeys = new Set<string>();
@@ -251,7 +245,7 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
   /** Lets the handler write snapshots with the EBS direct APIs (and register, tag and delete images). */
   public enableDirectBuilds(requirements: BuildRequirements): void {
     this.enableImageRegistration();
-    this.allowVolumeSize(requirements.volumeSizeGiB);
+    this.directVolumeSizes.add(Tokenization.stringifyNumber(requirements.volumeSizeGiB));
     if (requirements.encryptionKey !== undefined) {
       this.grantKey(requirements.encryptionKey, BuildStrategyKind.EBS_DIRECT);
     }
@@ -262,7 +256,7 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     const snapshots = this.arn('snapshot/*', '');
     this.addStatement(['ebs:StartSnapshot'], [snapshots], {
       StringEquals: this.requestTagsOurs(),
-      NumericEquals: { 'ebs:VolumeSize': this.volumeSizesAllowed() },
+      NumericEquals: { 'ebs:VolumeSize': Lazy.list({ produce: () => [...this.directVolumeSizes] }) },
     });
     // StartSnapshot with Tags is also authorized as ec2:CreateTags on the new snapshot. Whether that
     // check carries ec2:CreateAction = StartSnapshot no AWS document says (AWS's EBS direct example
@@ -284,7 +278,7 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
    */
   public enableHelperBuilds(network: HelperNetwork, instanceType: string, requirements: BuildRequirements): HelperLaunchSettings {
     this.enableImageRegistration();
-    this.allowVolumeSize(requirements.volumeSizeGiB);
+    this.helperVolumeSizes.add(Tokenization.stringifyNumber(requirements.volumeSizeGiB));
     this.helperInstanceTypes.add(instanceType);
     if (requirements.encryptionKey !== undefined) {
       this.grantKey(requirements.encryptionKey, BuildStrategyKind.HELPER_INSTANCE);
@@ -368,6 +362,14 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     // A staged image above one part is a multipart upload (PutObject covers its parts); a failed
     // staging aborts its upload, so that no parts are left billed until the lifecycle rule runs.
     allow(['s3:PutObject', 's3:AbortMultipartUpload', 's3:DeleteObject'], [stagedObjects]);
+    // The build's progress object (handler/progress.ts), which every round reads back; never the
+    // staged image. A read of one not written yet (or removed by an earlier cleanup pass) must answer
+    // NoSuchKey, which S3 gives only to a caller allowed s3:ListBucket, else AccessDenied (GetObject
+    // API reference, "Permissions"); what context S3 checks that with is undocumented, so no prefix
+    // condition. The bucket holds nothing but this stack's builds/.
+    const progressObjects = stagingBucket.arnForObjects(`${STAGING_PREFIX}*/progress.json`);
+    allow(['s3:GetObject'], [progressObjects]);
+    allow(['s3:ListBucket'], [stagingBucket.bucketArn]);
     allow(['iam:PassRole'], [role.roleArn], { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } });
 
     const instances = this.arn('instance/*');
@@ -384,20 +386,24 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
         'ec2:InstanceProfile': instanceProfile.attrArn,
       },
     });
-    // The helper's root volume and network interface, created by RunInstances.
-    allow(['ec2:RunInstances'], [volumes, networkInterfaces], { StringEquals: this.requestTagsOurs() });
+    // The helper's volumes, created by RunInstances from its block device mappings (the handler
+    // names both, types.ts HELPER_VOLUMES): gp3, and the size of a helper unikernel's data volume
+    // or AL2023's root.
+    allow(['ec2:RunInstances'], [volumes], {
+      StringEquals: { ...this.requestTagsOurs(), 'ec2:VolumeType': HELPER_VOLUMES.volumeType },
+      NumericEquals: { 'ec2:VolumeSize': Lazy.list({ produce: () => [...this.helperVolumeSizes] }) },
+    });
+    // The helper's network interface, created by RunInstances.
+    allow(['ec2:RunInstances'], [networkInterfaces], { StringEquals: this.requestTagsOurs() });
     // ...from the helper's own image, in a helper subnet and security group (no key pair is allowed).
     const networkStatement = allow(['ec2:RunInstances'], [this.arn(`image/${imageId}`, '')]);
-    allow(['ec2:CreateVolume'], [volumes], {
-      StringEquals: { ...this.requestTagsOurs(), 'ec2:VolumeType': HELPER_VOLUME_TYPE },
-      NumericEquals: { 'ec2:VolumeSize': this.volumeSizesAllowed() },
-    });
     allow(['ec2:CreateSnapshot'], [snapshots], { StringEquals: this.requestTagsOurs() });
     allow(['ec2:CreateTags'], [instances, volumes, networkInterfaces, snapshots], {
-      StringEquals: { ...this.requestTagsOurs(), 'ec2:CreateAction': ['RunInstances', 'CreateVolume', 'CreateSnapshot'] },
+      StringEquals: { ...this.requestTagsOurs(), 'ec2:CreateAction': ['RunInstances', 'CreateSnapshot'] },
     });
-    // Our helper and volume only (CreateSnapshot: the volume it reads).
-    allow(['ec2:AttachVolume', 'ec2:CreateSnapshot', 'ec2:DeleteVolume', 'ec2:TerminateInstances'], [instances, volumes], {
+    // Our helper and its volumes only: snapshotting the written volume, terminating the helper, and
+    // deleting a volume that builds of earlier versions of the handler made outside a launch.
+    allow(['ec2:CreateSnapshot', 'ec2:DeleteVolume', 'ec2:TerminateInstances'], [instances, volumes], {
       StringEquals: this.resourceTagsOurs('ec2:ResourceTag'),
     });
     // An AWS-owned document's ARN has no account; '*' matches that, and no account can own a document
@@ -405,15 +411,16 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     const document = this.arn(`document/${HELPER_SSM_DOCUMENT}`, '*', 'ssm');
     allow(['ssm:SendCommand'], [document]);
     allow(['ssm:SendCommand'], [instances], { StringEquals: this.resourceTagsOurs('ssm:resourceTag') });
-    allow(['ec2:DescribeSubnets', 'ssm:DescribeInstanceInformation', 'ssm:GetCommandInvocation', 'ssm:ListCommandInvocations'], ['*']);
+    allow(['ssm:DescribeInstanceInformation', 'ssm:GetCommandInvocation', 'ssm:ListCommandInvocations'], ['*']);
 
-    acknowledge('*', 'DescribeSubnets and the SSM instance-information and command-invocation reads support no resource-level permissions ' +
+    acknowledge('*', 'the SSM instance-information and command-invocation reads support no resource-level permissions ' +
       '(Service Authorization Reference); they only read');
     acknowledge(stagedObjects, 'the handler stages each build\'s image under builds/<build id>/, ids made at deploy time');
+    acknowledge(progressObjects, 'the handler reads back each build\'s progress object builds/<build id>/progress.json, ids made at deploy time');
     acknowledge(instances, 'an instance id is unknown before RunInstances: launching requires our stack and managed tags on the request, ' +
-      'IMDSv2, a helper type and the helper profile; AttachVolume, TerminateInstances and SendCommand require those tags on the instance');
-    acknowledge(volumes, 'a volume id is unknown before CreateVolume: creating requires our stack and managed tags, gp3 and the stack\'s sizes; ' +
-      'attaching, snapshotting and deleting require those tags on the volume');
+      'IMDSv2, a helper type and the helper profile; TerminateInstances and SendCommand require those tags on the instance');
+    acknowledge(volumes, 'a volume id is unknown before RunInstances creates it: launching requires our stack and managed tags on the request, ' +
+      'gp3 and the sizes of the helper unikernels and AL2023\'s root; snapshotting and deleting require those tags on the volume');
     acknowledge(networkInterfaces, 'the helper\'s network interface is created by RunInstances with our stack and managed tags required on the request');
     acknowledge(document, 'the one document AWS-RunShellScript; AWS-owned documents have no account in their ARN, which * matches');
     acknowledge(snapshots, 'a snapshot id is unknown before CreateSnapshot, which requires our stack and managed tags on the request');
@@ -455,10 +462,11 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
       StringEquals: this.resourceTagsOurs('ec2:ResourceTag'),
       StringEqualsIfExists: this.requestTagsOurs(),
     });
-    // Removing a user tag, never the build's own tags; a DeleteTags without keys (all tags) is refused.
+    // Removing a user tag, never one the build sets itself (types.ts: managed, stack, build id, Name,
+    // resource, properties hash, retained); a DeleteTags without keys (all tags) is refused.
     this.addStatement(['ec2:DeleteTags'], [images, snapshots], {
       'StringEquals': this.resourceTagsOurs('ec2:ResourceTag'),
-      'ForAllValues:StringNotEquals': { 'aws:TagKeys': PROTECTED_TAG_KEYS },
+      'ForAllValues:StringNotEquals': { 'aws:TagKeys': [...BUILD_OWNED_TAG_KEYS] },
       'Null': { 'aws:TagKeys': 'false' },
     });
     this.addStatement(['ec2:DescribeImages', 'ec2:DescribeSnapshots', 'ec2:DescribeInstances', 'ec2:DescribeVolumes'], ['*']);
@@ -506,15 +514,6 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
   /** The resource-tag conditions that make an existing resource this stack's. */
   private resourceTagsOurs(key: ResourceTagKey): { [key: string]: string } {
     return { [`${key}/${MANAGED_TAG}`]: 'true', [`${key}/${STACK_TAG}`]: Aws.STACK_NAME };
-  }
-
-  private allowVolumeSize(volumeSizeGiB: number): void {
-    this.volumeSizes.add(Tokenization.stringifyNumber(volumeSizeGiB));
-  }
-
-  /** The volume sizes of the stack's unikernels: the only sizes the handler may create. */
-  private volumeSizesAllowed(): string[] {
-    return Lazy.list({ produce: () => [...this.volumeSizes] });
   }
 
   private addStatement(actions: string[], resources: string[], conditions?: { [operator: string]: unknown }): iam.PolicyStatement {

@@ -105,6 +105,32 @@ export const PROPERTIES_TAG = 'mirage-unikernel-ami:properties';
 export const RETAINED_TAG = 'mirage-unikernel-ami:retained';
 
 /**
+ * The tag keys the build sets itself and relies on (IAM conditions, cleanup, rollback): never a user
+ * tag, and never removable by the handler role (its DeleteTags statement refuses them).
+ */
+export const BUILD_OWNED_TAG_KEYS: readonly string[] = [MANAGED_TAG, STACK_TAG, BUILD_ID_TAG, NAME_TAG, RESOURCE_TAG, PROPERTIES_TAG, RETAINED_TAG];
+
+/**
+ * The volumes RunInstances creates for a helper, named in its block device mappings so that the
+ * handler role can bound every volume a launch creates by type and size (ec2:VolumeType,
+ * ec2:VolumeSize) without depending on what the AMI's own mapping says.
+ */
+export const HELPER_VOLUMES = {
+  /** Both volumes are transient and written once; gp3 is the cheapest general-purpose type. */
+  volumeType: 'gp3',
+  /** The data volume the image is written onto; on Nitro it shows up as an NVMe device whose serial is the volume id. */
+  dataDeviceName: '/dev/sdf',
+  /** Amazon Linux 2023's root device. */
+  rootDeviceName: '/dev/xvda',
+  /**
+   * Amazon Linux 2023's root volume: its AMIs map an 8 GiB gp3 root. A mapping may grow the root
+   * beyond the AMI's snapshot but not shrink it below: should AWS ever publish a larger AL2023 root,
+   * RunInstances refuses the launch (InvalidBlockDeviceMapping) until this value follows it.
+   */
+  rootSizeGiB: 8,
+} as const;
+
+/**
  * Time budget of one custom-resource operation, shared by the construct (the Lambdas' timeouts and
  * the provider's waiter) and the handler (its own deadline). CloudFormation waits at most one hour
  * for a custom resource (ServiceTimeout 1-3600 s): the framework's onEvent runs the handler's onEvent

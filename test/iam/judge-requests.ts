@@ -5,7 +5,7 @@
  */
 import { RecordedRequest, RecordedTag } from '../fixtures/recorded-request';
 import { ResolvedStack } from './proof-stack';
-import { AnyRecordedRequest, Authorization, RequestAuthorizations } from './request-authorizations';
+import { Authorization, RequestAuthorizations } from './request-authorizations';
 import { PolicyDocument } from './role-policies';
 import { describe as describeCheck, IamCheck, judge, Judgement } from './simulator';
 
@@ -23,7 +23,7 @@ export class RequestJudge {
   }
 
   /** Judges a recorded request, with the role of whoever made it (the handler, or a helper instance). */
-  async handlerRequest(request: AnyRecordedRequest): Promise<RequestJudgement> {
+  async request(request: RecordedRequest): Promise<RequestJudgement> {
     return this.judgeAll(`${request.principal === 'helper-instance' ? 'helper ' : ''}${request.service}:${request.action}`, this.authorizations.of(request));
   }
 
@@ -48,7 +48,7 @@ export class RequestJudge {
       return key === undefined ? undefined : resolver.resolve(resolver.template.Resources[key].Properties.KeyPolicy);
     }
     if (check.action.startsWith('s3:')) {
-      const bucket = /^arn:[^:]+:s3:::([^/]+)\//.exec(check.resource)?.[1];
+      const bucket = /^arn:[^:]+:s3:::([^/]+)(?:\/|$)/.exec(check.resource)?.[1];
       const policy = Object.values(resolver.resourcesOfType('AWS::S3::BucketPolicy')).find((p) => p.Bucket === bucket);
       return policy?.PolicyDocument;
     }

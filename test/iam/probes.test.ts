@@ -5,12 +5,13 @@
  * probe changes (another stack's tag, another instance type, another document, ...): the twin shows
  * that the probe is denied for that reason, not because the request was malformed.
  */
-import { buildTags, parseProperties } from '../../lib/unikernel-ami/handler/properties';
+import { buildTags, parseProperties, propertiesHash } from '../../lib/unikernel-ami/handler/properties';
+import { BUILD_OWNED_TAG_KEYS, HELPER_VOLUMES, UnikernelAmiProperties } from '../../lib/unikernel-ami/types';
 import { RecordedRequest, RecordedTag } from '../fixtures/recorded-request';
 import { denials, recorded, RequestJudge } from './judge-requests';
 import { Proof, synthesizeProofStack } from './proof-stack';
 import { Authorization } from './request-authorizations';
-import { PROOF_ENVIRONMENT } from './template-resolver';
+import { PROOF_ENVIRONMENT, RESOLVED_AL2023_IMAGE } from './template-resolver';
 
 const BUILD_ID = 'mua-0123456789abcdef';
 const OTHER_STACK_ID = `arn:aws:cloudformation:${PROOF_ENVIRONMENT.region}:${PROOF_ENVIRONMENT.account}:stack/OtherUnikernels/9d3c1e20-0000-11ef-9e2a-0a1b2c3d4e5f`;
@@ -18,6 +19,8 @@ const INSTANCE = 'i-0a1b2c3d4e5f60001';
 const VOLUME = 'vol-0a1b2c3d4e5f60002';
 const SNAPSHOT = 'snap-0a1b2c3d4e5f60003';
 const IMAGE = 'ami-0a1b2c3d4e5f60004';
+/** An image other than the helper's, with the same root volume, so that a launch from it differs in the image only. */
+const OTHER_HELPER_IMAGE = 'ami-0ffffffffffffffff';
 
 let proof: Proof;
 let judge: RequestJudge;
@@ -30,7 +33,7 @@ type Probe = RecordedRequest | Authorization[];
 
 /** The twin is allowed, the probe denied. */
 async function expectDenied(twin: Probe, probe: Probe): Promise<void> {
-  const judgeProbe = (request: Probe) => Array.isArray(request) ? judge.judgeAll('probe', request) : judge.handlerRequest(request);
+  const judgeProbe = (request: Probe) => Array.isArray(request) ? judge.judgeAll('probe', request) : judge.request(request);
   const allowed = await judgeProbe(twin);
   expect(denials(allowed)).toEqual([]);
   expect(allowed.allowed).toBe(true);
@@ -47,6 +50,18 @@ function without(tags: readonly RecordedTag[], key: string): RecordedTag[] {
   return tags.filter((tag) => tag.Key !== key);
 }
 
+/** The helper's volumes as the handler maps them (HelperEncrypted: its 1 GiB data volume with its key, AL2023's root). */
+function volumes(data: { [key: string]: unknown } = {}, root: { [key: string]: unknown } = {}): { [key: string]: unknown }[] {
+  const helper = proof.properties.HelperEncrypted;
+  return [
+    {
+      DeviceName: HELPER_VOLUMES.dataDeviceName,
+      Ebs: { VolumeSize: Number(helper.VolumeSizeGiB), VolumeType: HELPER_VOLUMES.volumeType, DeleteOnTermination: true, Encrypted: true, KmsKeyId: helper.KmsKeyArn, ...data },
+    },
+    { DeviceName: HELPER_VOLUMES.rootDeviceName, Ebs: { VolumeSize: HELPER_VOLUMES.rootSizeGiB, VolumeType: HELPER_VOLUMES.volumeType, DeleteOnTermination: true, ...root } },
+  ];
+}
+
 function runInstances(overrides: { [key: string]: unknown } = {}): RecordedRequest {
   const helper = proof.properties.HelperEncrypted.Helper!;
   return recorded('ec2', 'RunInstances', {
@@ -60,6 +75,7 @@ function runInstances(overrides: { [key: string]: unknown } = {}): RecordedReque
     IamInstanceProfile: { Arn: helper.InstanceProfileArn },
     MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled' },
     InstanceInitiatedShutdownBehavior: 'terminate',
+    BlockDeviceMappings: volumes(),
     TagSpecifications: ['instance', 'volume', 'network-interface'].map((ResourceType) => ({ ResourceType, Tags: ours })),
     ...overrides,
   });
@@ -99,17 +115,21 @@ describe.each([['as synthesized', false], ['with @aws-cdk/aws-iam:minimizePolici
   beforeAll(() => {
     probesDenied = 0;
     proof = synthesizeProofStack({ minimizePolicies });
-    judge = new RequestJudge(proof);
-    const spec = parseProperties(proof.properties.HelperEncrypted);
-    ours = buildTags(BUILD_ID, proof.resolver.stackId, spec);
-    theirs = buildTags(BUILD_ID, OTHER_STACK_ID, spec);
+    const imageRootVolumes = proof.authorization.imageRootVolumes;
+    judge = new RequestJudge({
+      ...proof,
+      authorization: { ...proof.authorization, imageRootVolumes: { ...imageRootVolumes, [OTHER_HELPER_IMAGE]: imageRootVolumes[RESOLVED_AL2023_IMAGE] } },
+    });
+    const properties: UnikernelAmiProperties = proof.properties.HelperEncrypted;
+    const identity = { buildId: BUILD_ID, logicalId: proof.logicalIds.HelperEncrypted, propertiesHash: propertiesHash(properties) };
+    ours = buildTags({ ...identity, stackId: proof.resolver.stackId }, parseProperties(properties));
+    theirs = buildTags({ ...identity, stackId: OTHER_STACK_ID }, parseProperties(properties));
   });
 
   describe('another stack\'s resources are out of reach', () => {
     test.each([
       ['TerminateInstances', INSTANCE, (id: string) => ({ InstanceIds: [id] })],
       ['DeleteVolume', VOLUME, (id: string) => ({ VolumeId: id })],
-      ['AttachVolume', VOLUME, (id: string) => ({ VolumeId: id, InstanceId: INSTANCE, Device: '/dev/sdf' })],
       ['CreateSnapshot', VOLUME, (id: string) => ({ VolumeId: id, TagSpecifications: [{ ResourceType: 'snapshot', Tags: [] }] })],
       ['DeleteSnapshot', SNAPSHOT, (id: string) => ({ SnapshotId: id })],
       ['DeregisterImage', IMAGE, (id: string) => ({ ImageId: id })],
@@ -170,7 +190,8 @@ describe.each([['as synthesized', false], ['with @aws-cdk/aws-iam:minimizePolici
     });
 
     test('creating a volume, snapshot or AMI without our tags', async () => {
-      await expectDenied(createVolume(), createVolume({ TagSpecifications: [] }));
+      const specifications = (types: string[]) => types.map((ResourceType) => ({ ResourceType, Tags: ours }));
+      await expectDenied(runInstances(), runInstances({ TagSpecifications: specifications(['instance', 'network-interface']) }));
       await expectDenied(
         recorded('ec2', 'CreateSnapshot', { VolumeId: VOLUME, TagSpecifications: [{ ResourceType: 'snapshot', Tags: ours }] }, withTags(ours, VOLUME)),
         recorded('ec2', 'CreateSnapshot', { VolumeId: VOLUME }, withTags(ours, VOLUME)),
@@ -207,7 +228,7 @@ describe.each([['as synthesized', false], ['with @aws-cdk/aws-iam:minimizePolici
     });
 
     test('from another image, or in another subnet or security group', async () => {
-      await expectDenied(runInstances(), runInstances({ ImageId: 'ami-0ffffffffffffffff' }));
+      await expectDenied(runInstances(), runInstances({ ImageId: OTHER_HELPER_IMAGE }));
       await expectDenied(runInstances(), runInstances({ SubnetId: 'subnet-0ffffffffffffffff' }));
       await expectDenied(runInstances(), runInstances({ SecurityGroupIds: ['sg-0ffffffffffffffff'] }));
     });
@@ -232,13 +253,29 @@ describe.each([['as synthesized', false], ['with @aws-cdk/aws-iam:minimizePolici
   });
 
   describe('volumes and snapshots of what a build makes only', () => {
-    test('a volume of another type', async () => {
-      await expectDenied(createVolume(), createVolume({ VolumeType: 'io2' }));
+    test('a launch that would create a volume of another type', async () => {
+      await expectDenied(runInstances(), runInstances({ BlockDeviceMappings: volumes({ VolumeType: 'io2' }) }));
+      await expectDenied(runInstances(), runInstances({ BlockDeviceMappings: volumes({}, { VolumeType: 'gp2' }) }));
+      // Without a mapping of the root device, the root is as the image maps it (gp3 for AL2023, allowed).
+      await expectDenied(runInstances({ BlockDeviceMappings: volumes().slice(0, 1) }), runInstances({ BlockDeviceMappings: [...volumes().slice(0, 1), { DeviceName: '/dev/sdg', Ebs: { VolumeSize: 1, VolumeType: 'st1' } }] }));
     });
 
-    test('a larger volume or snapshot than any unikernel of the stack has', async () => {
-      await expectDenied(createVolume({ Size: 2 }), createVolume({ Size: 16 }));
+    test('a launch whose data volume is larger than any helper unikernel of the stack has, or whose root is larger than AL2023\'s', async () => {
+      // HelperT1 has 2 GiB, so 2 GiB is allowed; 3 GiB only an EBS-direct unikernel has.
+      await expectDenied(runInstances({ BlockDeviceMappings: volumes({ VolumeSize: 2 }) }), runInstances({ BlockDeviceMappings: volumes({ VolumeSize: 16 }) }));
+      await expectDenied(runInstances({ BlockDeviceMappings: volumes({ VolumeSize: 2 }) }), runInstances({ BlockDeviceMappings: volumes({ VolumeSize: 3 }) }));
+      await expectDenied(runInstances(), runInstances({ BlockDeviceMappings: volumes({}, { VolumeSize: 30 }) }));
+      await expectDenied(runInstances(), runInstances({ BlockDeviceMappings: [...volumes(), { DeviceName: '/dev/sdg', Ebs: { VolumeSize: 500, VolumeType: 'gp3' } }] }));
+    });
+
+    test('a volume outside a launch (CreateVolume, as builds of earlier versions made)', async () => {
+      await expectDenied(runInstances(), createVolume());
+    });
+
+    test('a larger snapshot than any EBS-direct unikernel of the stack has', async () => {
       await expectDenied(startSnapshot({ VolumeSize: 3 }), startSnapshot({ VolumeSize: 4 }));
+      // 2 GiB only a helper unikernel has.
+      await expectDenied(startSnapshot({ VolumeSize: 1 }), startSnapshot({ VolumeSize: 2 }));
     });
   });
 
@@ -252,7 +289,8 @@ describe.each([['as synthesized', false], ['with @aws-cdk/aws-iam:minimizePolici
   describe('tags the build relies on', () => {
     test('DeleteTags never removes the build\'s own tags, nor all tags at once', async () => {
       const deleteTags = (tags?: { Key: string }[]) => recorded('ec2', 'DeleteTags', { Resources: [IMAGE, SNAPSHOT], Tags: tags }, withTags(ours, IMAGE, SNAPSHOT));
-      for (const key of ['mirage-unikernel-ami:managed', 'mirage-unikernel-ami:stack', 'mirage-unikernel-ami:build-id', 'Name']) {
+      expect(BUILD_OWNED_TAG_KEYS).toEqual(expect.arrayContaining(['mirage-unikernel-ami:resource', 'mirage-unikernel-ami:properties', 'mirage-unikernel-ami:retained']));
+      for (const key of BUILD_OWNED_TAG_KEYS) {
         await expectDenied(deleteTags([{ Key: 'owner' }]), deleteTags([{ Key: 'owner' }, { Key: key }]));
       }
       await expectDenied(deleteTags([{ Key: 'owner' }]), deleteTags(undefined));
@@ -285,10 +323,14 @@ describe.each([['as synthesized', false], ['with @aws-cdk/aws-iam:minimizePolici
         recorded('s3', 'PutObject', { Bucket: staging, Key: `builds/${BUILD_ID}/blocks.gz` }),
         recorded('s3', 'PutObject', { Bucket: staging, Key: 'index.html' }),
       );
+      // It reads back a build's progress object, never the staged image.
       await expectDenied(
-        recorded('s3', 'DeleteObject', { Bucket: staging, Key: `builds/${BUILD_ID}/blocks.gz` }),
+        recorded('s3', 'GetObject', { Bucket: staging, Key: `builds/${BUILD_ID}/progress.json` }),
         recorded('s3', 'GetObject', { Bucket: staging, Key: `builds/${BUILD_ID}/blocks.gz` }),
       );
+      // It may learn that an object of the staging bucket does not exist, of no other bucket.
+      const missing = (bucket: string, key: string) => ({ ...recorded('s3', 'GetObject', { Bucket: bucket, Key: key }), error: 'NoSuchKey' });
+      await expectDenied(missing(staging, `builds/${BUILD_ID}/progress.json`), missing(kernel.KernelBucket, kernel.KernelKey));
     });
 
     test('the helper reads only staged objects', async () => {
@@ -322,8 +364,8 @@ describe.each([['as synthesized', false], ['with @aws-cdk/aws-iam:minimizePolici
     test('helper builds use the key only through EC2; the key of no unikernel is not usable', async () => {
       const keyArn = proof.properties.HelperEncrypted.KmsKeyArn!;
       const viaEc2 = { 'kms:ViaService': `ec2.${PROOF_ENVIRONMENT.region}.amazonaws.com`, 'kms:CallerAccount': PROOF_ENVIRONMENT.account };
-      const encrypted = createVolume({ Encrypted: true, KmsKeyId: keyArn });
-      await expectDenied(encrypted, createVolume({ Encrypted: true, KmsKeyId: `arn:aws:kms:${PROOF_ENVIRONMENT.region}:${PROOF_ENVIRONMENT.account}:key/11111111-2222-3333-4444-555555555555` }));
+      const otherKey = `arn:aws:kms:${PROOF_ENVIRONMENT.region}:${PROOF_ENVIRONMENT.account}:key/11111111-2222-3333-4444-555555555555`;
+      await expectDenied(runInstances(), runInstances({ BlockDeviceMappings: volumes({ KmsKeyId: otherKey }) }));
       await expectDenied(
         check('handler', 'kms:CreateGrant', keyArn, { ...viaEc2, 'kms:GrantIsForAWSResource': 'true' }),
         check('handler', 'kms:CreateGrant', keyArn, { ...viaEc2, 'kms:GrantIsForAWSResource': 'false' }),

@@ -12,9 +12,10 @@ import * as s3 from 'aws-cdk-lib/aws-s3';
 import { BuildStrategy, MirageUnikernelAmi, UnikernelKernel } from '../../lib';
 import { UnikernelAmiProperties } from '../../lib/unikernel-ami/types';
 import { PV_X86_64_KERNEL } from '../fixtures/construct';
+import { HELPER_ROOT_DEVICE } from '../fixtures/fake-aws/ec2';
 import { AuthorizationEnvironment } from './request-authorizations';
 import { RolePolicies, rolePolicies } from './role-policies';
-import { PROOF_ENVIRONMENT, TemplateResolver } from './template-resolver';
+import { PROOF_ENVIRONMENT, RESOLVED_AL2023_IMAGE, TemplateResolver } from './template-resolver';
 
 /** The unikernels of the proof stack, by construct id. */
 export const PROOF_UNIKERNELS = ['HelperEncrypted', 'HelperT1', 'DirectEncrypted', 'DirectFromBucket'] as const;
@@ -35,6 +36,8 @@ export interface ResolvedStack {
 export interface Proof extends ResolvedStack {
   /** Each unikernel's custom-resource properties as the handler receives them in this deployment. */
   readonly properties: { readonly [id in ProofUnikernel]: UnikernelAmiProperties };
+  /** Each unikernel's custom resource's logical id. */
+  readonly logicalIds: { readonly [id in ProofUnikernel]: string };
 }
 
 export function synthesizeProofStack(options: { minimizePolicies: boolean }): Proof {
@@ -62,27 +65,45 @@ export function synthesizeProofStack(options: { minimizePolicies: boolean }): Pr
     }),
   ];
   Tags.of(stack).add('project', 'unikernels');
-  const { resolved, properties } = resolveStack(stack, unikernels);
-  return { ...resolved, properties: properties as Proof['properties'] };
+  const { resolved, properties, logicalIds } = resolveStack(stack, unikernels);
+  return { ...resolved, properties: properties as Proof['properties'], logicalIds: logicalIds as Proof['logicalIds'] };
+}
+
+/** A stack of one unikernel, `Switched`, and its custom resource's logical id. */
+export interface SwitchedStack extends ResolvedStack {
+  readonly properties: UnikernelAmiProperties;
+  readonly logicalId: string;
 }
 
 /**
- * The proof stack after a user switched its only helper unikernel to EBS direct builds (same stack
- * name, construct id `Switched`): its handler role has no helper permissions any more.
+ * A stack (the proof stack's name) of one unikernel `Switched`, built with a helper instance or
+ * with the EBS direct APIs: the same stack before and after a user switched its strategy. After the
+ * switch, its handler role has no helper permissions any more.
  */
-export function synthesizeSwitchedStack(): ResolvedStack & { readonly properties: UnikernelAmiProperties } {
+export function synthesizeSwitchedStack(strategy: 'helper' | 'direct'): SwitchedStack {
   const stack = new Stack(new App(), PROOF_ENVIRONMENT.stackName);
-  const unikernel = new MirageUnikernelAmi(stack, 'Switched', { kernel: UnikernelKernel.fromFile(PV_X86_64_KERNEL), name: 'helper', buildStrategy: BuildStrategy.ebsDirect() });
-  const { resolved, properties } = resolveStack(stack, [unikernel]);
-  return { ...resolved, properties: properties.Switched };
+  const unikernel = new MirageUnikernelAmi(stack, 'Switched', {
+    kernel: UnikernelKernel.fromFile(PV_X86_64_KERNEL),
+    name: 'switched',
+    buildStrategy: strategy === 'helper' ? BuildStrategy.helperInstance() : BuildStrategy.ebsDirect(),
+  });
+  const { resolved, properties, logicalIds } = resolveStack(stack, [unikernel]);
+  return { ...resolved, properties: properties.Switched, logicalId: logicalIds.Switched };
 }
 
-function resolveStack(stack: Stack, unikernels: MirageUnikernelAmi[]): { resolved: ResolvedStack; properties: { [id: string]: UnikernelAmiProperties } } {
+interface ResolvedUnikernels {
+  readonly resolved: ResolvedStack;
+  readonly properties: { [id: string]: UnikernelAmiProperties };
+  readonly logicalIds: { [id: string]: string };
+}
+
+function resolveStack(stack: Stack, unikernels: MirageUnikernelAmi[]): ResolvedUnikernels {
   const template = Template.fromStack(stack).toJSON();
   const resolver = new TemplateResolver(template as never);
+  const logicalIds = Object.fromEntries(unikernels.map((unikernel) =>
+    [unikernel.node.id, stack.getLogicalId(unikernel.node.findChild('Resource').node.defaultChild as never)]));
   const properties = Object.fromEntries(unikernels.map((unikernel) => {
-    const logicalId = stack.getLogicalId(unikernel.node.findChild('Resource').node.defaultChild as never);
-    const { ServiceToken: _token, ServiceTimeout: _timeout, ...resolvedProperties } = resolver.resolve(template.Resources[logicalId].Properties);
+    const { ServiceToken: _token, ServiceTimeout: _timeout, ...resolvedProperties } = resolver.resolve(template.Resources[logicalIds[unikernel.node.id]].Properties);
     return [unikernel.node.id, resolvedProperties as UnikernelAmiProperties];
   }));
   const profiles = resolver.resourcesOfType('AWS::IAM::InstanceProfile');
@@ -96,8 +117,14 @@ function resolveStack(stack: Stack, unikernels: MirageUnikernelAmi[]): { resolve
       resolver,
       handler: rolePolicies(resolver, 'MirageUnikernelAmiBuildInfrastructureHandlerRole'),
       helper: hasHelper ? rolePolicies(resolver, 'MirageUnikernelAmiBuildInfrastructureHelperRole') : undefined,
-      authorization: { ...PROOF_ENVIRONMENT, instanceProfileRoles },
+      authorization: {
+        ...PROOF_ENVIRONMENT,
+        instanceProfileRoles,
+        // The template's helper image is AL2023 (as the fake account has it, from what AWS publishes).
+        imageRootVolumes: { [RESOLVED_AL2023_IMAGE]: { deviceName: HELPER_ROOT_DEVICE.deviceName, sizeGiB: HELPER_ROOT_DEVICE.size, volumeType: HELPER_ROOT_DEVICE.volumeType } },
+      },
     },
     properties,
+    logicalIds,
   };
 }

@@ -2,15 +2,18 @@
  * What IAM authorizes for each AWS request the handler (or its helper instance) makes: the actions,
  * the resource ARNs and the request context, per the Service Authorization Reference and the EC2,
  * EBS, S3, SSM and KMS user guides. One request may need several authorizations: RunInstances
- * authorizes the instance, its volume and network interface, the image, subnet and security
- * groups, iam:PassRole of the profile's role and ec2:CreateTags for each tag specification.
+ * authorizes the instance, each volume it creates (the image's root and the block device mappings,
+ * with their type and size), its network interface, the image, subnet and security groups,
+ * iam:PassRole of the profile's role, ec2:CreateTags for each tag specification, and the KMS calls
+ * EC2 makes on the caller's behalf for a volume encrypted with a customer managed key.
  *
  * Context keys are only those AWS documents for the action and resource type; the simulator refuses
  * any other (simulator.ts), so this mapping cannot quietly feed a key that IAM would not see.
  *
  * Where AWS does not document what a request carries, the mapping says so and models the strictest
- * reading: StartSnapshot's ec2:CreateTags is checked both with and without ec2:CreateAction, and the
- * KMS calls EBS direct makes carry no kms:ViaService.
+ * reading: StartSnapshot's ec2:CreateTags is checked both with and without ec2:CreateAction, the
+ * KMS calls EBS direct makes carry no kms:ViaService, and an S3 read answered NoSuchKey also needed
+ * s3:ListBucket (without it S3 answers AccessDenied, GetObject API reference, "Permissions").
  */
 import { RecordedRequest, RecordedTag } from '../fixtures/recorded-request';
 import { IamCheck } from './simulator';
@@ -22,6 +25,17 @@ export interface AuthorizationEnvironment {
   readonly urlSuffix: string;
   /** The role of each instance profile the template creates (RunInstances passes it). */
   readonly instanceProfileRoles: { readonly [profileArn: string]: string };
+  /**
+   * The root volume each image a RunInstances may name maps (what DescribeImages shows of it): a
+   * launch creates it unless a block device mapping of the same device replaces it.
+   */
+  readonly imageRootVolumes: { readonly [imageId: string]: ImageRootVolume };
+}
+
+export interface ImageRootVolume {
+  readonly deviceName: string;
+  readonly sizeGiB: number;
+  readonly volumeType: string;
 }
 
 /** Who makes the request: the handler's Lambda role, or the helper instance's role. */
@@ -34,27 +48,15 @@ export interface Authorization extends IamCheck {
 type Context = { [key: string]: string | string[] };
 type Input = { readonly [key: string]: any };
 
-/**
- * A recorded request, with the fields the reliability work's fake adds to RecordedRequest (who made
- * it: the handler or a helper instance, whose SSM agent also calls ssmmessages and ec2messages).
- */
-export type AnyRecordedRequest = Omit<RecordedRequest, 'service'> & {
-  readonly service: RecordedRequest['service'] | 'ssmmessages' | 'ec2messages';
-  /** @default 'handler' */
-  readonly principal?: 'handler' | 'helper-instance';
-  readonly instanceId?: string;
-  readonly phase?: string;
-};
-
 export class RequestAuthorizations {
   constructor(private readonly env: AuthorizationEnvironment) {}
 
   /** The authorizations of one recorded request, made with the role of whoever made it. */
-  of(request: AnyRecordedRequest): Authorization[] {
+  of(request: RecordedRequest): Authorization[] {
     const label = `${request.service}:${request.action}`;
     const input: Input = request.input;
     const helper = request.principal === 'helper-instance';
-    const checks = helper ? this.helperChecks(request, input) : this.checks(request as RecordedRequest, input);
+    const checks = helper ? this.helperChecks(request, input) : this.checks(request, input);
     const caller: Caller = helper ? 'helper' : 'handler';
     return checks.map((check) => ({ ...check, caller, description: `${helper ? `helper ${request.instanceId}: ` : ''}${label} ${check.description}`.trim() }));
   }
@@ -62,7 +64,6 @@ export class RequestAuthorizations {
   private checks(request: RecordedRequest, input: Input): Omit<IamCheck, never>[] {
     const tagsOf = (id: string): readonly RecordedTag[] => request.resourceTags[id] ?? [];
     switch (`${request.service}:${request.action}`) {
-      case 'ec2:DescribeSubnets':
       case 'ec2:DescribeInstances':
       case 'ec2:DescribeVolumes':
       case 'ec2:DescribeImages':
@@ -76,11 +77,6 @@ export class RequestAuthorizations {
         return this.runInstances(input);
       case 'ec2:CreateVolume':
         return this.createVolume(input);
-      case 'ec2:AttachVolume':
-        return [
-          this.existing('ec2:AttachVolume', input.InstanceId, tagsOf(input.InstanceId), 'the helper'),
-          this.existing('ec2:AttachVolume', input.VolumeId, tagsOf(input.VolumeId), 'the volume'),
-        ];
       case 'ec2:TerminateInstances':
         return (input.InstanceIds as string[]).map((id) => this.existing('ec2:TerminateInstances', id, tagsOf(id)));
       case 'ec2:DeleteVolume':
@@ -119,7 +115,10 @@ export class RequestAuthorizations {
         }];
       case 's3:GetObject':
         // A GetObject of a given version is authorized as s3:GetObjectVersion (S3 user guide, "Actions").
-        return [{ action: input.VersionId ? 's3:GetObjectVersion' : 's3:GetObject', resource: this.objectArn(input.Bucket, input.Key), context: OVER_TLS, description: '' }];
+        return [
+          { action: input.VersionId ? 's3:GetObjectVersion' : 's3:GetObject', resource: this.objectArn(input.Bucket, input.Key), context: OVER_TLS, description: '' },
+          ...this.notFoundAnswer(request),
+        ];
       case 's3:PutObject':
       case 's3:DeleteObject':
       case 's3:AbortMultipartUpload':
@@ -152,7 +151,7 @@ export class RequestAuthorizations {
    * channel or through ec2messages) and the helper script's `aws s3 cp` of the staged objects
    * (HeadObject and GetObject, both authorized as s3:GetObject).
    */
-  private helperChecks(request: AnyRecordedRequest, input: Input): IamCheck[] {
+  private helperChecks(request: RecordedRequest, input: Input): IamCheck[] {
     const instanceArn = this.arnOf(request.instanceId ?? input.InstanceId);
     const source = { 'ec2:SourceInstanceARN': instanceArn, 'ssm:SourceInstanceARN': instanceArn };
     const action = `${request.service}:${request.action}`;
@@ -175,7 +174,7 @@ export class RequestAuthorizations {
         return [{ action, resource: '*', context: {}, description: '' }];
       case 's3:HeadObject':
       case 's3:GetObject':
-        return [{ action: 's3:GetObject', resource: this.objectArn(input.Bucket, input.Key), context: OVER_TLS, description: '' }];
+        return [{ action: 's3:GetObject', resource: this.objectArn(input.Bucket, input.Key), context: OVER_TLS, description: '' }, ...this.notFoundAnswer(request)];
       default:
         throw new Error(`No IAM mapping for the helper instance's ${action}: add it to test/iam/request-authorizations.ts`);
     }
@@ -195,8 +194,17 @@ export class RequestAuthorizations {
         'ec2:InstanceMarketType': 'on-demand',
         ...(profileArn === undefined ? {} : { 'ec2:InstanceProfile': profileArn }),
       }),
-      // The root volume from the image's block device mapping, and the network interface.
-      this.created('ec2:RunInstances', 'volume', tagsFor('volume', specifications), {}),
+      ...this.launchVolumes(input).flatMap((volume) => [
+        {
+          ...this.created('ec2:RunInstances', 'volume', tagsFor('volume', specifications), {
+            'ec2:VolumeType': volume.volumeType,
+            'ec2:VolumeSize': String(volume.sizeGiB),
+            'ec2:Encrypted': String(volume.encrypted),
+          }),
+          description: `the new volume ${volume.deviceName}`,
+        },
+        ...(volume.kmsKeyId === undefined ? [] : this.ebsEncryptionKey(volume.kmsKeyId, `the key of volume ${volume.deviceName}`)),
+      ]),
       this.created('ec2:RunInstances', 'network-interface', tagsFor('network-interface', specifications), { 'ec2:Subnet': subnetArn }),
       {
         action: 'ec2:RunInstances',
@@ -223,6 +231,67 @@ export class RequestAuthorizations {
     return checks;
   }
 
+  /**
+   * The volumes a launch creates: the image's root volume, unless a block device mapping of its
+   * device replaces it (a mapping may change its size and type), and one per other mapping with EBS
+   * settings (EC2 user guide, "Block device mappings"; a mapping without a VolumeType is gp2).
+   */
+  private launchVolumes(input: Input): LaunchVolume[] {
+    const root = this.env.imageRootVolumes[input.ImageId];
+    if (root === undefined) {
+      throw new Error(`RunInstances launches image ${input.ImageId}, whose root volume the proof does not know: add it to imageRootVolumes`);
+    }
+    const mappings: Input[] = input.BlockDeviceMappings ?? [];
+    const rootMapping = mappings.find((mapping) => mapping.DeviceName === root.deviceName)?.Ebs ?? {};
+    const volumes: LaunchVolume[] = [{
+      deviceName: root.deviceName,
+      sizeGiB: rootMapping.VolumeSize ?? root.sizeGiB,
+      volumeType: rootMapping.VolumeType ?? root.volumeType,
+      encrypted: rootMapping.Encrypted === true,
+      kmsKeyId: rootMapping.Encrypted === true ? rootMapping.KmsKeyId : undefined,
+    }];
+    for (const mapping of mappings.filter((m) => m.DeviceName !== root.deviceName && m.Ebs !== undefined)) {
+      if (mapping.Ebs.VolumeSize === undefined) {
+        throw new Error(`RunInstances maps ${mapping.DeviceName} without a VolumeSize (it would be the size of a snapshot); the proof cannot judge that`);
+      }
+      volumes.push({
+        deviceName: mapping.DeviceName,
+        sizeGiB: mapping.Ebs.VolumeSize,
+        volumeType: mapping.Ebs.VolumeType ?? 'gp2',
+        encrypted: mapping.Ebs.Encrypted === true,
+        kmsKeyId: mapping.Ebs.Encrypted === true ? mapping.Ebs.KmsKeyId : undefined,
+      });
+    }
+    return volumes;
+  }
+
+  /**
+   * What EC2 asks of KMS, with the caller's permissions, to create a volume encrypted with a customer
+   * managed key (EBS user guide, "Requirements for Amazon EBS encryption"), through the region's EC2
+   * endpoint; the AWS managed key needs no identity permission (its key policy allows EC2's use for
+   * the account).
+   */
+  private ebsEncryptionKey(keyArn: string, description: string): IamCheck[] {
+    const viaEc2 = { 'kms:ViaService': `ec2.${this.env.region}.${this.env.urlSuffix}`, 'kms:CallerAccount': this.env.account };
+    return [
+      { action: 'kms:CreateGrant', resource: keyArn, context: { ...viaEc2, 'kms:GrantIsForAWSResource': 'true' }, description },
+      ...['kms:GenerateDataKeyWithoutPlaintext', 'kms:DescribeKey', 'kms:Decrypt'].map((action) => ({ action, resource: keyArn, context: viaEc2, description })),
+    ];
+  }
+
+  /**
+   * A read answered NoSuchKey (GetObject) or NotFound (HeadObject): S3 answers so only to a caller
+   * allowed s3:ListBucket on the bucket, and AccessDenied to any other (GetObject API reference,
+   * "Permissions"), so the answer the fake gave needed that permission too.
+   */
+  private notFoundAnswer(request: RecordedRequest): IamCheck[] {
+    if (request.error !== 'NoSuchKey' && request.error !== 'NotFound') {
+      return [];
+    }
+    const bucket = String(request.input.Bucket);
+    return [{ action: 's3:ListBucket', resource: `arn:${this.env.partition}:s3:::${bucket}`, context: OVER_TLS, description: `to learn that ${request.input.Key} does not exist` }];
+  }
+
   private createVolume(input: Input): IamCheck[] {
     const context: Context = {
       'ec2:VolumeType': input.VolumeType ?? 'gp2',
@@ -236,16 +305,7 @@ export class RequestAuthorizations {
       ...this.tagsOnCreate('CreateVolume', input.TagSpecifications),
     ];
     if (input.Encrypted && input.KmsKeyId) {
-      // EC2 uses a customer managed key on the caller's behalf (EBS user guide, "Requirements for
-      // Amazon EBS encryption"), through the region's EC2 endpoint; the AWS managed key needs no
-      // identity permission (its key policy allows EC2's use for the account).
-      const viaEc2 = { 'kms:ViaService': `ec2.${this.env.region}.${this.env.urlSuffix}`, 'kms:CallerAccount': this.env.account };
-      checks.push(
-        { action: 'kms:CreateGrant', resource: input.KmsKeyId, context: { ...viaEc2, 'kms:GrantIsForAWSResource': 'true' }, description: 'the volume\'s key' },
-        ...['kms:GenerateDataKeyWithoutPlaintext', 'kms:DescribeKey', 'kms:Decrypt'].map((action) => ({
-          action, resource: input.KmsKeyId, context: viaEc2, description: 'the volume\'s key',
-        })),
-      );
+      checks.push(...this.ebsEncryptionKey(input.KmsKeyId, 'the volume\'s key'));
     }
     return checks;
   }
@@ -341,6 +401,14 @@ export class RequestAuthorizations {
 
 /** The AWS SDK and the AWS CLI call S3 over HTTPS, which the staging bucket's policy requires. */
 const OVER_TLS = { 'aws:SecureTransport': 'true' };
+
+interface LaunchVolume {
+  readonly deviceName: string;
+  readonly sizeGiB: number;
+  readonly volumeType: string;
+  readonly encrypted: boolean;
+  readonly kmsKeyId?: string;
+}
 
 const ID_PREFIXES: { [prefix: string]: string } = {
   'i': 'instance',

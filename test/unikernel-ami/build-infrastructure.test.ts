@@ -24,7 +24,7 @@ const EC2_RESOURCE_TAGS_OURS = { [`ec2:ResourceTag/${MANAGED}`]: 'true', [`ec2:R
 
 /** The actions that take no resource-level permission, so they may (and must) use Resource '*'. */
 const UNSCOPED_ACTIONS = [
-  'ec2:DescribeImages', 'ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'ec2:DescribeSubnets', 'ec2:DescribeVolumes',
+  'ec2:DescribeImages', 'ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'ec2:DescribeVolumes',
   'ssm:DescribeInstanceInformation', 'ssm:GetCommandInvocation', 'ssm:ListCommandInvocations',
 ];
 
@@ -88,7 +88,9 @@ function expectCommonHandlerRules(statements: TemplateStatement[]) {
   expect(retag[0].Condition).toEqual({ StringEquals: EC2_RESOURCE_TAGS_OURS, StringEqualsIfExists: REQUEST_TAGS_OURS });
   expect(statementFor(statements, 'ec2:DeleteTags', '::image/*').Condition).toEqual({
     'StringEquals': EC2_RESOURCE_TAGS_OURS,
-    'ForAllValues:StringNotEquals': { 'aws:TagKeys': [MANAGED, STACK, 'mirage-unikernel-ami:build-id', 'Name'] },
+    'ForAllValues:StringNotEquals': {
+      'aws:TagKeys': [MANAGED, STACK, 'mirage-unikernel-ami:build-id', 'Name', 'mirage-unikernel-ami:resource', 'mirage-unikernel-ami:properties', 'mirage-unikernel-ami:retained'],
+    },
     'Null': { 'aws:TagKeys': 'false' },
   });
   // Cleanup of any earlier build (also of a stack that switched from helper to direct builds) can look for helpers and volumes.
@@ -278,9 +280,12 @@ describe('helper-instance builds (the default)', () => {
         'ec2:InstanceProfile': { 'Fn::GetAtt': [expect.stringMatching(/^MirageUnikernelAmiBuildInfrastructureHelperInstanceProfile/), 'Arn'] },
       },
     });
-    const created = statementFor(statements, 'ec2:RunInstances', ':volume/*');
-    expect(resourceText(created)).toContain(':network-interface/*');
-    expect(created.Condition).toEqual({ StringEquals: REQUEST_TAGS_OURS });
+    // Its volumes: the data volume of the unikernel's size and AL2023's 8 GiB root, both gp3, as the handler maps them.
+    expect(statementFor(statements, 'ec2:RunInstances', ':volume/*').Condition).toEqual({
+      StringEquals: { ...REQUEST_TAGS_OURS, 'ec2:VolumeType': 'gp3' },
+      NumericEquals: { 'ec2:VolumeSize': ['8', '1'] },
+    });
+    expect(statementFor(statements, 'ec2:RunInstances', ':network-interface/*').Condition).toEqual({ StringEquals: REQUEST_TAGS_OURS });
     const used = statementFor(statements, 'ec2:RunInstances', '::image/');
     expect(used.Condition).toBeUndefined();
     // Only the helper's own Amazon Linux image, from the public SSM parameter, may be launched.
@@ -288,7 +293,7 @@ describe('helper-instance builds (the default)', () => {
     expect(resourceText(used)).not.toContain('::image/*');
     expect(resourceText(used)).toMatch(/:subnet\/",\{"Ref":"MirageUnikernelAmiBuildInfrastructureVpcPublicSubnet1/);
     expect(resourceText(used)).toMatch(/:security-group\/",\{"Fn::GetAtt":\["MirageUnikernelAmiBuildInfrastructureHelperSecurityGroup/);
-    expect(statementsAllowing(statements, 'ec2:RunInstances')).toHaveLength(3);
+    expect(statementsAllowing(statements, 'ec2:RunInstances')).toHaveLength(4);
     // No key pair resource is allowed, so a launch with a key pair (SSH) would be denied.
     expect(JSON.stringify(statements)).not.toContain('key-pair');
   });
@@ -303,18 +308,19 @@ describe('helper-instance builds (the default)', () => {
     }]);
   });
 
-  test('handler: creates gp3 volumes of the unikernel\'s size and snapshots, both tagged as this stack\'s, and changes only those', () => {
-    expect(statementFor(statements, 'ec2:CreateVolume', ':volume/*').Condition).toEqual({
-      StringEquals: { ...REQUEST_TAGS_OURS, 'ec2:VolumeType': 'gp3' },
-      NumericEquals: { 'ec2:VolumeSize': ['1'] },
-    });
+  test('handler: volumes only through the helper\'s launch; snapshots tagged as this stack\'s; changes only those', () => {
+    // The data volume comes with the launch: no volume is created, attached or detached on its own.
+    for (const action of ['ec2:CreateVolume', 'ec2:AttachVolume', 'ec2:DetachVolume', 'ec2:DescribeSubnets']) {
+      expect(statementsAllowing(statements, action)).toEqual([]);
+    }
     expect(statementFor(statements, 'ec2:CreateSnapshot', '::snapshot/*').Condition).toEqual({ StringEquals: REQUEST_TAGS_OURS });
     const owned = statementFor(statements, 'ec2:TerminateInstances', ':instance/*');
-    expect(actionsOf(owned).sort()).toEqual(['ec2:AttachVolume', 'ec2:CreateSnapshot', 'ec2:DeleteVolume', 'ec2:TerminateInstances']);
+    // DeleteVolume for the detached volumes of builds made by earlier versions of the handler.
+    expect(actionsOf(owned).sort()).toEqual(['ec2:CreateSnapshot', 'ec2:DeleteVolume', 'ec2:TerminateInstances']);
     expect(resourceText(owned)).toContain(':volume/*');
     expect(owned.Condition).toEqual({ StringEquals: EC2_RESOURCE_TAGS_OURS });
     expect(statementFor(statements, 'ec2:CreateTags', ':instance/*').Condition).toEqual({
-      StringEquals: { ...REQUEST_TAGS_OURS, 'ec2:CreateAction': ['RunInstances', 'CreateVolume', 'CreateSnapshot'] },
+      StringEquals: { ...REQUEST_TAGS_OURS, 'ec2:CreateAction': ['RunInstances', 'CreateSnapshot'] },
     });
   });
 
@@ -326,12 +332,17 @@ describe('helper-instance builds (the default)', () => {
     });
   });
 
-  test('handler: stages images under builds/ of the staging bucket only (aborting a failed multipart upload), and never reads them', () => {
+  test('handler: stages images under builds/ of the staging bucket only (aborting a failed multipart upload); reads back only progress objects', () => {
+    const bucketArn = { 'Fn::GetAtt': [expect.stringMatching(/StagingBucket/), 'Arn'] };
     const staging = statementsAllowing(statements, 's3:PutObject');
     expect(staging).toHaveLength(1);
     expect(actionsOf(staging[0]).sort()).toEqual(['s3:AbortMultipartUpload', 's3:DeleteObject', 's3:PutObject']);
-    expect(staging[0].Resource).toEqual({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [expect.stringMatching(/StagingBucket/), 'Arn'] }, '/builds/*']] });
-    expect(JSON.stringify(statementsAllowing(statements, 's3:GetObject'))).not.toContain('StagingBucket');
+    expect(staging[0].Resource).toEqual({ 'Fn::Join': ['', [bucketArn, '/builds/*']] });
+    const reads = statementsAllowing(statements, 's3:GetObject').filter((statement) => resourceText(statement).includes('StagingBucket'));
+    expect(reads).toHaveLength(1);
+    expect(reads[0].Resource).toEqual({ 'Fn::Join': ['', [bucketArn, '/builds/*/progress.json']] });
+    // So that reading a progress object not written yet answers NoSuchKey, not AccessDenied.
+    expect(statementsAllowing(statements, 's3:ListBucket')).toEqual([{ Action: 's3:ListBucket', Effect: 'Allow', Resource: bucketArn }]);
   });
 
   test('handler: no EBS direct permissions', () => {
@@ -400,10 +411,13 @@ describe('a stack with both strategies', () => {
     addUnikernel(stack, 'Direct2', { buildStrategy: BuildStrategy.ebsDirect() });
     const statements = handlerStatements(Template.fromStack(stack));
     expect(statementsAllowing(statements, 'ebs:StartSnapshot')).toHaveLength(1);
-    expect(statementsAllowing(statements, 'ec2:RunInstances')).toHaveLength(3);
+    expect(statementsAllowing(statements, 'ec2:RunInstances')).toHaveLength(4);
     expect(statementsAllowing(statements, 'ec2:RegisterImage')).toHaveLength(2);
-    expect(statementsAllowing(statements, 's3:GetObject')).toHaveLength(1);
-    expect(statementFor(statements, 'ec2:CreateVolume', ':volume/*').Condition!.NumericEquals).toEqual({ 'ec2:VolumeSize': ['3', '1'] });
+    // The kernels, and the helper builds' progress objects.
+    expect(statementsAllowing(statements, 's3:GetObject')).toHaveLength(2);
+    // A helper launch creates volumes of the helper unikernels' size (and AL2023's root); StartSnapshot snapshots of the direct ones' sizes.
+    expect(statementFor(statements, 'ec2:RunInstances', ':volume/*').Condition!.NumericEquals).toEqual({ 'ec2:VolumeSize': ['8', '1'] });
+    expect(statementFor(statements, 'ebs:StartSnapshot', '::snapshot/*').Condition!.NumericEquals).toEqual({ 'ebs:VolumeSize': ['3', '1'] });
     expect(statementFor(statements, 'ec2:RunInstances', ':instance/*').Condition!.StringEquals['ec2:InstanceType']).toEqual(['t3.micro', 't1.micro']);
   });
 });

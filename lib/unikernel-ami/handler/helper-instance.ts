@@ -27,6 +27,7 @@ import {
   SendCommandCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
+import { HELPER_VOLUMES } from '../types';
 import { clock } from './clock';
 import { BuildFailure, outputTail } from './failure';
 import { helperScript, helperUserData, runShellScriptCommands, SCRIPT_MESSAGE_PREFIX } from './helper-script';
@@ -37,10 +38,6 @@ import { BuildSpec, Tag } from './properties';
 import { afterCreateRetry, isRetryableError, RetryOptions, withRetry } from './retry';
 import { stagingKeys } from './staging';
 
-/** The data volume's device name; on Nitro instances it shows up as an NVMe device whose serial is the volume id. */
-export const HELPER_DEVICE_NAME = '/dev/sdf';
-/** The helper volume is transient and written once; gp3 is the cheapest general-purpose type. */
-export const HELPER_VOLUME_TYPE = 'gp3';
 /** EC2 starts an instance in a minute or two; much longer means it will not. */
 const BOOT_TIMEOUT_MS = 10 * 60_000;
 /** Amazon Linux's SSM agent registers within a few minutes of boot; much longer means it cannot reach SSM. */
@@ -109,14 +106,20 @@ export async function launchHelper(ctx: HelperContext): Promise<string> {
         UserData: Buffer.from(helperUserData(ctx.buildId, HELPER_SELF_DESTRUCT_MINUTES)).toString('base64'),
         BlockDeviceMappings: [
           {
-            DeviceName: HELPER_DEVICE_NAME,
+            DeviceName: HELPER_VOLUMES.dataDeviceName,
             Ebs: {
               VolumeSize: ctx.spec.volumeSizeGiB,
-              VolumeType: HELPER_VOLUME_TYPE,
+              VolumeType: HELPER_VOLUMES.volumeType,
               DeleteOnTermination: true,
               Encrypted: ctx.spec.encrypted || undefined,
               KmsKeyId: ctx.spec.encrypted ? ctx.spec.kmsKeyArn : undefined,
             },
+          },
+          // The root volume as AL2023's AMI maps it, named here so that the role's bound on the
+          // volumes a launch creates is the handler's, not the AMI's (types.ts).
+          {
+            DeviceName: HELPER_VOLUMES.rootDeviceName,
+            Ebs: { VolumeSize: HELPER_VOLUMES.rootSizeGiB, VolumeType: HELPER_VOLUMES.volumeType, DeleteOnTermination: true },
           },
         ],
         TagSpecifications: [
@@ -208,7 +211,7 @@ async function describeHelper(ctx: HelperContext, instanceId: string, startedAt:
 
 /** The data volume of the helper's block device mapping, once EC2 lists it. */
 function dataVolumeOf(instance: Instance): string | undefined {
-  return instance.BlockDeviceMappings?.find((mapping) => mapping.DeviceName === HELPER_DEVICE_NAME)?.Ebs?.VolumeId;
+  return instance.BlockDeviceMappings?.find((mapping) => mapping.DeviceName === HELPER_VOLUMES.dataDeviceName)?.Ebs?.VolumeId;
 }
 
 async function startScript(ctx: HelperContext, instance: Instance, launchedAt: number, progress: HelperProgress): Promise<HelperRound> {

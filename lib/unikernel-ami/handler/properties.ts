@@ -8,13 +8,13 @@ import { KernelArchitecture } from '../../pv-grub';
 import {
   AmiRemovalKind,
   BUILD_ID_TAG,
+  BUILD_OWNED_TAG_KEYS,
   BuildStrategyKind,
   HelperInstanceBuildProperties,
   MANAGED_TAG,
   NAME_TAG,
   PROPERTIES_TAG,
   RESOURCE_TAG,
-  RETAINED_TAG,
   STACK_TAG,
   UnikernelAmiProperties,
 } from '../types';
@@ -117,7 +117,7 @@ export function propertiesHash(props: UnikernelAmiProperties): string {
   return createHash('sha256').update(JSON.stringify(values)).digest('hex').slice(0, 32);
 }
 
-const RESERVED_TAG_KEYS = new Set([BUILD_ID_TAG, STACK_TAG, MANAGED_TAG, NAME_TAG, RESOURCE_TAG, PROPERTIES_TAG, RETAINED_TAG]);
+const RESERVED_TAG_KEYS: ReadonlySet<string> = new Set(BUILD_OWNED_TAG_KEYS);
 
 /** Whether a tag key is one the build sets itself (not a user tag). */
 export function isReservedTagKey(key: string): boolean {

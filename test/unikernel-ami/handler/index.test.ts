@@ -142,7 +142,11 @@ describe('Create, helper-instance strategy: onEvent', () => {
       InstanceInitiatedShutdownBehavior: 'terminate',
       MinCount: 1,
       MaxCount: 1,
-      BlockDeviceMappings: [{ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 1, VolumeType: 'gp3', DeleteOnTermination: true } }],
+      BlockDeviceMappings: [
+        { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 1, VolumeType: 'gp3', DeleteOnTermination: true } },
+        // AL2023's root, named so that the handler role can bound every volume of the launch
+        { DeviceName: '/dev/xvda', Ebs: { VolumeSize: 8, VolumeType: 'gp3', DeleteOnTermination: true } },
+      ],
     });
     expect(run.KeyName).toBeUndefined();
     expect(run.BlockDeviceMappings[0].Ebs.Encrypted).toBeUndefined();
@@ -168,9 +172,10 @@ describe('Create, helper-instance strategy: onEvent', () => {
   test('an encrypted build encrypts the data volume with the given key', async () => {
     const kmsKeyArn = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
     await aws.drive(onEvent(createEvent(helperInstanceProperties({ VolumeSizeGiB: '2', Encrypted: 'true', KmsKeyArn: kmsKeyArn }))));
-    expect((handlerRequests('RunInstances')[0].input as Record<string, any>).BlockDeviceMappings[0].Ebs).toEqual({
-      VolumeSize: 2, VolumeType: 'gp3', DeleteOnTermination: true, Encrypted: true, KmsKeyId: kmsKeyArn,
-    });
+    const mappings = (handlerRequests('RunInstances')[0].input as Record<string, any>).BlockDeviceMappings;
+    expect(mappings[0].Ebs).toEqual({ VolumeSize: 2, VolumeType: 'gp3', DeleteOnTermination: true, Encrypted: true, KmsKeyId: kmsKeyArn });
+    // The root volume holds only AL2023 and is deleted with the helper: it stays as the AMI has it.
+    expect(mappings[1]).toEqual({ DeviceName: '/dev/xvda', Ebs: { VolumeSize: 8, VolumeType: 'gp3', DeleteOnTermination: true } });
   });
 
   test('a retried request gets the same build id and, by the client token, the same instance; a new request a new one', async () => {
