@@ -10,16 +10,20 @@ import * as cr from 'aws-cdk-lib/custom-resources';
 import { Construct } from 'constructs';
 import { handlerAssetDirectory } from './handler-asset';
 import { acknowledgeNagRule, wildcardResourceFinding } from './nag-acknowledgements';
-import { BUILD_OWNED_TAG_KEYS, BuildStrategyKind, HELPER_VOLUMES, MANAGED_TAG, OPERATION_TIMING, STACK_TAG } from './types';
+import {
+  BUILD_OWNED_TAG_KEYS,
+  BuildStrategyKind,
+  HELPER_SSM_DOCUMENT,
+  HELPER_VOLUMES,
+  MANAGED_TAG,
+  OPERATION_TIMING,
+  PROGRESS_OBJECT_NAME,
+  STACK_TAG,
+  STAGING_PREFIX,
+} from './types';
 
 /** Construct id of the per-stack singleton; a contract with deployed stacks. */
 const INFRASTRUCTURE_ID = 'MirageUnikernelAmiBuildInfrastructure';
-
-/** Prefix of everything the handler stages for a helper (`builds/<build id>/...`). */
-export const STAGING_PREFIX = 'builds/';
-
-/** The only SSM document the handler may run on its helpers. */
-export const HELPER_SSM_DOCUMENT = 'AWS-RunShellScript';
 
 /** The time budget of one custom-resource operation (OPERATION_TIMING in types.ts) as the CDK takes it. */
 export const ON_EVENT_TIMEOUT = Duration.seconds(OPERATION_TIMING.onEventSeconds);
@@ -367,7 +371,7 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     // NoSuchKey, which S3 gives only to a caller allowed s3:ListBucket, else AccessDenied (GetObject
     // API reference, "Permissions"); what context S3 checks that with is undocumented, so no prefix
     // condition. The bucket holds nothing but this stack's builds/.
-    const progressObjects = stagingBucket.arnForObjects(`${STAGING_PREFIX}*/progress.json`);
+    const progressObjects = stagingBucket.arnForObjects(`${STAGING_PREFIX}*/${PROGRESS_OBJECT_NAME}`);
     allow(['s3:GetObject'], [progressObjects]);
     allow(['s3:ListBucket'], [stagingBucket.bucketArn]);
     allow(['iam:PassRole'], [role.roleArn], { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } });

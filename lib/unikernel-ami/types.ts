@@ -111,6 +111,16 @@ export const RETAINED_TAG = 'mirage-unikernel-ami:retained';
 export const BUILD_OWNED_TAG_KEYS: readonly string[] = [MANAGED_TAG, STACK_TAG, BUILD_ID_TAG, NAME_TAG, RESOURCE_TAG, PROPERTIES_TAG, RETAINED_TAG];
 
 /**
+ * Prefix of everything the handler keeps in the staging bucket for a helper build
+ * (`builds/<build id>/...`): the construct's policies and lifecycle rule name it, the handler writes under it.
+ */
+export const STAGING_PREFIX = 'builds/';
+/** The name of a build's progress object under its prefix (handler/progress.ts), which the handler role may read back. */
+export const PROGRESS_OBJECT_NAME = 'progress.json';
+/** The only SSM document the handler runs on its helpers, and the only one its role may run. */
+export const HELPER_SSM_DOCUMENT = 'AWS-RunShellScript';
+
+/**
  * The volumes RunInstances creates for a helper, named in its block device mappings so that the
  * handler role can bound every volume a launch creates by type and size (ec2:VolumeType,
  * ec2:VolumeSize) without depending on what the AMI's own mapping says.

@@ -27,7 +27,7 @@ import {
   SendCommandCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
-import { HELPER_VOLUMES } from '../types';
+import { HELPER_SSM_DOCUMENT, HELPER_VOLUMES } from '../types';
 import { clock } from './clock';
 import { BuildFailure, outputTail } from './failure';
 import { helperScript, helperUserData, runShellScriptCommands, SCRIPT_MESSAGE_PREFIX } from './helper-script';
@@ -265,7 +265,7 @@ async function sendScript(ctx: HelperContext, instanceId: string, volumeId: stri
   const sent = await withRetry('ssm:SendCommand', () =>
     ctx.ssm.send(
       new SendCommandCommand({
-        DocumentName: 'AWS-RunShellScript',
+        DocumentName: HELPER_SSM_DOCUMENT,
         InstanceIds: [instanceId],
         Comment: ctx.buildId,
         Parameters: { commands: runShellScriptCommands(script), executionTimeout: [String(SCRIPT_TIMEOUT_SECONDS)] },

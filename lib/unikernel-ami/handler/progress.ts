@@ -8,8 +8,9 @@
  * them by id.
  */
 import { DeleteObjectCommand, GetObjectCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PROGRESS_OBJECT_NAME } from '../types';
 import { withRetry } from './retry';
-import { stagingKeys } from './staging';
+import { buildPrefix } from './staging';
 
 export interface HelperProgress {
   /** When the build's onEvent began: nothing of the build is older. */
@@ -29,7 +30,7 @@ export interface HelperProgress {
  * bucket's lifecycle rule expires it should everything else fail. It holds only resource ids.
  */
 export function progressKey(buildId: string): string {
-  return `${stagingKeys(buildId).blocks.replace(/[^/]*$/, '')}progress.json`;
+  return `${buildPrefix(buildId)}${PROGRESS_OBJECT_NAME}`;
 }
 
 export async function readProgress(s3: S3Client, bucket: string, buildId: string): Promise<HelperProgress> {

@@ -19,6 +19,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { DiskBlock } from '../../disk-image';
 import { EBS_SNAPSHOT_BLOCK_BYTES } from '../../pv-grub';
+import { STAGING_PREFIX } from '../types';
 import { MANIFEST_MAGIC } from './helper-script';
 import { StepLog } from './log';
 import { BuildSpec } from './properties';
@@ -46,8 +47,13 @@ export interface StagedImage {
   readonly blockCount: number;
 }
 
+/** Where everything of one build goes in the staging bucket. */
+export function buildPrefix(buildId: string): string {
+  return `${STAGING_PREFIX}${buildId}/`;
+}
+
 export function stagingKeys(buildId: string) {
-  const prefix = `builds/${buildId}/`;
+  const prefix = buildPrefix(buildId);
   return { blocks: `${prefix}blocks.gz`, manifest: `${prefix}manifest.txt` };
 }
 
