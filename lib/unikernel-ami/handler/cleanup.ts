@@ -7,7 +7,7 @@
  * reports what is still there; cleanup repeats passes, with short waits, until nothing is left or
  * the invocation's time is up. AccessDenied never counts as "nothing left".
  */
-import { CreateTagsCommand, DescribeInstancesCommand, DescribeVolumesCommand, DeleteVolumeCommand, EC2Client, Instance } from '@aws-sdk/client-ec2';
+import { CreateTagsCommand, DescribeInstancesCommand, DescribeVolumesCommand, DeleteVolumeCommand, EC2Client, Filter, Instance } from '@aws-sdk/client-ec2';
 import { AmiRemovalKind, BuildStrategyKind, RETAINED_TAG, UnikernelAmiProperties } from '../types';
 import { AwsClients } from './clients';
 import { clock, invocationTimeLeft } from './clock';
@@ -21,6 +21,7 @@ import {
   findBuildSnapshots,
   findImages,
   findSnapshots,
+  PAGE_SIZE,
   removeById,
   rootSnapshotOf,
   timeOf,
@@ -64,6 +65,18 @@ export interface KnownIds {
 }
 
 const LIVE_INSTANCE_STATES = ['pending', 'running', 'stopping', 'stopped', 'shutting-down'];
+
+/** The instances that match `filters` and are not terminated yet, every page. */
+function findLiveInstances(ec2: EC2Client, filters: Filter[]): Promise<Instance[]> {
+  return describeAll('ec2:DescribeInstances', async (NextToken) => {
+    const response = await ec2.send(new DescribeInstancesCommand({
+      Filters: [...filters, { Name: 'instance-state-name', Values: LIVE_INSTANCE_STATES }],
+      MaxResults: PAGE_SIZE,
+      NextToken,
+    }));
+    return { items: (response.Reservations ?? []).flatMap((r) => r.Instances ?? []), next: response.NextToken };
+  });
+}
 
 function isHelperBuild(props: UnikernelAmiProperties): boolean {
   return props.Strategy !== BuildStrategyKind.EBS_DIRECT;
@@ -194,14 +207,7 @@ async function markRetained(ec2: EC2Client, resources: string[], log: StepLog): 
  */
 async function removeHelperResources(ec2: EC2Client, buildId: string, known: KnownIds, removed: Set<string>, log: StepLog): Promise<Leftover[]> {
   const left: Leftover[] = [];
-  const instances = await describeAll('ec2:DescribeInstances', async (NextToken) => {
-    const response = await ec2.send(new DescribeInstancesCommand({
-      Filters: [buildFilter(buildId), { Name: 'instance-state-name', Values: LIVE_INSTANCE_STATES }],
-      MaxResults: 100,
-      NextToken,
-    }));
-    return { items: (response.Reservations ?? []).flatMap((r) => r.Instances ?? []), next: response.NextToken };
-  });
+  const instances = await findLiveInstances(ec2, [buildFilter(buildId)]);
   const terminating = new Set<string>();
   const toTerminate = new Map<string, number | undefined>();
   for (const instance of instances) {
@@ -226,7 +232,7 @@ async function removeHelperResources(ec2: EC2Client, buildId: string, known: Kno
     }
   }
   const volumes = await describeAll('ec2:DescribeVolumes', async (NextToken) => {
-    const response = await ec2.send(new DescribeVolumesCommand({ Filters: [buildFilter(buildId)], MaxResults: 100, NextToken }));
+    const response = await ec2.send(new DescribeVolumesCommand({ Filters: [buildFilter(buildId)], MaxResults: PAGE_SIZE, NextToken }));
     return { items: response.Volumes, next: response.NextToken };
   });
   for (const volume of volumes) {
@@ -310,15 +316,7 @@ export async function findFailedBuilds(ec2: EC2Client, stackId: string, logicalI
     }
   }
   if (withInstances) {
-    const instances: Instance[] = await describeAll('ec2:DescribeInstances', async (NextToken) => {
-      const response = await ec2.send(new DescribeInstancesCommand({
-        Filters: [...filters, { Name: 'instance-state-name', Values: LIVE_INSTANCE_STATES }],
-        MaxResults: 100,
-        NextToken,
-      }));
-      return { items: (response.Reservations ?? []).flatMap((r) => r.Instances ?? []), next: response.NextToken };
-    });
-    for (const instance of instances) {
+    for (const instance of await findLiveInstances(ec2, filters)) {
       const buildId = buildIdOfTags(instance.Tags);
       if (buildId) {
         all.add(buildId);

@@ -20,6 +20,7 @@ import {
 import { DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { DiskBlock } from '../../disk-image';
 import { EBS_SNAPSHOT_BLOCK_BYTES } from '../../pv-grub';
+import { isNotFound } from './image';
 import { StepLog } from './log';
 import { isRetryableError, RetryOptions, withRetry } from './retry';
 
@@ -211,7 +212,7 @@ async function snapshotState(ec2: EC2Client, snapshotId: string, retry?: RetryOp
     const response = await withRetry('ec2:DescribeSnapshots', () => ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })), retry);
     return response.Snapshots?.[0]?.State;
   } catch (err) {
-    if ((err as { name?: string }).name === 'InvalidSnapshot.NotFound') {
+    if (isNotFound(err)) {
       return undefined;
     }
     throw err;

@@ -31,7 +31,7 @@ import { HELPER_SSM_DOCUMENT, HELPER_VOLUMES } from '../types';
 import { clock } from './clock';
 import { BuildFailure, outputTail } from './failure';
 import { helperScript, helperUserData, runShellScriptCommands, SCRIPT_MESSAGE_PREFIX } from './helper-script';
-import { deleteSnapshot, describeOwnSnapshot, findBuildSnapshots, isNotFound, isYoung, NOT_FOUND_GRACE_MS, removeById, snapshotWait } from './image';
+import { deleteSnapshot, describeOwn, describeOwnSnapshot, findBuildSnapshots, isYoung, NOT_FOUND_GRACE_MS, removeById, snapshotWait, timeOf } from './image';
 import { StepLog } from './log';
 import { HelperProgress, readProgress, writeProgress } from './progress';
 import { BuildSpec, Tag } from './properties';
@@ -168,7 +168,7 @@ export async function advanceHelperBuild(ctx: HelperContext, knownInstanceId: st
     return { done: false, waitingFor: `EC2 to show the new helper instance ${instanceId}` };
   }
   const state = instance.State?.Name;
-  const launchedAt = instance.LaunchTime ? new Date(instance.LaunchTime).getTime() : startedAt;
+  const launchedAt = timeOf(instance.LaunchTime) ?? startedAt;
   if (state === 'pending') {
     if (clock().now() - launchedAt > BOOT_TIMEOUT_MS) {
       throw new BuildFailure(`The helper instance ${instanceId} has been pending for ${minutes(clock().now() - launchedAt)} minutes; EC2 did not start it. Redeploy to try again.`);
@@ -189,24 +189,18 @@ export async function advanceHelperBuild(ctx: HelperContext, knownInstanceId: st
 
 /** The helper by id; undefined while EC2 does not know the new instance yet. */
 async function describeHelper(ctx: HelperContext, instanceId: string, startedAt: number): Promise<Instance | undefined> {
-  try {
-    const response = await withRetry('ec2:DescribeInstances', () => ctx.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] })));
-    const instance = response.Reservations?.[0]?.Instances?.[0];
-    if (instance) {
-      return instance;
-    }
-  } catch (err) {
-    if (!isNotFound(err)) {
-      throw err;
-    }
-  }
-  if (isYoung(startedAt)) {
+  const instance = await describeOwn(
+    'ec2:DescribeInstances',
+    async () => (await ctx.ec2.send(new DescribeInstancesCommand({ InstanceIds: [instanceId] }))).Reservations?.[0]?.Instances?.[0],
+    startedAt,
+    () => new BuildFailure(`The helper instance ${instanceId} is not found after ${minutes(NOT_FOUND_GRACE_MS)} minutes (terminated outside CloudFormation?). Redeploy to start a new build.`),
+  );
+  if (!instance) {
     // "If you successfully run RunInstances and then immediately run another command using the
     // instance ID ... you might get InvalidInstanceID.NotFound. This does not mean the instance does not exist."
     ctx.log.step('wait-helper-visible', { instanceId });
-    return undefined;
   }
-  throw new BuildFailure(`The helper instance ${instanceId} is not found after ${minutes(NOT_FOUND_GRACE_MS)} minutes (terminated outside CloudFormation?). Redeploy to start a new build.`);
+  return instance;
 }
 
 /** The data volume of the helper's block device mapping, once EC2 lists it. */
@@ -329,7 +323,7 @@ async function snapshotVolume(ctx: HelperContext, instance: Instance, progress: 
   if (!volumeId) {
     return { done: false, waitingFor: `EC2 to list the data volume of ${instance.InstanceId}` };
   }
-  const launchedAt = instance.LaunchTime ? new Date(instance.LaunchTime).getTime() : undefined;
+  const launchedAt = timeOf(instance.LaunchTime);
   const snapshot = await withRetry('ec2:CreateSnapshot', () =>
     ctx.ec2.send(
       new CreateSnapshotCommand({

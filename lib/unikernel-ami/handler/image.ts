@@ -42,7 +42,7 @@ const ROOT_VOLUME_TYPE = 'gp2';
 export const NOT_FOUND_GRACE_MS = 5 * 60_000;
 
 /** Items per Describe page (the handler pages every tag-filtered Describe, as "Pagination in the Amazon EC2 API" recommends). */
-const PAGE_SIZE = 100;
+export const PAGE_SIZE = 100;
 
 /** EC2 error codes such as InvalidSnapshot.NotFound or InvalidAMIID.NotFound mean "not there (yet)". */
 export function isNotFound(err: unknown): boolean {
@@ -107,24 +107,43 @@ export function rootSnapshotOf(image: Image): string | undefined {
  * was just created); a BuildFailure once it has been unknown for longer (deleted outside the build).
  * @param createdAt when the build created it, as far as the handler knows
  */
-export async function describeOwnSnapshot(ec2: EC2Client, snapshotId: string, buildId: string, createdAt: number): Promise<Snapshot | undefined> {
+export function describeOwnSnapshot(ec2: EC2Client, snapshotId: string, buildId: string, createdAt: number): Promise<Snapshot | undefined> {
+  return describeOwn(
+    'ec2:DescribeSnapshots',
+    async () => (await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }))).Snapshots?.[0],
+    createdAt,
+    (unknownForMs) => new BuildFailure(
+      `Snapshot ${snapshotId} of build ${buildId} is not found: EC2 has not known it for ${Math.round(unknownForMs / 60_000)} minutes ` +
+      '(was it deleted outside CloudFormation?). Redeploy to start a new build.',
+    ),
+  );
+}
+
+/**
+ * A resource this build created, described by its id. Undefined while EC2 does not know it (a
+ * NotFound, or an empty answer) and it is younger than NOT_FOUND_GRACE_MS; once it has been unknown
+ * for longer, the error `gone` makes of how long.
+ */
+export async function describeOwn<T>(
+  label: string,
+  describe: () => Promise<T | undefined>,
+  createdAt: number,
+  gone: (unknownForMs: number) => Error,
+): Promise<T | undefined> {
   try {
-    const response = await withRetry('ec2:DescribeSnapshots', () => ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })));
-    if (response.Snapshots?.[0]) {
-      return response.Snapshots[0];
+    const found = await withRetry(label, describe);
+    if (found) {
+      return found;
     }
   } catch (err) {
     if (!isNotFound(err)) {
       throw err;
     }
   }
-  if (clock().now() - createdAt < NOT_FOUND_GRACE_MS) {
+  if (isYoung(createdAt)) {
     return undefined;
   }
-  throw new BuildFailure(
-    `Snapshot ${snapshotId} of build ${buildId} is not found: EC2 has not known it for ${Math.round((clock().now() - createdAt) / 60_000)} minutes ` +
-    '(was it deleted outside CloudFormation?). Redeploy to start a new build.',
-  );
+  throw gone(clock().now() - createdAt);
 }
 
 /**

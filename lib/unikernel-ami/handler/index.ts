@@ -54,6 +54,10 @@ const INVOCATION_MARGIN_MS = 20_000;
  * (OPERATION_TIMING in types.ts).
  */
 export const HANDLER_DEADLINE_MS = OPERATION_TIMING.handlerDeadlineSeconds * 1000;
+/** Whether the handler's own deadline has passed for a build (or removal) whose onEvent began at `startedAt`. */
+function pastDeadline(startedAt: number): boolean {
+  return clock().now() - startedAt >= HANDLER_DEADLINE_MS;
+}
 /** How long a failed onEvent may spend removing what it made (its Lambda has 10 minutes; never past its end). */
 const ON_EVENT_CLEANUP_MS = 8 * 60_000;
 /** How long a failed isComplete may spend removing what the build made (its Lambda has 5 minutes). */
@@ -198,7 +202,7 @@ async function continueBuild(event: IsCompleteRequest): Promise<IsCompleteRespon
     log.step('complete', { ...done });
     return { IsComplete: true, Data: done };
   } catch (err) {
-    if (isRetryableError(err) && clock().now() - startedAt < HANDLER_DEADLINE_MS) {
+    if (isRetryableError(err) && !pastDeadline(startedAt)) {
       log.step('transient-error', { error: (err as Error).message });
       return { IsComplete: false };
     }
@@ -211,7 +215,7 @@ async function continueBuild(event: IsCompleteRequest): Promise<IsCompleteRespon
 
 /** Not complete yet; past the handler's deadline, the build fails with what it was waiting for. */
 function notComplete(waitingFor: string, startedAt: number, log: StepLog): IsCompleteResponse {
-  if (clock().now() - startedAt >= HANDLER_DEADLINE_MS) {
+  if (pastDeadline(startedAt)) {
     throw new BuildFailure(`The build did not finish within ${HANDLER_DEADLINE_MS / 60_000} minutes; it was still waiting for ${waitingFor}.`);
   }
   log.step('wait', { waitingFor });
@@ -377,7 +381,7 @@ async function continueDelete(event: IsCompleteRequest): Promise<IsCompleteRespo
     // A denied call is no reason to wait: it will be denied again. Never "nothing left" either.
     throw new BuildFailure(`Could not remove build ${physicalId}: ${describeLeftovers(refused)}. Fix the handler's permissions, then delete again.`);
   }
-  if (clock().now() - startedAt >= HANDLER_DEADLINE_MS) {
+  if (pastDeadline(startedAt)) {
     throw new BuildFailure(`Could not remove everything of build ${physicalId} within ${HANDLER_DEADLINE_MS / 60_000} minutes; left: ${describeLeftovers(left)}. Delete the stack again, or remove them by hand.`);
   }
   return { IsComplete: false };
