@@ -181,6 +181,13 @@ export function figuresLine(title: string, figures: MatrixFigures): string {
 }
 
 /**
+ * Real time one lifecycle's scenarios may take (their AWS time is simulated). The rollback lifecycle
+ * runs hundreds of scenarios: about a minute alone, but close to two minutes when other jest workers
+ * share the machine's two cores: the 120 s that jest.config.js gives a test cut it off once.
+ */
+const MATRIX_TEST_TIMEOUT_MS = 15 * 60_000;
+
+/**
  * Jest tests for one strategy: one test per lifecycle runs all its scenarios; the figures are
  * printed once all have run.
  */
@@ -212,5 +219,5 @@ export function defineMatrix(strategy: Strategy, lifecycles: readonly Lifecycle[
       }
     }
     expect(wrong).toEqual([]);
-  });
+  }, MATRIX_TEST_TIMEOUT_MS);
 }
