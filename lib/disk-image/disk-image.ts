@@ -1,4 +1,5 @@
-import { closeSync, ftruncateSync, openSync, writeSync } from 'fs';
+import { closeSync, ftruncateSync, openSync } from 'fs';
+import { writeFully } from './file';
 import { DiskImageSettings, planDiskImage } from './layout';
 import { countNonZeroBytes, nonZeroBlocks } from './sparse';
 import { DiskBlock, DiskExtent, DiskImageError, DiskLayout } from './types';
@@ -78,10 +79,7 @@ export function writeSparseFile(image: DiskImage, path: string): void {
   try {
     ftruncateSync(fd, image.sizeBytes);
     for (const { offset, data } of image.extents) {
-      let written = 0;
-      while (written < data.length) {
-        written += writeSync(fd, data, written, data.length - written, offset + written);
-      }
+      writeFully(fd, data, offset);
     }
   } finally {
     closeSync(fd);

@@ -67,7 +67,8 @@ function copyKernel(kernel: number, kernelPath: string, out: number, plan: DiskI
   }
 }
 
-function writeFully(fd: number, data: Uint8Array, position: number): void {
+/** Writes all of `data` at `position` (a positioned write may write less than it was given). */
+export function writeFully(fd: number, data: Uint8Array, position: number): void {
   for (let written = 0; written < data.length;) {
     written += writeSync(fd, data, written, data.length - written, position + written);
   }

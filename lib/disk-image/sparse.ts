@@ -1,5 +1,6 @@
 import { EBS_SNAPSHOT_BLOCK_BYTES } from '../pv-grub';
-import { DiskBlock, DiskExtent, DiskImageError } from './types';
+import { DiskBlock, DiskExtent } from './types';
+import { validateBlockSize } from './validation';
 
 /**
  * The blocks of `blockSize` bytes that hold a non-zero byte, in ascending order, made one at a time.
@@ -11,12 +12,7 @@ export function nonZeroBlocks(
   sizeBytes: number,
   blockSize: number = EBS_SNAPSHOT_BLOCK_BYTES,
 ): Iterable<DiskBlock> {
-  if (!Number.isInteger(blockSize) || blockSize <= 0 || sizeBytes % blockSize !== 0) {
-    throw new DiskImageError(
-      `Invalid block size ${blockSize}: give a positive whole number of bytes that divides the disk size ${sizeBytes} ` +
-      `(the EBS direct API uses ${EBS_SNAPSHOT_BLOCK_BYTES}).`,
-    );
-  }
+  validateBlockSize(blockSize, sizeBytes);
   return generateNonZeroBlocks(extents, blockSize);
 }
 

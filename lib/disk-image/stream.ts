@@ -6,6 +6,7 @@
 import { EBS_SNAPSHOT_BLOCK_BYTES } from '../pv-grub';
 import { DiskImagePlan } from './layout';
 import { DiskBlock, DiskImageError } from './types';
+import { validateBlockSize } from './validation';
 
 /** A region of the disk: metadata with its bytes, or kernel bytes still to come from the stream. */
 type Piece =
@@ -24,12 +25,7 @@ export async function* streamDiskBlocks(
   kernel: AsyncIterable<Uint8Array>,
   blockSize: number = EBS_SNAPSHOT_BLOCK_BYTES,
 ): AsyncGenerator<DiskBlock> {
-  if (!Number.isInteger(blockSize) || blockSize <= 0 || plan.sizeBytes % blockSize !== 0) {
-    throw new DiskImageError(
-      `Invalid block size ${blockSize}: give a positive whole number of bytes that divides the disk size ${plan.sizeBytes} ` +
-      `(the EBS direct API uses ${EBS_SNAPSHOT_BLOCK_BYTES}).`,
-    );
-  }
+  validateBlockSize(blockSize, plan.sizeBytes);
   const pieces: Piece[] = [
     ...plan.metadata.map(({ offset, data }) => ({ start: offset, end: offset + data.length, data })),
     ...plan.kernelRuns.map(({ diskOffset, length }) => ({ start: diskOffset, end: diskOffset + length })),

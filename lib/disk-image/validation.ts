@@ -1,4 +1,4 @@
-import { XEN_GUEST_CMDLINE_BYTES } from '../pv-grub';
+import { EBS_SNAPSHOT_BLOCK_BYTES, XEN_GUEST_CMDLINE_BYTES } from '../pv-grub';
 import { DiskImageError, DiskLayout } from './types';
 
 /** The name becomes the file /boot/<name>.xen, the menu.lst title and part of the AMI name. */
@@ -65,6 +65,20 @@ export function validateLayout(layout: DiskLayout): void {
   if (!Object.values(DiskLayout).includes(layout)) {
     throw new DiskImageError(
       `Invalid disk layout ${JSON.stringify(layout)}: use one of ${Object.values(DiskLayout).map((l) => `'${l}'`).join(', ')}.`,
+    );
+  }
+}
+
+/**
+ * Refuses a block size the disk cannot be cut into: the writers of blocks (in memory and streamed)
+ * both need whole blocks that cover the disk exactly.
+ * @throws DiskImageError
+ */
+export function validateBlockSize(blockSize: number, diskBytes: number): void {
+  if (!Number.isInteger(blockSize) || blockSize <= 0 || diskBytes % blockSize !== 0) {
+    throw new DiskImageError(
+      `Invalid block size ${blockSize}: give a positive whole number of bytes that divides the disk size ${diskBytes} ` +
+      `(the EBS direct API uses ${EBS_SNAPSHOT_BLOCK_BYTES}).`,
     );
   }
 }
