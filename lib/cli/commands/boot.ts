@@ -6,7 +6,7 @@ import { readXlConfig, renderXlConfig, XlConfigOptions } from '../../xen/xl-conf
 import { CliIo, UsageError } from '../io';
 import { writeKernelDisk } from '../kernel-disk';
 import { parseOptions } from '../options';
-import { asUsageError, guestNameFromFile, parseWholeNumber } from './guest-options';
+import { asUsageError, guestNameFromFile, parseWholeNumber, requireDiskImage } from './guest-options';
 
 /** Options that describe the disk built from KERNEL, so they make no sense with --disk or --xl. */
 const DISK_OPTIONS = ['args', 'layout', 'size-gib'] as const;
@@ -44,7 +44,7 @@ export async function bootCommand(args: readonly string[], io: CliIo): Promise<n
       }
       guest = asUsageError(() => readXlConfig(readText(options.xl!)));
     } else if (options.disk !== undefined) {
-      if (!fs.existsSync(options.disk)) throw new UsageError(`cannot read disk image ${options.disk}: ENOENT`);
+      requireDiskImage(options.disk);
       guest = { name: options.name ?? guestNameFromFile(options.disk, 'disk'), disk: options.disk, memoryMiB };
     } else {
       const kernelPath = positional[0];

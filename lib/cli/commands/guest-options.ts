@@ -1,4 +1,5 @@
 /** Options `xl` and `boot` share about the guest. */
+import * as fs from 'fs';
 import * as path from 'path';
 import { validateDomainName, XlConfigError } from '../../xen/xl-config';
 import { UsageError } from '../io';
@@ -36,5 +37,12 @@ export function asUsageError<T>(action: () => T): T {
   } catch (err) {
     if (err instanceof XlConfigError) throw new UsageError(err.message);
     throw err;
+  }
+}
+
+/** A --disk IMAGE that is not there is the user's mistake, said before anything is built or written. */
+export function requireDiskImage(file: string): void {
+  if (!fs.existsSync(file)) {
+    throw new UsageError(`cannot read disk image ${file}: ENOENT`);
   }
 }

@@ -4,7 +4,7 @@ import { inspectKernelFile } from '../../kernel-inspection';
 import { renderXlConfig } from '../../xen/xl-config';
 import { CliIo, UsageError } from '../io';
 import { parseOptions, withFiles } from '../options';
-import { asUsageError, guestNameFromFile, parseWholeNumber } from './guest-options';
+import { asUsageError, guestNameFromFile, parseWholeNumber, requireDiskImage } from './guest-options';
 
 /**
  * `xl (KERNEL | --disk IMAGE) --out NAME.xl ...`: an xl configuration for `xl create -c NAME.xl` on a
@@ -40,9 +40,7 @@ export async function xlCommand(args: readonly string[], io: CliIo): Promise<num
         "--args goes with KERNEL: a disk's kernel arguments are on its menu.lst kernel line (mirage-unikernel-ami disk --args)",
       );
     }
-    if (!fs.existsSync(options.disk)) {
-      throw new UsageError(`cannot read disk image ${options.disk}: ENOENT`);
-    }
+    requireDiskImage(options.disk);
     disk = path.resolve(options.disk);
     name = options.name ?? guestNameFromFile(options.disk, 'disk');
   }
