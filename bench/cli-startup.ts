@@ -11,7 +11,7 @@ import { spawnSync } from 'child_process';
 import { mkdtempSync, rmSync } from 'fs';
 import { cpus, loadavg, tmpdir } from 'os';
 import { join } from 'path';
-import { EXAMPLE_KERNEL, median, THIS_ROOT } from './common';
+import { EXAMPLE_KERNEL, median, printTable, THIS_ROOT } from './common';
 
 const OUT_DIR = join(THIS_ROOT, 'tmp', 'bench-cli');
 const RUNS = 21;
@@ -73,14 +73,12 @@ function main(): void {
   // Whole-process times grow with whatever else the machine runs: say how busy it was.
   const [load] = loadavg();
   console.log(`CLI start-up, whole process, median of ${RUNS} (Node ${process.version}; load average ${load.toFixed(1)} on ${cpus().length} CPUs):\n`);
-  console.log(`| command | median | slowest | above \`node -e 0\` | goal (≤ ${GOAL_MS} ms above) |`);
-  console.log('| --- | --- | --- | --- | --- |');
-  cases.forEach((c, i) => {
+  printTable(['command', 'median', 'slowest', 'above `node -e 0`', `goal (≤ ${GOAL_MS} ms above)`], cases.map((c, i) => {
     const m = median(times[i]);
     const above = m - baseline;
     const verdict = !c.goal ? '-' : above <= GOAL_MS ? 'met' : 'over';
-    console.log(`| ${c.label} | ${m.toFixed(0)} ms | ${Math.max(...times[i]).toFixed(0)} ms | ${i === 0 ? '-' : `${above.toFixed(0)} ms`} | ${verdict} |`);
-  });
+    return [c.label, `${m.toFixed(0)} ms`, `${Math.max(...times[i]).toFixed(0)} ms`, i === 0 ? '-' : `${above.toFixed(0)} ms`, verdict];
+  }));
 }
 
 main();
