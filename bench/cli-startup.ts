@@ -11,9 +11,9 @@ import { spawnSync } from 'child_process';
 import { mkdtempSync, rmSync } from 'fs';
 import { cpus, loadavg, tmpdir } from 'os';
 import { join } from 'path';
+import { EXAMPLE_KERNEL, median, printTable, THIS_ROOT } from './common';
 
-const ROOT = join(__dirname, '..');
-const OUT_DIR = join(ROOT, 'tmp', 'bench-cli');
+const OUT_DIR = join(THIS_ROOT, 'tmp', 'bench-cli');
 const RUNS = 21;
 const GOAL_MS = 100;
 
@@ -26,7 +26,7 @@ interface Case {
 
 function compileCli(): string {
   rmSync(OUT_DIR, { recursive: true, force: true });
-  const tsc = spawnSync(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', join(ROOT, 'tsconfig.build.json'), '--outDir', OUT_DIR], { encoding: 'utf8' });
+  const tsc = spawnSync(join(THIS_ROOT, 'node_modules', '.bin', 'tsc'), ['-p', join(THIS_ROOT, 'tsconfig.build.json'), '--outDir', OUT_DIR], { encoding: 'utf8' });
   if (tsc.status !== 0) {
     throw new Error(`compiling the CLI failed:\n${tsc.stdout}${tsc.stderr}`);
   }
@@ -44,15 +44,9 @@ function timeProcess(args: string[], env: NodeJS.ProcessEnv): number {
   return ms;
 }
 
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
-}
-
 function main(): void {
   const cli = compileCli();
   const scratch = mkdtempSync(join(tmpdir(), 'mua-bench-cli-'));
-  const kernel = join(ROOT, 'examples', 'hello', 'hello.xen');
   // No region anywhere: console stops at its region check, after loading the EC2 client, before any request.
   const env: NodeJS.ProcessEnv = { ...process.env, AWS_CONFIG_FILE: join(scratch, 'none'), AWS_SHARED_CREDENTIALS_FILE: join(scratch, 'none') };
   delete env.AWS_REGION;
@@ -62,7 +56,7 @@ function main(): void {
   const cases: Case[] = [
     { label: '`node -e 0` (Node\'s own start-up)', args: ['-e', '0'], goal: false },
     { label: '`mirage-unikernel-ami --help`', args: [cli, '--help'], goal: true },
-    { label: '`mirage-unikernel-ami inspect hello.xen`', args: [cli, 'inspect', kernel], goal: true },
+    { label: '`mirage-unikernel-ami inspect hello.xen`', args: [cli, 'inspect', EXAMPLE_KERNEL], goal: true },
     { label: '`mirage-unikernel-ami console i-...` (loads the EC2 client)', args: [cli, 'console', 'i-0123456789abcdef0'], goal: false },
   ];
   const times = cases.map(() => [] as number[]);
@@ -79,14 +73,12 @@ function main(): void {
   // Whole-process times grow with whatever else the machine runs: say how busy it was.
   const [load] = loadavg();
   console.log(`CLI start-up, whole process, median of ${RUNS} (Node ${process.version}; load average ${load.toFixed(1)} on ${cpus().length} CPUs):\n`);
-  console.log(`| command | median | slowest | above \`node -e 0\` | goal (≤ ${GOAL_MS} ms above) |`);
-  console.log('| --- | --- | --- | --- | --- |');
-  cases.forEach((c, i) => {
+  printTable(['command', 'median', 'slowest', 'above `node -e 0`', `goal (≤ ${GOAL_MS} ms above)`], cases.map((c, i) => {
     const m = median(times[i]);
     const above = m - baseline;
     const verdict = !c.goal ? '-' : above <= GOAL_MS ? 'met' : 'over';
-    console.log(`| ${c.label} | ${m.toFixed(0)} ms | ${Math.max(...times[i]).toFixed(0)} ms | ${i === 0 ? '-' : `${above.toFixed(0)} ms`} | ${verdict} |`);
-  });
+    return [c.label, `${m.toFixed(0)} ms`, `${Math.max(...times[i]).toFixed(0)} ms`, i === 0 ? '-' : `${above.toFixed(0)} ms`, verdict];
+  }));
 }
 
 main();

@@ -16,7 +16,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { pipeline } from 'stream/promises';
 import { createGzip } from 'zlib';
-import { buildRoot, hasFlag, measureProcess, median, MIB, mib, ProcessMeasurement, rootFromArgs, writePaddedKernel } from './common';
+import { buildRoot, hasFlag, measureProcess, median, MIB, mib, printTable, ProcessMeasurement, rootFromArgs, writePaddedKernel } from './common';
 
 const KERNEL_SIZES_MIB = [1, 16, 64, 256];
 const GZIP_SIZES_MIB = [16, 64, 256];
@@ -41,8 +41,8 @@ async function main(): Promise<void> {
   try {
     const baseline = runs(RUNS, () => measureProcess(process.execPath, ['-e', '0']));
     const help = runs(RUNS, () => measureProcess(process.execPath, [cli, '--help']));
-    const diskRows: string[] = [];
-    const inspectRows: string[] = [];
+    const diskRows: string[][] = [];
+    const inspectRows: string[][] = [];
     for (const sizeMiB of KERNEL_SIZES_MIB) {
       const tree = join(work, 'tree');
       mkdirSync(join(tree, 'boot', 'grub'), { recursive: true });
@@ -64,20 +64,20 @@ async function main(): Promise<void> {
       const diskMs = median(disk.map((m) => m.ms));
       const mke2fsMs = median(mke2fs.map((m) => m.ms));
       const diskRss = Math.max(...disk.map((m) => m.maxRssKiB));
-      diskRows.push(
-        `| ${sizeMiB} MiB | ${diskMs.toFixed(0)} ms | ${mke2fsMs.toFixed(0)} ms | ${(diskMs / mke2fsMs).toFixed(2)}x | ` +
-        `${mib(diskRss)} | ${mib(diskRss - baseline.maxRssKiB)} | ${(Math.max(...mke2fs.map((m) => m.maxRssKiB)) / 1024).toFixed(1)} MiB |`,
-      );
+      diskRows.push([
+        `${sizeMiB} MiB`, `${diskMs.toFixed(0)} ms`, `${mke2fsMs.toFixed(0)} ms`, `${(diskMs / mke2fsMs).toFixed(2)}x`,
+        mib(diskRss), mib(diskRss - baseline.maxRssKiB), `${(Math.max(...mke2fs.map((m) => m.maxRssKiB)) / 1024).toFixed(1)} MiB`,
+      ]);
       const inspect = runs(RUNS, () => measureProcess(process.execPath, [cli, 'inspect', kernel]));
-      inspectRows.push(`| ${sizeMiB} MiB | ELF | ${inspect.ms.toFixed(0)} ms | ${mib(inspect.maxRssKiB)} | ${mib(inspect.maxRssKiB - baseline.maxRssKiB)} |`);
+      inspectRows.push([`${sizeMiB} MiB`, 'ELF', `${inspect.ms.toFixed(0)} ms`, mib(inspect.maxRssKiB), mib(inspect.maxRssKiB - baseline.maxRssKiB)]);
       if (GZIP_SIZES_MIB.includes(sizeMiB)) {
         const gz = join(work, `${NAME}.xen.gz`);
         await pipeline(createReadStream(kernel), createGzip({ level: 1 }), createWriteStream(gz));
         const inspectGz = runs(RUNS, () => measureProcess(process.execPath, [cli, 'inspect', gz]));
-        inspectRows.push(
-          `| ${sizeMiB} MiB (${(readFileSync(gz).length / MIB).toFixed(0)} MiB gzip) | gzip | ${inspectGz.ms.toFixed(0)} ms | ` +
-          `${mib(inspectGz.maxRssKiB)} | ${mib(inspectGz.maxRssKiB - baseline.maxRssKiB)} |`,
-        );
+        inspectRows.push([
+          `${sizeMiB} MiB (${(readFileSync(gz).length / MIB).toFixed(0)} MiB gzip)`, 'gzip', `${inspectGz.ms.toFixed(0)} ms`,
+          mib(inspectGz.maxRssKiB), mib(inspectGz.maxRssKiB - baseline.maxRssKiB),
+        ]);
         rmSync(gz);
       }
       rmSync(tree, { recursive: true, force: true });
@@ -86,13 +86,9 @@ async function main(): Promise<void> {
     console.log(`Node baseline (node -e 0): ${baseline.ms.toFixed(0)} ms, peak RSS ${mib(baseline.maxRssKiB)}; ` +
       `'mirage-unikernel-ami --help': ${help.ms.toFixed(0)} ms, ${mib(help.maxRssKiB)}.\n`);
     console.log(`disk (${VOLUME_GIB} GiB volume) vs mke2fs -t ext2 -d on the same tree:\n`);
-    console.log('| kernel | disk time | mke2fs time | disk / mke2fs | disk peak RSS | above Node baseline | mke2fs peak RSS |');
-    console.log('| --- | --- | --- | --- | --- | --- | --- |');
-    diskRows.forEach((row) => console.log(row));
+    printTable(['kernel', 'disk time', 'mke2fs time', 'disk / mke2fs', 'disk peak RSS', 'above Node baseline', 'mke2fs peak RSS'], diskRows);
     console.log('\ninspect:\n');
-    console.log('| kernel | form | inspect time | peak RSS | above Node baseline |');
-    console.log('| --- | --- | --- | --- | --- |');
-    inspectRows.forEach((row) => console.log(row));
+    printTable(['kernel', 'form', 'inspect time', 'peak RSS', 'above Node baseline'], inspectRows);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -105,6 +105,14 @@ export function median(values: readonly number[]): number {
   return sorted[Math.floor(sorted.length / 2)];
 }
 
+/** Prints a Markdown table, as the README quotes the results: the header row, its separator, and a row per list of cells. */
+export function printTable(headers: readonly string[], rows: ReadonlyArray<readonly string[]>): void {
+  const printRow = (cells: readonly string[]) => console.log(`| ${cells.join(' | ')} |`);
+  printRow(headers);
+  printRow(headers.map(() => '---'));
+  rows.forEach((row) => printRow(row));
+}
+
 export function mib(kib: number): string {
   return `${(kib / 1024).toFixed(0)} MiB`;
 }

@@ -17,7 +17,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { buildSync } from 'esbuild';
-import { EXAMPLE_KERNEL, MIB, mib, rootFromArgs } from './common';
+import { EXAMPLE_KERNEL, MIB, mib, printTable, rootFromArgs } from './common';
 import type { ChildResult, Scenario } from './handler-child';
 
 const EBS_BLOCK = 512 * 1024;
@@ -61,8 +61,8 @@ function main(): void {
   const work = mkdtempSync(join(tmpdir(), 'handler-bench-'));
   try {
     const child = bundle(root, work);
-    const directRows: string[] = [];
-    const memoryRows: string[] = [];
+    const directRows: string[][] = [];
+    const memoryRows: string[][] = [];
     for (const sizeMiB of DIRECT_SIZES_MIB) {
       for (const layout of ['whole', 'mbr'] as const) {
         const volumeSizeGiB = volumeFor(sizeMiB);
@@ -72,12 +72,12 @@ function main(): void {
         }
         const kernelBlocks = Math.ceil((sizeMiB * MIB) / EBS_BLOCK);
         const ratio = result.bytesSent / (kernelBlocks * EBS_BLOCK);
-        directRows.push(
-          `| ${sizeMiB} MiB | ${layout} | ${volumeSizeGiB} GiB | ${kernelBlocks} | ${result.blocksSent} | ${(result.bytesSent / MIB).toFixed(1)} MiB | ` +
-          `${ratio.toFixed(2)}x${ratio <= 1.1 ? '' : ', over'} | ${result.ebsCalls} | ${result.s3Calls} |`,
-        );
+        directRows.push([
+          `${sizeMiB} MiB`, layout, `${volumeSizeGiB} GiB`, `${kernelBlocks}`, `${result.blocksSent}`, `${(result.bytesSent / MIB).toFixed(1)} MiB`,
+          `${ratio.toFixed(2)}x${ratio <= 1.1 ? '' : ', over'}`, `${result.ebsCalls}`, `${result.s3Calls}`,
+        ]);
         if (layout === 'whole') {
-          memoryRows.push(`| ${sizeMiB} MiB | EBS direct | ${mib(result.maxRssKiB)} | ${(result.ms / 1000).toFixed(1)} s | ${(result.s3BytesRead / MIB).toFixed(0)} MiB |`);
+          memoryRows.push([`${sizeMiB} MiB`, 'EBS direct', mib(result.maxRssKiB), `${(result.ms / 1000).toFixed(1)} s`, `${(result.s3BytesRead / MIB).toFixed(0)} MiB`]);
         }
       }
     }
@@ -86,21 +86,20 @@ function main(): void {
       if (!result.staged) {
         throw new Error(`the helper build of a ${sizeMiB} MiB kernel did not finish staging: ${result.error}`);
       }
-      memoryRows.push(
-        `| ${sizeMiB} MiB | helper instance (to the end of staging; ${(result.stagedBytes / MIB).toFixed(0)} MiB staged) | ` +
-        `${mib(result.maxRssKiB)} | ${(result.ms / 1000).toFixed(1)} s | ${(result.s3BytesRead / MIB).toFixed(0)} MiB |`,
-      );
+      memoryRows.push([
+        `${sizeMiB} MiB`, `helper instance (to the end of staging; ${(result.stagedBytes / MIB).toFixed(0)} MiB staged)`,
+        mib(result.maxRssKiB), `${(result.ms / 1000).toFixed(1)} s`, `${(result.s3BytesRead / MIB).toFixed(0)} MiB`,
+      ]);
     }
     console.log(`Handler of ${root} (onEvent of a Create, bundled by esbuild) against an in-process FAKE of S3, EBS and EC2;`);
     console.log(`no request leaves the process. Node ${process.version}, one fresh process per row.\n`);
     console.log('EBS direct: what is sent\n');
-    console.log('| kernel | layout | volume | kernel blocks (512 KiB) | blocks sent | bytes sent | sent / kernel blocks (goal <= 1.1x) | EBS calls | S3 calls |');
-    console.log('| --- | --- | --- | --- | --- | --- | --- | --- | --- |');
-    directRows.forEach((row) => console.log(row));
+    printTable(
+      ['kernel', 'layout', 'volume', 'kernel blocks (512 KiB)', 'blocks sent', 'bytes sent', 'sent / kernel blocks (goal <= 1.1x)', 'EBS calls', 'S3 calls'],
+      directRows,
+    );
     console.log('\nPeak memory of the whole process (Node + handler + SDK + build)\n');
-    console.log('| kernel | build | peak RSS | time | kernel bytes read from S3 |');
-    console.log('| --- | --- | --- | --- | --- |');
-    memoryRows.forEach((row) => console.log(row));
+    printTable(['kernel', 'build', 'peak RSS', 'time', 'kernel bytes read from S3'], memoryRows);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

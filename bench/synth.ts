@@ -10,7 +10,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { buildRoot, EXAMPLE_KERNEL, hasFlag, measureProcess, median, MIB, mib, ProcessMeasurement, rootFromArgs, writePaddedKernel } from './common';
+import { buildRoot, EXAMPLE_KERNEL, hasFlag, measureProcess, median, MIB, mib, printTable, ProcessMeasurement, rootFromArgs, writePaddedKernel } from './common';
 
 const COUNTS = [1, 20];
 const RUNS = 7;
@@ -44,7 +44,7 @@ function main(): void {
     writeFileSync(app, appSource(root));
     const padded = join(work, 'padded.xen');
     writePaddedKernel(padded, 64 * MIB);
-    const rows: string[] = [];
+    const rows: string[][] = [];
     for (const [kernelName, kernel] of [['example (14 KB)', EXAMPLE_KERNEL], ['64 MiB', padded]]) {
       for (const strategy of ['direct', 'helper']) {
         // 1 and N alternate, so that a busy machine slows both alike.
@@ -59,15 +59,13 @@ function main(): void {
         const one = median(runs.get(1)!.map((r) => r.ms));
         for (const count of COUNTS) {
           const ms = median(runs.get(count)!.map((r) => r.ms));
-          rows.push(`| ${kernelName} | ${strategy === 'direct' ? 'EBS direct' : 'helper instance'} | ${count} | ${ms.toFixed(0)} ms | ` +
-            `${(ms / one).toFixed(2)}x | ${mib(Math.max(...runs.get(count)!.map((r) => r.maxRssKiB)))} |`);
+          rows.push([kernelName, strategy === 'direct' ? 'EBS direct' : 'helper instance', `${count}`, `${ms.toFixed(0)} ms`,
+            `${(ms / one).toFixed(2)}x`, mib(Math.max(...runs.get(count)!.map((r) => r.maxRssKiB)))]);
         }
       }
     }
     console.log(`Synthesis of one stack of N unikernels by ${root}'s dist/, whole 'node app.js' process, median of ${RUNS}, Node ${process.version}\n`);
-    console.log('| kernel | strategy | unikernels | synth time | vs 1 unikernel (goal <= 1.5x at 20) | peak RSS |');
-    console.log('| --- | --- | --- | --- | --- | --- |');
-    rows.forEach((row) => console.log(row));
+    printTable(['kernel', 'strategy', 'unikernels', 'synth time', 'vs 1 unikernel (goal <= 1.5x at 20)', 'peak RSS'], rows);
   } finally {
     rmSync(work, { recursive: true, force: true });
   }

@@ -9,6 +9,11 @@ import { Authorization, RequestAuthorizations } from './request-authorizations';
 import { PolicyDocument } from './role-policies';
 import { describe as describeCheck, IamCheck, judge, Judgement } from './simulator';
 
+/** How a recorded request is named in the proof: `ec2:RunInstances`, or `helper ssm:UpdateInstanceInformation`. */
+export function labelOf(request: RecordedRequest): string {
+  return `${request.principal === 'helper-instance' ? 'helper ' : ''}${request.service}:${request.action}`;
+}
+
 export interface RequestJudgement {
   readonly request: string;
   readonly allowed: boolean;
@@ -24,7 +29,7 @@ export class RequestJudge {
 
   /** Judges a recorded request, with the role of whoever made it (the handler, or a helper instance). */
   async request(request: RecordedRequest): Promise<RequestJudgement> {
-    return this.judgeAll(`${request.principal === 'helper-instance' ? 'helper ' : ''}${request.service}:${request.action}`, this.authorizations.of(request));
+    return this.judgeAll(labelOf(request), this.authorizations.of(request));
   }
 
   async judgeAll(request: string, authorizations: readonly Authorization[]): Promise<RequestJudgement> {

@@ -20,7 +20,7 @@ import { UnikernelAmiProperties } from '../../lib/unikernel-ami/types';
 import { seededRandom, useFakeAws } from '../fixtures/fake-aws';
 import { RecordedRequest } from '../fixtures/recorded-request';
 import { CfnOutcome, DEFAULT_KERNEL, Lifecycle, LIFECYCLES, LifecycleOptions, lifecycleProperties, LifecycleResult, runLifecycle, Strategy } from '../fixtures/lifecycle';
-import { denials, RequestJudge } from './judge-requests';
+import { denials, labelOf, RequestJudge } from './judge-requests';
 import { Authorization } from './request-authorizations';
 import { addTemplateResources, objectsLeft, putKernel } from './proof-account';
 import { Proof, PROOF_UNIKERNELS, ProofUnikernel, ResolvedStack, synthesizeProofStack, synthesizeSwitchedStack } from './proof-stack';
@@ -58,11 +58,6 @@ afterAll(() => {
       `were needed by recorded requests; the other ${unexercised} are granted for the reasons GRANTED_UNEXERCISED gives`);
   }
 });
-
-/** How a recorded request is named in the proof: `ec2:RunInstances`, or `helper ssm:UpdateInstanceInformation`. */
-function labelOf(request: RecordedRequest): string {
-  return `${request.principal === 'helper-instance' ? 'helper ' : ''}${request.service}:${request.action}`;
-}
 
 /**
  * Judges requests against the policies of a stack's template, as synthesized and, for the proof

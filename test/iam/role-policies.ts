@@ -1,10 +1,12 @@
 /**
  * The identity policies of a role as IAM would hold them after the deployment: the role's inline
  * policies, the AWS::IAM::Policy and customer managed AWS::IAM::ManagedPolicy resources attached to
- * it, resolved. An AWS managed policy cannot be judged from the template, so a role holding one is
- * refused here (the library's roles hold none).
+ * it (found as the construct tests find them, test/fixtures/construct/attached-policies.ts), resolved.
+ * An AWS managed policy cannot be judged from the template, so a role holding one is refused (the
+ * library's roles hold none).
  */
-import { CfnTemplate, TemplateResolver } from './template-resolver';
+import { attachedPolicies } from '../fixtures/construct/attached-policies';
+import { TemplateResolver } from './template-resolver';
 
 export interface PolicyDocument {
   readonly Version?: string;
@@ -22,30 +24,12 @@ export interface RolePolicies {
 
 /** The policies of the one role whose logical id starts with `prefix`. */
 export function rolePolicies(resolver: TemplateResolver, prefix: string): RolePolicies {
-  const template: CfnTemplate = resolver.template;
-  const roleIds = Object.keys(template.Resources).filter((id) => id.startsWith(prefix) && template.Resources[id].Type === 'AWS::IAM::Role');
-  if (roleIds.length !== 1) {
-    throw new Error(`Expected one role ${prefix}..., found ${roleIds.length}`);
-  }
-  const [logicalId] = roleIds;
-  const role = template.Resources[logicalId].Properties ?? {};
-  if (role.ManagedPolicyArns !== undefined) {
-    throw new Error(`Role ${logicalId} has managed policies ${JSON.stringify(role.ManagedPolicyArns)}, which the template cannot show`);
-  }
-  const policies: { name: string; policy: PolicyDocument }[] = [];
-  for (const inline of role.Policies ?? []) {
-    policies.push({ name: `${logicalId}/${inline.PolicyName}`, policy: resolver.resolve(inline.PolicyDocument) });
-  }
-  for (const [id, resource] of Object.entries(template.Resources)) {
-    if (resource.Type !== 'AWS::IAM::Policy' && resource.Type !== 'AWS::IAM::ManagedPolicy') {
-      continue;
-    }
-    const roles: unknown[] = resource.Properties?.Roles ?? [];
-    if (roles.some((reference) => JSON.stringify(reference) === JSON.stringify({ Ref: logicalId }))) {
-      policies.push({ name: id, policy: resolver.resolve(resource.Properties.PolicyDocument) });
-    }
-  }
-  return { logicalId, arn: resolver.resolve({ 'Fn::GetAtt': [logicalId, 'Arn'] }), policies };
+  const { logicalId, policies } = attachedPolicies(resolver.template, prefix);
+  return {
+    logicalId,
+    arn: resolver.resolve({ 'Fn::GetAtt': [logicalId, 'Arn'] }),
+    policies: policies.map(({ name, document }) => ({ name, policy: resolver.resolve(document) })),
+  };
 }
 
 /** Every IAM policy document of the template (identity, trust, bucket and key policies), resolved, by where it is. */

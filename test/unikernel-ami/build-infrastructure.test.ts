@@ -32,6 +32,21 @@ function addUnikernel(stack: Stack, id: string, overrides: Partial<MirageUnikern
   return new MirageUnikernelAmi(stack, id, { kernel: UnikernelKernel.fromFile(PV_X86_64_KERNEL), name: id.toLowerCase(), ...overrides });
 }
 
+let defaultTemplate: Template | undefined;
+
+/**
+ * The template of the default stack, one unikernel built by a helper instance. Many tests read it and
+ * none changes it, so it is synthesized once, by the first test that asks, instead of once a test.
+ */
+function defaultStackTemplate(): Template {
+  if (defaultTemplate === undefined) {
+    const stack = newStack();
+    addUnikernel(stack, 'Hello');
+    defaultTemplate = Template.fromStack(stack);
+  }
+  return defaultTemplate;
+}
+
 /** The one statement allowing `action` on resources whose ARN text contains `resource`. */
 function statementFor(statements: TemplateStatement[], action: string, resource: string): TemplateStatement {
   const found = statementsAllowing(statements, action).filter((statement) => resourceText(statement).includes(resource));
@@ -116,9 +131,7 @@ describe('the shared provider', () => {
   });
 
   test('onEvent and isComplete run the bundled handler on Node.js 24 with one role, enough memory and time', () => {
-    const stack = newStack();
-    addUnikernel(stack, 'Hello');
-    const template = Template.fromStack(stack);
+    const template = defaultStackTemplate();
     const role = { 'Fn::GetAtt': [Match.stringLikeRegexp('^MirageUnikernelAmiBuildInfrastructureHandlerRole'), 'Arn'] };
     const logGroup = { Ref: Match.stringLikeRegexp('^MirageUnikernelAmiBuildInfrastructureHandlerLogs') };
     template.hasResourceProperties('AWS::Lambda::Function', {
@@ -134,9 +147,7 @@ describe('the shared provider', () => {
   });
 
   test('onEvent, the waiter and its last isComplete fit in the custom resource\'s ServiceTimeout, which is CloudFormation\'s hour', () => {
-    const stack = newStack();
-    addUnikernel(stack, 'Hello');
-    const template = Template.fromStack(stack);
+    const template = defaultStackTemplate();
     const serviceTimeout = Number(Object.values(template.findResources(CUSTOM_RESOURCE))[0].Properties.ServiceTimeout);
     expect(serviceTimeout).toBe(3600);
     const timeoutOf = (handler: string) => Object.values(template.findResources('AWS::Lambda::Function', { Properties: { Handler: handler } }))[0].Properties.Timeout as number;
@@ -151,9 +162,7 @@ describe('the shared provider', () => {
   });
 
   test('the waiter logs every state, never the execution data (the CloudFormation event and its presigned URL)', () => {
-    const stack = newStack();
-    addUnikernel(stack, 'Hello');
-    const template = Template.fromStack(stack);
+    const template = defaultStackTemplate();
     template.hasResourceProperties('AWS::StepFunctions::StateMachine', {
       LoggingConfiguration: {
         Level: 'ALL',
@@ -164,9 +173,7 @@ describe('the shared provider', () => {
   });
 
   test('no role of the library uses an AWS managed policy; the framework\'s functions may only log and invoke our handlers', () => {
-    const stack = newStack();
-    addUnikernel(stack, 'Hello');
-    const template = Template.fromStack(stack);
+    const template = defaultStackTemplate();
     const roles = template.findResources('AWS::IAM::Role');
     const withManaged = Object.entries(roles).filter(([, role]) => role.Properties.ManagedPolicyArns !== undefined).map(([id]) => id);
     // Only the S3 auto-delete provider of aws-cdk-lib (a CfnResource that aws-cdk-lib writes itself) keeps one.
@@ -178,9 +185,7 @@ describe('the shared provider', () => {
   });
 
   test('the custom resource waits for the handler role and all its policies', () => {
-    const stack = newStack();
-    addUnikernel(stack, 'Hello');
-    const resource = Object.values(Template.fromStack(stack).findResources(CUSTOM_RESOURCE))[0];
+    const resource = Object.values(defaultStackTemplate().findResources(CUSTOM_RESOURCE))[0];
     expect(resource.DependsOn).toEqual(expect.arrayContaining([
       expect.stringMatching(/^MirageUnikernelAmiBuildInfrastructureHandlerRoleDefaultPolicy/),
       expect.stringMatching(/^MirageUnikernelAmiBuildInfrastructureHandlerRoleHelperBuildPolicy/),
@@ -189,13 +194,10 @@ describe('the shared provider', () => {
 });
 
 describe('helper-instance builds (the default)', () => {
-  let stack: Stack;
   let template: Template;
   let statements: TemplateStatement[];
   beforeAll(() => {
-    stack = newStack();
-    addUnikernel(stack, 'Hello');
-    template = Template.fromStack(stack);
+    template = defaultStackTemplate();
     statements = handlerStatements(template);
   });
 

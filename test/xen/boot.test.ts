@@ -11,31 +11,21 @@
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
-import { runCli } from '../../lib/cli';
+import { CliRun, HELLO_KERNEL, runCliCollecting } from '../fixtures/cli';
 
 // The first boot also builds the cached dom0 machine (a 70 MB kernel package to download and unpack);
 // software emulation on a loaded 2-core machine is slow. Generous, because a timeout here proves nothing.
 jest.setTimeout(20 * 60 * 1000);
 
-const helloKernel = path.join(__dirname, '..', '..', 'examples', 'hello', 'hello.xen');
-
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-async function run(argv: string[]): Promise<Run> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(argv, { stdout: (text) => (stdout += text), stderr: (text) => (stderr += text) });
+async function run(argv: string[]): Promise<CliRun> {
+  const result = await runCliCollecting(argv);
   // The timings and the summary line, for whoever reads the test log.
-  process.stderr.write(`$ mirage-unikernel-ami ${argv.join(' ')}\n${stderr}${stdout}(exit ${code})\n`);
-  return { code, stdout, stderr };
+  process.stderr.write(`$ mirage-unikernel-ami ${argv.join(' ')}\n${result.stderr}${result.stdout}(exit ${result.code})\n`);
+  return result;
 }
 
 /** Fails with boot's own explanation (a missing package, a dom0 error) when it did not exit 0. */
-function expectCleanShutdown(result: Run): void {
+function expectCleanShutdown(result: CliRun): void {
   if (result.code !== 0) {
     throw new Error(`boot exited ${result.code}:\n${result.stderr}`);
   }
@@ -55,7 +45,7 @@ test.each([
   ['whole', 'layout=whole "double quoted" \'single\' back\\slash $HOME #hash'],
   ['mbr', 'layout=mbr --ipv4=10.0.0.2/24 a=b,c'],
 ])('the disk the construct would write (%s layout) boots through pygrub and the kernel sees its exact arguments', async (layout, kernelArgs) => {
-  const result = await run(['boot', helloKernel, '--layout', layout, '--args', kernelArgs, '--memory', '32', '--timeout', '120']);
+  const result = await run(['boot', HELLO_KERNEL, '--layout', layout, '--args', kernelArgs, '--memory', '32', '--timeout', '120']);
 
   expectCleanShutdown(result);
   expect(result.stderr).toContain(
@@ -67,7 +57,7 @@ test.each([
 test('the kernel boots directly from an xl configuration written by `mirage-unikernel-ami xl`', async () => {
   const config = path.join(workDir, 'greeter.xl');
   const kernelArgs = 'direct boot: "quoted" \\ and [brackets], #not-a-comment';
-  const written = await run(['xl', helloKernel, '--out', config, '--name', 'greeter', '--args', kernelArgs, '--memory', '32']);
+  const written = await run(['xl', HELLO_KERNEL, '--out', config, '--name', 'greeter', '--args', kernelArgs, '--memory', '32']);
   expect(written.code).toBe(0);
 
   const result = await run(['boot', '--xl', config, '--timeout', '120']);

@@ -4,9 +4,7 @@
  * libxlutil cannot read back faithfully.
  */
 import { parseXlConfig, quoteXlString, readXlConfig, renderXlConfig, XlConfigError, XlConfigOptions } from '../../lib/xen/xl-config';
-import { readWithXlutil } from './xlutil';
-
-const KEYS = ['name', 'type', 'kernel', 'cmdline', 'bootloader', 'bootloader_args', 'disk', 'memory', 'vcpus', 'on_crash', 'vif'];
+import { readWithXlutil, XL_KEYS } from './xlutil';
 
 describe('renderXlConfig', () => {
   test('a direct PV boot: every setting, as xl reads it', () => {
@@ -17,7 +15,7 @@ describe('renderXlConfig', () => {
 
     // WHEN
     const text = renderXlConfig(options);
-    const reading = readWithXlutil(text, KEYS);
+    const reading = readWithXlutil(text, XL_KEYS);
 
     // THEN
     expect(reading.rc).toBe(0);
@@ -35,7 +33,7 @@ describe('renderXlConfig', () => {
 
   test('a disk boot through pygrub: the disk read-only as xvda, pygrub told to take the default entry', () => {
     const text = renderXlConfig({ name: 'hello', disk: '/var/lib/images/hello.img' });
-    const reading = readWithXlutil(text, KEYS);
+    const reading = readWithXlutil(text, XL_KEYS);
     expect(reading.rc).toBe(0);
     expect(reading.settings).toEqual({
       name: 'hello',

@@ -37,6 +37,9 @@ for key in sys.argv[2:]:
 print(json.dumps({"rc": rc, "settings": settings}))
 `;
 
+/** Every setting renderXlConfig writes: the tests read them all back, so that one written where it should not be shows. */
+export const XL_KEYS: readonly string[] = ['name', 'type', 'kernel', 'cmdline', 'bootloader', 'bootloader_args', 'disk', 'memory', 'vcpus', 'on_crash', 'vif'];
+
 export interface XlutilReading {
   /** 0 when the whole file parsed; an errno (22, EINVAL) on a syntax error. */
   readonly rc: number;

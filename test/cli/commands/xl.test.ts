@@ -3,9 +3,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 import { HELLO_KERNEL, PVH_KERNEL, runCliCollecting as run } from '../../fixtures/cli';
-import { readWithXlutil } from '../../xen/xlutil';
-
-const KEYS = ['name', 'type', 'kernel', 'cmdline', 'bootloader', 'bootloader_args', 'disk', 'memory', 'vcpus', 'on_crash', 'vif'];
+import { readWithXlutil, XL_KEYS } from '../../xen/xlutil';
 
 let workDir: string;
 let cwd: string;
@@ -29,7 +27,7 @@ test('KERNEL: a direct PV boot of the kernel by its absolute path, named after t
   // THEN
   expect(result.code).toBe(0);
   expect(result.stdout).toMatch(/^wrote hello\.xl; .*xl create -c hello\.xl\n/);
-  const reading = readWithXlutil(fs.readFileSync(path.join(workDir, 'hello.xl')), KEYS);
+  const reading = readWithXlutil(fs.readFileSync(path.join(workDir, 'hello.xl')), XL_KEYS);
   expect(reading.rc).toBe(0);
   expect(reading.settings).toEqual({
     name: 'hello',
@@ -50,7 +48,7 @@ test('--disk IMAGE: the disk booted through pygrub, named after the image', asyn
   const result = await run(['xl', '--disk', image, '--out', path.join(workDir, 'greeter.xl')]);
 
   expect(result.code).toBe(0);
-  const reading = readWithXlutil(fs.readFileSync(path.join(workDir, 'greeter.xl')), KEYS);
+  const reading = readWithXlutil(fs.readFileSync(path.join(workDir, 'greeter.xl')), XL_KEYS);
   expect(reading.settings).toEqual({
     name: 'greeter',
     type: 'pv',
