@@ -1,8 +1,10 @@
 /** The real tools that own the formats the disk image writer produces, run as child processes. */
 import { spawnSync } from 'child_process';
+import { createHash } from 'crypto';
 import { closeSync, ftruncateSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
+import { DiskBlock } from '../../lib/disk-image';
 
 export interface ToolResult {
   readonly status: number;
@@ -119,6 +121,31 @@ for index in sorted(found):
     const [index, digest] = line.split(' ');
     return [Number(index), digest];
   }));
+}
+
+/**
+ * Each block's SHA-256 (hex) by its index, the form scanNonZeroBlocks gives for a file: blocks made
+ * in memory, streamed or scanned compare as equal maps. A sync iterable gives the map at once, an
+ * async one a promise of it.
+ */
+export function blockDigests(blocks: Iterable<DiskBlock>): Map<number, string>;
+export function blockDigests(blocks: AsyncIterable<DiskBlock>): Promise<Map<number, string>>;
+export function blockDigests(blocks: Iterable<DiskBlock> | AsyncIterable<DiskBlock>): Map<number, string> | Promise<Map<number, string>>;
+export function blockDigests(blocks: Iterable<DiskBlock> | AsyncIterable<DiskBlock>): Map<number, string> | Promise<Map<number, string>> {
+  const digests = new Map<number, string>();
+  const add = (block: DiskBlock) => digests.set(block.index, createHash('sha256').update(block.data).digest('hex'));
+  if (Symbol.asyncIterator in blocks) {
+    return (async () => {
+      for await (const block of blocks) {
+        add(block);
+      }
+      return digests;
+    })();
+  }
+  for (const block of blocks) {
+    add(block);
+  }
+  return digests;
 }
 
 /** Non-zero bytes of a file. */

@@ -31,7 +31,7 @@ import {
   updateEvent,
   X86_64_AKI,
 } from '../../fixtures/custom-resource';
-import { awsError, blockMapDigest, FakeAws } from '../../fixtures/fake-aws';
+import { awsError, diskImageContent, FakeAws } from '../../fixtures/fake-aws';
 import { CREATE_FAILED_MARKER, runLifecycle } from '../../fixtures/lifecycle';
 
 const BLOCK = 524288;
@@ -47,12 +47,6 @@ function pseudoRandomBytes(length: number): Buffer {
     bytes[i] = state >>> 24;
   }
   return bytes;
-}
-
-/** What a disk image holds, computed apart from the handler: its non-zero blocks and their SHA-256. */
-function contentOf(kernelArgs = '', kernel: Buffer = KERNEL, volumeSizeGiB = 1): string {
-  const image = buildDiskImage({ kernel, name: 'hello', kernelArgs, layout: DiskLayout.WHOLE_VOLUME, volumeSizeGiB });
-  return blockMapDigest([...image.nonZeroBlocks(BLOCK)].map((block): [number, string] => [block.index, createHash('sha256').update(block.data).digest('hex')]));
 }
 
 // Lambda sets AWS_REGION; the helper script passes it to the AWS CLI.
@@ -223,7 +217,7 @@ describe('Create, helper-instance strategy: the whole build', () => {
     expect(created.status).toBe('SUCCESS');
     const { ImageId, SnapshotId, KernelId } = created.data!;
     expect(KernelId).toBe(X86_64_AKI);
-    expect(aws.world.snapshots.get(SnapshotId)!.content).toBe(contentOf('console=hvc0', KERNEL, 3));
+    expect(aws.world.snapshots.get(SnapshotId)!.content).toBe(diskImageContent({ kernel: KERNEL, name: 'hello', kernelArgs: 'console=hvc0', layout: DiskLayout.WHOLE_VOLUME, volumeSizeGiB: 3 }));
     const register = handlerRequests('RegisterImage')[0].input as Record<string, any>;
     expect(register).toMatchObject({
       Name: `hello-${created.physicalResourceId}`,
