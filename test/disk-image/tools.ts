@@ -1,10 +1,11 @@
 /** The real tools that own the formats the disk image writer produces, run as child processes. */
 import { spawnSync } from 'child_process';
 import { createHash } from 'crypto';
-import { closeSync, ftruncateSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
-import { DiskBlock } from '../../lib/disk-image';
+import { DiskBlock, DiskImage } from '../../lib/disk-image';
+import { pygrubEntries } from '../fixtures/pygrub';
 
 export interface ToolResult {
   readonly status: number;
@@ -220,4 +221,46 @@ export function cmp(a: string, b: string): boolean {
     throw new Error(`cmp ${a} ${b} failed: ${result.stderr}`);
   }
   return result.status === 0;
+}
+
+/**
+ * Writes blocks into a fresh sparse file of `sizeBytes`, each at its index times `blockSize`,
+ * shifted down by `skipBytes` (to cut a partition out of the disk); what falls before it is left out.
+ */
+export function reassemble(blocks: Iterable<DiskBlock>, file: string, sizeBytes: number, blockSize: number, skipBytes = 0): void {
+  const fd = openSync(file, 'w');
+  try {
+    ftruncateSync(fd, sizeBytes);
+    for (const block of blocks) {
+      const start = block.index * blockSize - skipBytes;
+      const from = Math.max(0, -start);
+      if (from < block.data.length) {
+        writeSync(fd, block.data, from, block.data.length - from, start + from);
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The disk boots, as far as the tools that own the formats can tell: e2fsck finds nothing to fix in
+ * `filesystem` (the whole disk, or the partition cut out of it), debugfs reads the kernel back byte
+ * for byte and menu.lst as the image has it, and Xen's pygrub picks that kernel with `kernelArgs`.
+ */
+export function expectBootableDisk(filesystem: string, image: Pick<DiskImage, 'kernelPath' | 'menuLst'>, kernel: Uint8Array, kernelArgs: string): void {
+  const check = e2fsck(filesystem);
+  // e2fsck -n exits 0 only when it found nothing to fix; the output says what it found otherwise.
+  expect({ status: check.status, output: check.stdout }).toEqual({ status: 0, output: expect.stringContaining('Pass 5') });
+  const temp = makeTempDir();
+  try {
+    const kernelCopy = temp.path('kernel-read-back');
+    expect(debugfs(filesystem, `dump ${image.kernelPath} ${kernelCopy}`).status).toBe(0);
+    expect(readFileSync(kernelCopy).equals(kernel)).toBe(true);
+  } finally {
+    temp.remove();
+  }
+  const menuLst = debugfs(filesystem, 'cat /boot/grub/menu.lst');
+  expect({ status: menuLst.status, text: menuLst.stdout }).toEqual({ status: 0, text: image.menuLst });
+  expect(pygrubEntries(filesystem).map(({ kernel: path, args }) => ({ kernel: path, args }))).toEqual([{ kernel: image.kernelPath, args: kernelArgs }]);
 }

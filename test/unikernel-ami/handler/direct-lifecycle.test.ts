@@ -3,10 +3,7 @@
  * provider framework drives it (test/fixtures/lifecycle.ts), against the strict fake AWS account,
  * whose EBS direct APIs keep the blocks written (test/fixtures/fake-aws/ebs.ts).
  */
-import { execFileSync } from 'child_process';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
+import { buildDiskImage, DiskLayout } from '../../../lib/disk-image';
 import { isComplete, onEvent } from '../../../lib/unikernel-ami/handler/index';
 import { BUILD_ID_TAG, MANAGED_TAG, STACK_TAG } from '../../../lib/unikernel-ami/types';
 import {
@@ -20,6 +17,7 @@ import {
   STACK_NAME,
   X86_64_AKI,
 } from '../../fixtures/custom-resource';
+import { expectBootableDisk, makeTempDir, reassemble } from '../../disk-image/tools';
 import { FakeAws } from '../../fixtures/fake-aws';
 import { CREATE_FAILED_MARKER, DEFAULT_KERNEL, runLifecycle } from '../../fixtures/lifecycle';
 
@@ -105,20 +103,15 @@ describe('Create', () => {
 
     // THEN
     const snapshot = aws.world.snapshots.get(result.outcomes[0].data!.SnapshotId)!;
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'direct-lifecycle-'));
+    const image = buildDiskImage({ kernel: KERNEL, name: 'hello', kernelArgs: '', layout: DiskLayout.WHOLE_VOLUME, volumeSizeGiB: 1 });
+    expect(image.kernelPath).toBe('/boot/hello.xen');
+    const temp = makeTempDir();
     try {
-      const volume = path.join(dir, 'volume.img');
-      const fd = fs.openSync(volume, 'w');
-      fs.ftruncateSync(fd, 2 ** 30);
-      for (const [index, block] of snapshot.direct!.blocks) {
-        fs.writeSync(fd, block.data, 0, BLOCK, index * BLOCK);
-      }
-      fs.closeSync(fd);
-      execFileSync('e2fsck', ['-fn', volume], { stdio: 'pipe' });
-      execFileSync('debugfs', ['-R', `dump /boot/hello.xen ${dir}/kernel`, volume], { stdio: 'pipe' });
-      expect(fs.readFileSync(`${dir}/kernel`).equals(KERNEL)).toBe(true);
+      const volume = temp.path('volume.img');
+      reassemble([...snapshot.direct!.blocks].map(([index, block]) => ({ index, data: block.data })), volume, 2 ** 30, BLOCK);
+      expectBootableDisk(volume, image, KERNEL, '');
     } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
+      temp.remove();
     }
   });
 
