@@ -5,7 +5,7 @@
  * outcome must be: success with real ids, or a failure a user can act on, and nothing left behind.
  */
 import { EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
-import { isComplete, onEvent } from '../../../lib/unikernel-ami/handler/index';
+import { onEvent } from '../../../lib/unikernel-ami/handler/index';
 import { BUILD_ID_TAG, MANAGED_TAG, STACK_TAG } from '../../../lib/unikernel-ami/types';
 import {
   deleteEvent,
@@ -13,12 +13,11 @@ import {
   HELPER_IMAGE_ID,
   HELPER_SUBNET_ID,
   helperInstanceProperties,
-  isCompleteEvent,
   STACK_NAME,
   updateEvent,
 } from '../../fixtures/custom-resource';
 import { awsError, useFakeAws } from '../../fixtures/fake-aws';
-import { CfnOutcome, CFN_RESPONSE_LIMIT_BYTES, LifecycleResult, PROVIDER, runLifecycle, Strategy, STRATEGIES } from '../../fixtures/lifecycle';
+import { CfnOutcome, CFN_RESPONSE_LIMIT_BYTES, completeRequest, LifecycleResult, PROVIDER, runLifecycle, Strategy, STRATEGIES } from '../../fixtures/lifecycle';
 
 const { aws } = useFakeAws();
 
@@ -279,11 +278,7 @@ describe('issue 7: the handler\'s side of least privilege', () => {
     const escapedId = escaped.Instances![0].InstanceId!;
     await aws.advance(60_000);
     // WHEN the stack is deleted
-    const request = deleteEvent(buildId, helperInstanceProperties());
-    const response = await aws.drive(onEvent(request));
-    for (let round = 0; round < 40 && !(await aws.drive(isComplete(isCompleteEvent(request, response)))).IsComplete; round++) {
-      await aws.advance(15_000);
-    }
+    await completeRequest(aws, deleteEvent(buildId, helperInstanceProperties()), { polls: 40 });
     // THEN the escaped instance is terminated with its volumes
     await aws.advance(60_000);
     expect(aws.world.instances.get(escapedId)?.state).toBe('terminated');

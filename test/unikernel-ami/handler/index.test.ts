@@ -9,7 +9,6 @@ import { readFileSync } from 'fs';
 import { join } from 'path';
 import { gunzipSync } from 'zlib';
 import { buildDiskImage, DiskLayout } from '../../../lib/disk-image';
-import { IsCompleteRequest, OnEventRequest, OnEventResponse } from '../../../lib/unikernel-ami/handler/events';
 import { HELPER_SELF_DESTRUCT_MINUTES, RUN_INSTANCES_RETRY } from '../../../lib/unikernel-ami/handler/helper-instance';
 import { isComplete, onEvent } from '../../../lib/unikernel-ami/handler/index';
 import { withRetry } from '../../../lib/unikernel-ami/handler/retry';
@@ -32,7 +31,7 @@ import {
   X86_64_AKI,
 } from '../../fixtures/custom-resource';
 import { awsError, diskImageContent, FakeAws } from '../../fixtures/fake-aws';
-import { CREATE_FAILED_MARKER, runLifecycle } from '../../fixtures/lifecycle';
+import { completeRequest, CREATE_FAILED_MARKER, runLifecycle } from '../../fixtures/lifecycle';
 
 const BLOCK = 524288;
 const KERNELS = join(__dirname, '../../fixtures/kernels');
@@ -73,20 +72,6 @@ function handlerRequests(action: string) {
 
 function tagsAsRecord(tags: unknown): Record<string, string> {
   return Object.fromEntries(((tags ?? []) as { Key: string; Value: string }[]).map((t) => [t.Key, t.Value]));
-}
-
-/** onEvent, then isComplete every 15 simulated seconds until it is complete (or throws), as the provider does. */
-async function build(request: OnEventRequest): Promise<{ response: OnEventResponse; done: Awaited<ReturnType<typeof isComplete>> }> {
-  const response = await aws.drive(onEvent(request));
-  const event: IsCompleteRequest = isCompleteEvent(request, response);
-  for (let round = 0; round < 400; round++) {
-    const done = await aws.drive(isComplete(event));
-    if (done.IsComplete) {
-      return { response, done };
-    }
-    await aws.advance(15_000);
-  }
-  throw new Error('the build did not complete in 100 simulated minutes');
 }
 
 describe('Create, helper-instance strategy: onEvent', () => {
@@ -341,7 +326,7 @@ describe('Create: failures', () => {
 
 describe('Update', () => {
   async function existingBuild(props: UnikernelAmiProperties = helperInstanceProperties()) {
-    const built = await build(createEvent(props));
+    const built = await completeRequest(aws, createEvent(props));
     aws.requests.length = 0;
     return { buildId: built.response.PhysicalResourceId, attributes: built.done.Data! };
   }
@@ -423,7 +408,7 @@ describe('Delete', () => {
 
   test('what is already gone counts as deleted; a snapshot still held by its just-deregistered AMI is deleted a moment later', async () => {
     // GIVEN a finished build whose AMI someone deregistered by hand an hour ago
-    const built = await build(createEvent());
+    const built = await completeRequest(aws, createEvent());
     aws.world.images.get(built.done.Data!.ImageId)!.state = 'deregistered';
     aws.world.images.get(built.done.Data!.ImageId)!.deregisteredAt = aws.clock.now();
     await aws.advance(3600_000);
@@ -437,30 +422,20 @@ describe('Delete', () => {
   });
 
   test('a finished helper build deleted after a switch to ebsDirect (staging bucket gone): the AMI and snapshot go, S3 is not touched', async () => {
-    const built = await build(createEvent());
+    const built = await completeRequest(aws, createEvent());
     aws.world.buckets.delete(STAGING_BUCKET);
     aws.requests.length = 0;
-    const request = deleteEvent(built.response.PhysicalResourceId, helperInstanceProperties({ RemovalPolicy: 'destroy' }));
-    const response = await aws.drive(onEvent(request));
-    let done = await aws.drive(isComplete(isCompleteEvent(request, response)));
-    for (let round = 0; !done.IsComplete && round < 10; round++) {
-      await aws.advance(15_000);
-      done = await aws.drive(isComplete(isCompleteEvent(request, response)));
-    }
+    const { done } = await completeRequest(aws, deleteEvent(built.response.PhysicalResourceId, helperInstanceProperties({ RemovalPolicy: 'destroy' })), { polls: 11 });
     expect(done).toEqual({ IsComplete: true });
     expect(aws.world.images.get(built.done.Data!.ImageId)!.state).toBe('deregistered');
     expect(aws.requests.filter((r) => r.service === 's3')).toEqual([]);
   });
 
   test('a Delete right after the Create\'s onEvent (EC2 not listing the new helper yet) terminates it; other builds are left alone', async () => {
-    const other = await build(createEvent(undefined, 'other-request'));
+    const other = await completeRequest(aws, createEvent(undefined, 'other-request'));
     aws.requests.length = 0;
     const mine = await aws.drive(onEvent(createEvent()));
-    const request = deleteEvent(mine.PhysicalResourceId);
-    const response = await aws.drive(onEvent(request));
-    while (!(await aws.drive(isComplete(isCompleteEvent(request, response)))).IsComplete) {
-      await aws.advance(15_000);
-    }
+    await completeRequest(aws, deleteEvent(mine.PhysicalResourceId));
     expect(aws.world.instances.get(mine.BuildState.InstanceId!)!.state).toBe('shutting-down');
     expect(aws.world.images.get(other.done.Data!.ImageId)!.state).toBe('available');
     expect(handlerRequests('DeregisterImage')).toEqual([]);
