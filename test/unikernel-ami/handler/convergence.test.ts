@@ -21,10 +21,6 @@ import { CfnOutcome, CFN_RESPONSE_LIMIT_BYTES, completeRequest, LifecycleResult,
 
 const { aws } = useFakeAws();
 
-function handlerRequests(service: string, action: string, phase?: string) {
-  return aws.requests.filter((r) => r.principal === 'handler' && r.service === service && r.action === action && (!phase || r.phase === phase));
-}
-
 /** A lifecycle's outcomes, in a form that reads well when a test fails. */
 function summary(result: LifecycleResult) {
   return {
@@ -65,7 +61,7 @@ describe('issue 11, item 1: the first isComplete runs before EC2 shows the new h
     // THEN
     expect(summary(result)).toMatchObject({ leaks: [], killed: 0 });
     expectSuccessWithRealIds(result.outcomes[0]);
-    expect(handlerRequests('ec2', 'DescribeInstances', 'Create/isComplete').some((r) => r.error === 'InvalidInstanceID.NotFound')).toBe(true);
+    expect(aws.handlerRequests('DescribeInstances', { service: 'ec2', phase: 'Create/isComplete' }).some((r) => r.error === 'InvalidInstanceID.NotFound')).toBe(true);
   });
 });
 
@@ -116,7 +112,7 @@ describe('issue 11, item 4: the rollback Update sends the old properties back', 
     expect(updated.physicalResourceId).not.toBe(created.physicalResourceId);
     expect(cleanup).toMatchObject({ reason: 'rollback-delete', status: 'SUCCESS', physicalResourceId: updated.physicalResourceId });
     expect(rolledBack).toMatchObject({ reason: 'rollback-update', status: 'SUCCESS', physicalResourceId: created.physicalResourceId, data: created.data });
-    const launches = strategy === 'helper-instance' ? handlerRequests('ec2', 'RunInstances') : handlerRequests('ebs', 'StartSnapshot');
+    const launches = strategy === 'helper-instance' ? aws.handlerRequests('RunInstances', { service: 'ec2' }) : aws.handlerRequests('StartSnapshot', { service: 'ebs' });
     expect(new Set(launches.map((r) => String(r.input.ClientToken))).size).toBe(2);
     expect(summary(result)).toMatchObject({ leaks: [], killed: 0 });
     expect(result.livePhysicalId).toBe(created.physicalResourceId);
@@ -139,7 +135,7 @@ describe('issue 11, item 5: APIs without client tokens, lagging lists and stale 
     aws.configure({ ssmLagMs: 60_000 });
     const result = await runLifecycle(aws, { strategy: 'helper-instance', lifecycle: 'create' });
     expectSuccessWithRealIds(result.outcomes[0]);
-    expect(handlerRequests('ssm', 'SendCommand')).toHaveLength(1);
+    expect(aws.handlerRequests('SendCommand', { service: 'ssm' })).toHaveLength(1);
     expect(summary(result)).toMatchObject({ leaks: [], killed: 0 });
   });
 
@@ -222,7 +218,7 @@ describe('issue 7: the handler\'s side of least privilege', () => {
     aws.injectFault({ kind: 'access-denied', service: 'ssm', action: 'SendCommand', maxHits: 3 });
     const result = await runLifecycle(aws, { strategy: 'helper-instance', lifecycle: 'create' });
     expectSuccessWithRealIds(result.outcomes[0]);
-    expect(handlerRequests('ssm', 'SendCommand').filter((r) => r.error === 'AccessDeniedException')).toHaveLength(3);
+    expect(aws.handlerRequests('SendCommand', { service: 'ssm' }).filter((r) => r.error === 'AccessDeniedException')).toHaveLength(3);
     expect(summary(result)).toMatchObject({ leaks: [], killed: 0 });
   });
 

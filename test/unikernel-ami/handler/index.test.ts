@@ -30,7 +30,7 @@ import {
   updateEvent,
   X86_64_AKI,
 } from '../../fixtures/custom-resource';
-import { awsError, diskImageContent, FakeAws } from '../../fixtures/fake-aws';
+import { awsError, diskImageContent, useFakeAws } from '../../fixtures/fake-aws';
 import { completeRequest, CREATE_FAILED_MARKER, runLifecycle } from '../../fixtures/lifecycle';
 
 const BLOCK = 524288;
@@ -50,25 +50,11 @@ function pseudoRandomBytes(length: number): Buffer {
 
 // Lambda sets AWS_REGION; the helper script passes it to the AWS CLI.
 process.env.AWS_REGION = REGION;
-const aws = new FakeAws();
-let logLines: string[];
+const { aws, logLines } = useFakeAws();
 
 beforeEach(() => {
-  aws.reset();
   aws.putObject(KERNEL_BUCKET, KERNEL_KEY, KERNEL, KERNEL_VERSION);
-  logLines = [];
-  jest.spyOn(console, 'log').mockImplementation((line: string) => {
-    logLines.push(line);
-  });
 });
-
-afterEach(() => {
-  jest.restoreAllMocks();
-});
-
-function handlerRequests(action: string) {
-  return aws.requests.filter((r) => r.principal === 'handler' && r.action === action);
-}
 
 function tagsAsRecord(tags: unknown): Record<string, string> {
   return Object.fromEntries(((tags ?? []) as { Key: string; Value: string }[]).map((t) => [t.Key, t.Value]));
@@ -109,7 +95,7 @@ describe('Create, helper-instance strategy: onEvent', () => {
   test('RunInstances: IMDSv2, no key pair, shutdown terminates, the data volume in the launch, self-destruct user data, tagged, build id as client token', async () => {
     const response = await aws.drive(onEvent(createEvent()));
     const props = helperInstanceProperties();
-    const run = handlerRequests('RunInstances')[0].input as Record<string, any>;
+    const run = aws.handlerRequests('RunInstances')[0].input as Record<string, any>;
     expect(run).toMatchObject({
       ClientToken: response.PhysicalResourceId,
       ImageId: props.Helper!.ImageId,
@@ -151,7 +137,7 @@ describe('Create, helper-instance strategy: onEvent', () => {
   test('an encrypted build encrypts the data volume with the given key', async () => {
     const kmsKeyArn = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
     await aws.drive(onEvent(createEvent(helperInstanceProperties({ VolumeSizeGiB: '2', Encrypted: 'true', KmsKeyArn: kmsKeyArn }))));
-    const mappings = (handlerRequests('RunInstances')[0].input as Record<string, any>).BlockDeviceMappings;
+    const mappings = (aws.handlerRequests('RunInstances')[0].input as Record<string, any>).BlockDeviceMappings;
     expect(mappings[0].Ebs).toEqual({ VolumeSize: 2, VolumeType: 'gp3', DeleteOnTermination: true, Encrypted: true, KmsKeyId: kmsKeyArn });
     // The root volume holds only AL2023 and is deleted with the helper: it stays as the AMI has it.
     expect(mappings[1]).toEqual({ DeviceName: '/dev/xvda', Ebs: { VolumeSize: 8, VolumeType: 'gp3', DeleteOnTermination: true } });
@@ -173,7 +159,7 @@ describe('Create, helper-instance strategy: onEvent', () => {
     const response = await aws.drive(onEvent(createEvent()));
     // THEN
     expect(response.BuildState.InstanceId).toMatch(/^i-/);
-    const refusals = handlerRequests('RunInstances').filter((r) => r.error === 'InvalidParameterValue');
+    const refusals = aws.handlerRequests('RunInstances').filter((r) => r.error === 'InvalidParameterValue');
     expect(refusals.length).toBeGreaterThan(0);
     expect(aws.world.instances.size).toBe(1);
   });
@@ -203,7 +189,7 @@ describe('Create, helper-instance strategy: the whole build', () => {
     const { ImageId, SnapshotId, KernelId } = created.data!;
     expect(KernelId).toBe(X86_64_AKI);
     expect(aws.world.snapshots.get(SnapshotId)!.content).toBe(diskImageContent({ kernel: KERNEL, name: 'hello', kernelArgs: 'console=hvc0', layout: DiskLayout.WHOLE_VOLUME, volumeSizeGiB: 3 }));
-    const register = handlerRequests('RegisterImage')[0].input as Record<string, any>;
+    const register = aws.handlerRequests('RegisterImage')[0].input as Record<string, any>;
     expect(register).toMatchObject({
       Name: `hello-${created.physicalResourceId}`,
       VirtualizationType: 'paravirtual',
@@ -224,9 +210,9 @@ describe('Create, helper-instance strategy: the whole build', () => {
   test('the helper script is sent once, for the launch\'s data volume, and reads the staged objects with the helper\'s own credentials', async () => {
     const result = await runLifecycle(aws, { strategy: 'helper-instance', lifecycle: 'create', kernel: KERNEL });
     const buildId = result.outcomes[0].physicalResourceId;
-    const [send] = handlerRequests('SendCommand');
-    expect(handlerRequests('SendCommand')).toHaveLength(1);
-    const instanceId = (handlerRequests('TerminateInstances')[0].input.InstanceIds as string[])[0];
+    const [send] = aws.handlerRequests('SendCommand');
+    expect(aws.handlerRequests('SendCommand')).toHaveLength(1);
+    const instanceId = (aws.handlerRequests('TerminateInstances')[0].input.InstanceIds as string[])[0];
     const dataVolume = aws.world.snapshots.get(result.outcomes[0].data!.SnapshotId)!.volumeId;
     expect(aws.world.invocations[0].instanceId).toBe(instanceId);
     expect(send.input).toMatchObject({ DocumentName: 'AWS-RunShellScript', InstanceIds: [instanceId], Comment: buildId });
@@ -245,8 +231,8 @@ describe('Create, helper-instance strategy: the whole build', () => {
 
   test('the volume is snapshotted after the script succeeded, while the helper still runs; the helper is terminated once the snapshot is complete', async () => {
     await runLifecycle(aws, { strategy: 'helper-instance', lifecycle: 'create', kernel: KERNEL });
-    const [snapshot] = handlerRequests('CreateSnapshot');
-    const [terminate] = handlerRequests('TerminateInstances');
+    const [snapshot] = aws.handlerRequests('CreateSnapshot');
+    const [terminate] = aws.handlerRequests('TerminateInstances');
     const scriptDone = aws.world.invocations[0];
     expect(scriptDone.status).toBe('Success');
     expect(snapshot.time!).toBeGreaterThan(scriptDone.startedAt!);
@@ -258,7 +244,7 @@ describe('Create, helper-instance strategy: the whole build', () => {
     const kernel = readFileSync(join(KERNELS, 'pv-i386.elf'));
     const result = await runLifecycle(aws, { strategy: 'helper-instance', lifecycle: 'create', kernel, properties: { Architecture: 'i386', KernelId: I386_AKI } });
     expect(result.outcomes[0].data!.KernelId).toBe(I386_AKI);
-    expect(handlerRequests('RegisterImage')[0].input).toMatchObject({ Architecture: 'i386', KernelId: I386_AKI });
+    expect(aws.handlerRequests('RegisterImage')[0].input).toMatchObject({ Architecture: 'i386', KernelId: I386_AKI });
   });
 
   test('every step logs one JSON line with the build id, and the ResponseURL never appears', async () => {
@@ -288,7 +274,7 @@ describe('Create: failures', () => {
     await expect(aws.drive(onEvent(createEvent(helperInstanceProperties({ KernelObjectVersion: 'other-version' }))))).rejects.toThrow(
       `s3:GetObject s3://${KERNEL_BUCKET}/${KERNEL_KEY} (version other-version) failed: The specified version does not exist.`,
     );
-    expect(handlerRequests('RunInstances')).toEqual([]);
+    expect(aws.handlerRequests('RunInstances')).toEqual([]);
   });
 
   test('invalid properties are refused with the property, its value and what was expected', async () => {
@@ -303,7 +289,7 @@ describe('Create: failures', () => {
     const result = await runLifecycle(aws, { strategy: 'helper-instance', lifecycle: 'create', properties: { Helper: { ...helperInstanceProperties().Helper!, InstanceType: 't3.enormous' } } });
     expect(result.outcomes[0]).toMatchObject({ status: 'FAILED', physicalResourceId: CREATE_FAILED_MARKER });
     expect(result.outcomes[0].failureReason).toMatch(/^ec2:RunInstances \(t3\.enormous in subnet-0abc1234\) failed: Value \(t3\.enormous\) for parameter instanceType is invalid\./);
-    expect(handlerRequests('RunInstances')).toHaveLength(1);
+    expect(aws.handlerRequests('RunInstances')).toHaveLength(1);
     expect(result.leaks).toEqual([]);
   });
 
@@ -347,8 +333,8 @@ describe('Update', () => {
     expect(response.PhysicalResourceId).toMatch(/^mua-[0-9a-f]{16}$/);
     expect(response.PhysicalResourceId).not.toBe(old.buildId);
     expect(response.BuildState.Action).toBe('build');
-    expect(handlerRequests('RunInstances')).toHaveLength(1);
-    expect(handlerRequests('DeregisterImage')).toEqual([]);
+    expect(aws.handlerRequests('RunInstances')).toHaveLength(1);
+    expect(aws.handlerRequests('DeregisterImage')).toEqual([]);
     expect(aws.world.images.get(old.attributes.ImageId)!.state).toBe('available');
   });
 
@@ -364,14 +350,14 @@ describe('Update', () => {
     // THEN
     expect(response.PhysicalResourceId).toBe(old.buildId);
     expect(response.Data).toEqual({ ImageId, SnapshotId, KernelId: X86_64_AKI });
-    expect(handlerRequests('DeleteTags')[0].input).toEqual({ Resources: [ImageId, SnapshotId], Tags: [{ Key: 'team' }] });
+    expect(aws.handlerRequests('DeleteTags')[0].input).toEqual({ Resources: [ImageId, SnapshotId], Tags: [{ Key: 'team' }] });
     for (const id of [ImageId, SnapshotId]) {
       expect(aws.tagsOf(id)).toMatchObject({ project: 'hello-unikernel', owner: 'ops', Name: 'hello', [BUILD_ID_TAG]: old.buildId, [STACK_TAG]: STACK_NAME, [MANAGED_TAG]: 'true' });
       expect(aws.tagsOf(id)).not.toHaveProperty('team');
     }
-    expect(handlerRequests('GetObject')).toEqual([]);
-    expect(handlerRequests('RunInstances')).toEqual([]);
-    expect(handlerRequests('RegisterImage')).toEqual([]);
+    expect(aws.handlerRequests('GetObject')).toEqual([]);
+    expect(aws.handlerRequests('RunInstances')).toEqual([]);
+    expect(aws.handlerRequests('RegisterImage')).toEqual([]);
     // isComplete completes at once with the same attributes
     expect(await aws.drive(isComplete(isCompleteEvent(request, response)))).toEqual({ IsComplete: true, Data: { ImageId, SnapshotId, KernelId: X86_64_AKI } });
   });
@@ -389,8 +375,8 @@ describe('Delete', () => {
     const result = await runLifecycle(aws, { strategy: 'helper-instance', lifecycle: 'delete' });
     const [created, deleted] = result.outcomes;
     expect(deleted).toMatchObject({ status: 'SUCCESS', physicalResourceId: created.physicalResourceId });
-    expect(handlerRequests('DeregisterImage').map((r) => r.input)).toEqual([{ ImageId: created.data!.ImageId }]);
-    expect(handlerRequests('DeleteSnapshot').map((r) => r.input)).toContainEqual({ SnapshotId: created.data!.SnapshotId });
+    expect(aws.handlerRequests('DeregisterImage').map((r) => r.input)).toEqual([{ ImageId: created.data!.ImageId }]);
+    expect(aws.handlerRequests('DeleteSnapshot').map((r) => r.input)).toContainEqual({ SnapshotId: created.data!.SnapshotId });
     expect(result.leaks).toEqual([]);
     expect(aws.world.snapshots.size).toBe(0);
   });
@@ -399,7 +385,7 @@ describe('Delete', () => {
     const result = await runLifecycle(aws, { strategy: 'helper-instance', lifecycle: 'retain' });
     const { ImageId, SnapshotId } = result.outcomes[0].data!;
     expect(result.outcomes[1].status).toBe('SUCCESS');
-    expect(handlerRequests('DeregisterImage')).toEqual([]);
+    expect(aws.handlerRequests('DeregisterImage')).toEqual([]);
     expect(aws.world.images.get(ImageId)!.state).toBe('available');
     expect([...aws.world.snapshots.keys()]).toEqual([SnapshotId]);
     expect(aws.tagsOf(ImageId)[RETAINED_TAG]).toBe('true');
@@ -438,8 +424,8 @@ describe('Delete', () => {
     await completeRequest(aws, deleteEvent(mine.PhysicalResourceId));
     expect(aws.world.instances.get(mine.BuildState.InstanceId!)!.state).toBe('shutting-down');
     expect(aws.world.images.get(other.done.Data!.ImageId)!.state).toBe('available');
-    expect(handlerRequests('DeregisterImage')).toEqual([]);
-    expect(new Set(handlerRequests('TerminateInstances').map((r) => JSON.stringify(r.input)))).toEqual(new Set([JSON.stringify({ InstanceIds: [mine.BuildState.InstanceId] })]));
+    expect(aws.handlerRequests('DeregisterImage')).toEqual([]);
+    expect(new Set(aws.handlerRequests('TerminateInstances').map((r) => JSON.stringify(r.input)))).toEqual(new Set([JSON.stringify({ InstanceIds: [mine.BuildState.InstanceId] })]));
   });
 
   test.each([CREATE_FAILED_MARKER, 'some-other-id'])('a physical id that is no build (%s) is a no-op', async (physicalId) => {
