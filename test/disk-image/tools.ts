@@ -168,8 +168,26 @@ export function makeTempDir(): { dir: string; path: (name: string) => string; re
   return { dir, path: (name) => join(dir, name), remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Pseudo-random kernel bytes with an all-zero 1 MiB stretch (kernels have zero-filled sections), same for the same size. */
-export function fakeKernel(bytes: number): Buffer {
+export interface FakeKernelOptions {
+  /**
+   * Bytes the kernel starts with, e.g. a real ELF whose headers and notes inspection reads; the
+   * pseudo-random bytes follow them.
+   * @default none
+   */
+  readonly header?: Uint8Array;
+  /**
+   * Whether a kernel over 4 MiB has the all-zero 1 MiB stretch; without it the bytes do not compress
+   * (staging tests count the parts of the gzip).
+   * @default true
+   */
+  readonly zeroStretch?: boolean;
+}
+
+/**
+ * Pseudo-random kernel bytes with an all-zero 1 MiB stretch (kernels have zero-filled sections),
+ * same for the same size and options.
+ */
+export function fakeKernel(bytes: number, options: FakeKernelOptions = {}): Buffer {
   const kernel = Buffer.alloc(bytes, 0x5a);
   const words = new Uint32Array(kernel.buffer, kernel.byteOffset, Math.floor(bytes / 4));
   let state = (bytes ^ 0x9e3779b9) >>> 0 || 1;
@@ -179,8 +197,11 @@ export function fakeKernel(bytes: number): Buffer {
     state ^= state << 5;
     words[i] = state >>> 0;
   }
-  if (bytes > 4 * 2 ** 20) {
+  if (options.zeroStretch !== false && bytes > 4 * 2 ** 20) {
     kernel.fill(0, 2 * 2 ** 20, 3 * 2 ** 20);
+  }
+  if (options.header) {
+    kernel.set(options.header);
   }
   return kernel;
 }

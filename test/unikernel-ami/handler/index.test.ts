@@ -30,21 +30,13 @@ import {
 } from '../../fixtures/custom-resource';
 import { awsError, diskImageContent, useFakeAws } from '../../fixtures/fake-aws';
 import { completeRequest, CREATE_FAILED_MARKER, runLifecycle } from '../../fixtures/lifecycle';
+import { fakeKernel } from '../../disk-image/tools';
 import { expectStagedBlocks } from './images';
 
 const KERNELS = join(__dirname, '../../fixtures/kernels');
 /** A Xen PV x86_64 kernel padded with pseudo-random bytes, so that the disk spans several 512 KiB blocks. */
-const KERNEL = Buffer.concat([readFileSync(join(KERNELS, 'pv-x86_64.elf')), pseudoRandomBytes(1_300_000)]);
-
-function pseudoRandomBytes(length: number): Buffer {
-  const bytes = Buffer.alloc(length);
-  let state = 0x2545f491;
-  for (let i = 0; i < length; i++) {
-    state = (state * 1103515245 + 12345) >>> 0;
-    bytes[i] = state >>> 24;
-  }
-  return bytes;
-}
+const PV_KERNEL = readFileSync(join(KERNELS, 'pv-x86_64.elf'));
+const KERNEL = fakeKernel(PV_KERNEL.length + 1_300_000, { header: PV_KERNEL });
 
 // Lambda sets AWS_REGION; the helper script passes it to the AWS CLI.
 process.env.AWS_REGION = REGION;

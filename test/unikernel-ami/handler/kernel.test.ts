@@ -17,7 +17,7 @@ import { KernelArchitecture } from '../../../lib/pv-grub';
 import { prepareDiskImage } from '../../../lib/unikernel-ami/handler/kernel';
 import { BuildSpec } from '../../../lib/unikernel-ami/handler/properties';
 import { AmiRemovalKind, BuildStrategyKind } from '../../../lib/unikernel-ami/types';
-import { blockDigests } from '../../disk-image/tools';
+import { blockDigests, fakeKernel } from '../../disk-image/tools';
 
 const MIB = 2 ** 20;
 const HELLO = readFileSync(join(__dirname, '..', '..', '..', 'examples', 'hello', 'hello.xen'));
@@ -29,16 +29,7 @@ const s3 = new S3Client({ region: 'us-east-1' });
 
 /** The example kernel padded with pseudo-random bytes: its headers and notes are in its first 14 KB. */
 function paddedKernel(bytes: number): Buffer {
-  const kernel = Buffer.alloc(bytes);
-  HELLO.copy(kernel);
-  let state = 0x2545f491;
-  for (let i = HELLO.length & ~3; i + 4 <= bytes; i += 4) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    kernel.writeUInt32LE(state >>> 0, i);
-  }
-  return kernel;
+  return fakeKernel(bytes, { header: HELLO, zeroStretch: false });
 }
 
 function spec(overrides: Partial<BuildSpec> = {}): BuildSpec {

@@ -20,6 +20,7 @@ import { StepLog } from '../../../lib/unikernel-ami/handler/log';
 import { BuildSpec } from '../../../lib/unikernel-ami/handler/properties';
 import { stageImage, stagingKeys } from '../../../lib/unikernel-ami/handler/staging';
 import { AmiRemovalKind, BuildStrategyKind } from '../../../lib/unikernel-ami/types';
+import { fakeKernel } from '../../disk-image/tools';
 import { expectStagedBlocks, streamed } from './images';
 
 const MIB = 2 ** 20;
@@ -44,15 +45,7 @@ function context() {
 
 /** Incompressible kernel bytes, so the staged gzip is about as large as the blocks. */
 function randomKernel(bytes: number): Buffer {
-  const kernel = Buffer.alloc(bytes);
-  let state = 0x1234567;
-  for (let i = 0; i + 4 <= bytes; i += 4) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    kernel.writeUInt32LE(state >>> 0, i);
-  }
-  return kernel;
+  return fakeKernel(bytes, { zeroStretch: false });
 }
 
 let largeImage: DiskImage | undefined;
