@@ -1,6 +1,5 @@
-import { createHash } from 'crypto';
-import { buildDiskImage, DiskBlock, DiskLayout, planDiskImage, streamDiskBlocks, writeSparseFile } from '../../lib/disk-image';
-import { fakeKernel, makeTempDir, scanNonZeroBlocks } from './tools';
+import { buildDiskImage, DiskLayout, planDiskImage, streamDiskBlocks, writeSparseFile } from '../../lib/disk-image';
+import { blockDigests, fakeKernel, makeTempDir, scanNonZeroBlocks } from './tools';
 
 const MIB = 2 ** 20;
 
@@ -17,14 +16,6 @@ async function* chunksOf(kernel: Uint8Array, chunkBytes: number): AsyncIterable<
   }
 }
 
-async function collect(blocks: AsyncIterable<DiskBlock>): Promise<Map<number, string>> {
-  const digests = new Map<number, string>();
-  for await (const block of blocks) {
-    digests.set(block.index, createHash('sha256').update(block.data).digest('hex'));
-  }
-  return digests;
-}
-
 describe('streamDiskBlocks', () => {
   test.each([
     ['whole volume, small kernel, one chunk', DiskLayout.WHOLE_VOLUME, 1, 70_000, 1 * MIB, 512 * 1024],
@@ -38,7 +29,7 @@ describe('streamDiskBlocks', () => {
     writeSparseFile(buildDiskImage({ ...settings, kernel }), file);
 
     // WHEN
-    const streamed = await collect(streamDiskBlocks(planDiskImage(size, settings), chunksOf(kernel, chunkBytes), blockSize));
+    const streamed = await blockDigests(streamDiskBlocks(planDiskImage(size, settings), chunksOf(kernel, chunkBytes), blockSize));
 
     // THEN the same blocks, with the same bytes, as an independent scan of the file
     expect(streamed).toEqual(scanNonZeroBlocks(file, blockSize));
@@ -48,16 +39,16 @@ describe('streamDiskBlocks', () => {
     const kernel = fakeKernel(3 * MIB);
     const plan = planDiskImage(kernel.length, { name: 'hello' });
 
-    await expect(collect(streamDiskBlocks(plan, chunksOf(kernel.subarray(0, kernel.length - 1), MIB)))).rejects.toThrow(
+    await expect(blockDigests(streamDiskBlocks(plan, chunksOf(kernel.subarray(0, kernel.length - 1), MIB)))).rejects.toThrow(
       /The kernel ended after 3145727 bytes, but the disk was laid out for 3145728/,
     );
-    await expect(collect(streamDiskBlocks(plan, chunksOf(Buffer.concat([kernel, Buffer.from('x')]), MIB)))).rejects.toThrow(
+    await expect(blockDigests(streamDiskBlocks(plan, chunksOf(Buffer.concat([kernel, Buffer.from('x')]), MIB)))).rejects.toThrow(
       /The kernel has 1 bytes more than the 3145728/,
     );
   });
 
   test('a block size that does not divide the disk is refused', async () => {
     const plan = planDiskImage(10, { name: 'hello' });
-    await expect(collect(streamDiskBlocks(plan, chunksOf(fakeKernel(10), 10), 3000))).rejects.toThrow(/Invalid block size 3000/);
+    await expect(blockDigests(streamDiskBlocks(plan, chunksOf(fakeKernel(10), 10), 3000))).rejects.toThrow(/Invalid block size 3000/);
   });
 });

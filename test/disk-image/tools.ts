@@ -1,8 +1,11 @@
 /** The real tools that own the formats the disk image writer produces, run as child processes. */
 import { spawnSync } from 'child_process';
-import { closeSync, ftruncateSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'fs';
+import { createHash } from 'crypto';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeSync } from 'fs';
 import { tmpdir } from 'os';
 import { join } from 'path';
+import { DiskBlock, DiskImage } from '../../lib/disk-image';
+import { pygrubEntries } from '../fixtures/pygrub';
 
 export interface ToolResult {
   readonly status: number;
@@ -121,6 +124,31 @@ for index in sorted(found):
   }));
 }
 
+/**
+ * Each block's SHA-256 (hex) by its index, the form scanNonZeroBlocks gives for a file: blocks made
+ * in memory, streamed or scanned compare as equal maps. A sync iterable gives the map at once, an
+ * async one a promise of it.
+ */
+export function blockDigests(blocks: Iterable<DiskBlock>): Map<number, string>;
+export function blockDigests(blocks: AsyncIterable<DiskBlock>): Promise<Map<number, string>>;
+export function blockDigests(blocks: Iterable<DiskBlock> | AsyncIterable<DiskBlock>): Map<number, string> | Promise<Map<number, string>>;
+export function blockDigests(blocks: Iterable<DiskBlock> | AsyncIterable<DiskBlock>): Map<number, string> | Promise<Map<number, string>> {
+  const digests = new Map<number, string>();
+  const add = (block: DiskBlock) => digests.set(block.index, createHash('sha256').update(block.data).digest('hex'));
+  if (Symbol.asyncIterator in blocks) {
+    return (async () => {
+      for await (const block of blocks) {
+        add(block);
+      }
+      return digests;
+    })();
+  }
+  for (const block of blocks) {
+    add(block);
+  }
+  return digests;
+}
+
 /** Non-zero bytes of a file. */
 export function countNonZeroBytesOfFile(path: string): number {
   return Number(runPython(`
@@ -140,8 +168,26 @@ export function makeTempDir(): { dir: string; path: (name: string) => string; re
   return { dir, path: (name) => join(dir, name), remove: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
-/** Pseudo-random kernel bytes with an all-zero 1 MiB stretch (kernels have zero-filled sections), same for the same size. */
-export function fakeKernel(bytes: number): Buffer {
+export interface FakeKernelOptions {
+  /**
+   * Bytes the kernel starts with, e.g. a real ELF whose headers and notes inspection reads; the
+   * pseudo-random bytes follow them.
+   * @default none
+   */
+  readonly header?: Uint8Array;
+  /**
+   * Whether a kernel over 4 MiB has the all-zero 1 MiB stretch; without it the bytes do not compress
+   * (staging tests count the parts of the gzip).
+   * @default true
+   */
+  readonly zeroStretch?: boolean;
+}
+
+/**
+ * Pseudo-random kernel bytes with an all-zero 1 MiB stretch (kernels have zero-filled sections),
+ * same for the same size and options.
+ */
+export function fakeKernel(bytes: number, options: FakeKernelOptions = {}): Buffer {
   const kernel = Buffer.alloc(bytes, 0x5a);
   const words = new Uint32Array(kernel.buffer, kernel.byteOffset, Math.floor(bytes / 4));
   let state = (bytes ^ 0x9e3779b9) >>> 0 || 1;
@@ -151,8 +197,11 @@ export function fakeKernel(bytes: number): Buffer {
     state ^= state << 5;
     words[i] = state >>> 0;
   }
-  if (bytes > 4 * 2 ** 20) {
+  if (options.zeroStretch !== false && bytes > 4 * 2 ** 20) {
     kernel.fill(0, 2 * 2 ** 20, 3 * 2 ** 20);
+  }
+  if (options.header) {
+    kernel.set(options.header);
   }
   return kernel;
 }
@@ -193,4 +242,46 @@ export function cmp(a: string, b: string): boolean {
     throw new Error(`cmp ${a} ${b} failed: ${result.stderr}`);
   }
   return result.status === 0;
+}
+
+/**
+ * Writes blocks into a fresh sparse file of `sizeBytes`, each at its index times `blockSize`,
+ * shifted down by `skipBytes` (to cut a partition out of the disk); what falls before it is left out.
+ */
+export function reassemble(blocks: Iterable<DiskBlock>, file: string, sizeBytes: number, blockSize: number, skipBytes = 0): void {
+  const fd = openSync(file, 'w');
+  try {
+    ftruncateSync(fd, sizeBytes);
+    for (const block of blocks) {
+      const start = block.index * blockSize - skipBytes;
+      const from = Math.max(0, -start);
+      if (from < block.data.length) {
+        writeSync(fd, block.data, from, block.data.length - from, start + from);
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * The disk boots, as far as the tools that own the formats can tell: e2fsck finds nothing to fix in
+ * `filesystem` (the whole disk, or the partition cut out of it), debugfs reads the kernel back byte
+ * for byte and menu.lst as the image has it, and Xen's pygrub picks that kernel with `kernelArgs`.
+ */
+export function expectBootableDisk(filesystem: string, image: Pick<DiskImage, 'kernelPath' | 'menuLst'>, kernel: Uint8Array, kernelArgs: string): void {
+  const check = e2fsck(filesystem);
+  // e2fsck -n exits 0 only when it found nothing to fix; the output says what it found otherwise.
+  expect({ status: check.status, output: check.stdout }).toEqual({ status: 0, output: expect.stringContaining('Pass 5') });
+  const temp = makeTempDir();
+  try {
+    const kernelCopy = temp.path('kernel-read-back');
+    expect(debugfs(filesystem, `dump ${image.kernelPath} ${kernelCopy}`).status).toBe(0);
+    expect(readFileSync(kernelCopy).equals(kernel)).toBe(true);
+  } finally {
+    temp.remove();
+  }
+  const menuLst = debugfs(filesystem, 'cat /boot/grub/menu.lst');
+  expect({ status: menuLst.status, text: menuLst.stdout }).toEqual({ status: 0, text: image.menuLst });
+  expect(pygrubEntries(filesystem).map(({ kernel: path, args }) => ({ kernel: path, args }))).toEqual([{ kernel: image.kernelPath, args: kernelArgs }]);
 }

@@ -8,6 +8,7 @@ import { tmpdir } from 'os';
 import * as path from 'path';
 import { gzipSync } from 'zlib';
 import { inspectKernel, inspectKernelFile, inspectKernelFileSync, inspectKernelSource, KernelSource } from '../../lib/kernel-inspection';
+import { fakeKernel } from '../disk-image/tools';
 
 const KERNELS = path.join(__dirname, '..', 'fixtures', 'kernels');
 const HELLO_XEN = path.join(__dirname, '..', '..', 'examples', 'hello', 'hello.xen');
@@ -49,16 +50,7 @@ function countingSource(bytes: Uint8Array, streamChunk = 64 * 1024): KernelSourc
 
 /** The example kernel followed by pseudo-random padding: an ELF whose notes and headers are in its first 14 KB. */
 function paddedKernel(bytes: number): Buffer {
-  const kernel = Buffer.alloc(bytes);
-  readFileSync(HELLO_XEN).copy(kernel);
-  let state = 0x9e3779b9;
-  for (let i = 16384; i + 4 <= bytes; i += 4) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    kernel.writeUInt32LE(state >>> 0, i);
-  }
-  return kernel;
+  return fakeKernel(bytes, { header: readFileSync(HELLO_XEN), zeroStretch: false });
 }
 
 const gz = fixture('pv-x86_64.elf.gz');

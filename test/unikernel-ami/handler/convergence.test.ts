@@ -5,7 +5,7 @@
  * outcome must be: success with real ids, or a failure a user can act on, and nothing left behind.
  */
 import { EC2Client, RunInstancesCommand } from '@aws-sdk/client-ec2';
-import { isComplete, onEvent } from '../../../lib/unikernel-ami/handler/index';
+import { onEvent } from '../../../lib/unikernel-ami/handler/index';
 import { BUILD_ID_TAG, MANAGED_TAG, STACK_TAG } from '../../../lib/unikernel-ami/types';
 import {
   deleteEvent,
@@ -13,18 +13,14 @@ import {
   HELPER_IMAGE_ID,
   HELPER_SUBNET_ID,
   helperInstanceProperties,
-  isCompleteEvent,
   STACK_NAME,
   updateEvent,
 } from '../../fixtures/custom-resource';
 import { awsError, useFakeAws } from '../../fixtures/fake-aws';
-import { CfnOutcome, CFN_RESPONSE_LIMIT_BYTES, LifecycleResult, PROVIDER, runLifecycle, Strategy, STRATEGIES } from '../../fixtures/lifecycle';
+import { CfnOutcome, CFN_RESPONSE_LIMIT_BYTES, completeRequest, LifecycleResult, PROVIDER, runLifecycle, Strategy, STRATEGIES } from '../../fixtures/lifecycle';
+import { callsOf } from './fault-matrix';
 
 const { aws } = useFakeAws();
-
-function handlerRequests(service: string, action: string, phase?: string) {
-  return aws.requests.filter((r) => r.principal === 'handler' && r.service === service && r.action === action && (!phase || r.phase === phase));
-}
 
 /** A lifecycle's outcomes, in a form that reads well when a test fails. */
 function summary(result: LifecycleResult) {
@@ -66,15 +62,14 @@ describe('issue 11, item 1: the first isComplete runs before EC2 shows the new h
     // THEN
     expect(summary(result)).toMatchObject({ leaks: [], killed: 0 });
     expectSuccessWithRealIds(result.outcomes[0]);
-    expect(handlerRequests('ec2', 'DescribeInstances', 'Create/isComplete').some((r) => r.error === 'InvalidInstanceID.NotFound')).toBe(true);
+    expect(aws.handlerRequests('DescribeInstances', { service: 'ec2', phase: 'Create/isComplete' }).some((r) => r.error === 'InvalidInstanceID.NotFound')).toBe(true);
   });
 });
 
 describe('issue 11, item 2: a Create whose onEvent fails, whose Delete the framework then ignores', () => {
   test.each(STRATEGIES)('%s: a refusal at any call of onEvent leaves nothing running or stored, though no Delete reaches the handler', async (strategy) => {
     // GIVEN the calls onEvent makes in a clean Create
-    await runLifecycle(aws, { strategy, lifecycle: 'create' });
-    const calls = [...new Set(aws.requests.filter((r) => r.principal === 'handler' && r.phase === 'Create/onEvent').map((r) => `${r.service}:${r.action}`))];
+    const calls = (await callsOf(aws, strategy, 'create')).filter((call) => call.startsWith('Create/onEvent|')).map((call) => call.split('|')[1]);
     expect(calls.length).toBeGreaterThan(1);
     for (const call of calls) {
       // WHEN that call is refused for good (a quota, a missing permission), with EC2's tag filters lagging
@@ -117,7 +112,7 @@ describe('issue 11, item 4: the rollback Update sends the old properties back', 
     expect(updated.physicalResourceId).not.toBe(created.physicalResourceId);
     expect(cleanup).toMatchObject({ reason: 'rollback-delete', status: 'SUCCESS', physicalResourceId: updated.physicalResourceId });
     expect(rolledBack).toMatchObject({ reason: 'rollback-update', status: 'SUCCESS', physicalResourceId: created.physicalResourceId, data: created.data });
-    const launches = strategy === 'helper-instance' ? handlerRequests('ec2', 'RunInstances') : handlerRequests('ebs', 'StartSnapshot');
+    const launches = strategy === 'helper-instance' ? aws.handlerRequests('RunInstances', { service: 'ec2' }) : aws.handlerRequests('StartSnapshot', { service: 'ebs' });
     expect(new Set(launches.map((r) => String(r.input.ClientToken))).size).toBe(2);
     expect(summary(result)).toMatchObject({ leaks: [], killed: 0 });
     expect(result.livePhysicalId).toBe(created.physicalResourceId);
@@ -140,7 +135,7 @@ describe('issue 11, item 5: APIs without client tokens, lagging lists and stale 
     aws.configure({ ssmLagMs: 60_000 });
     const result = await runLifecycle(aws, { strategy: 'helper-instance', lifecycle: 'create' });
     expectSuccessWithRealIds(result.outcomes[0]);
-    expect(handlerRequests('ssm', 'SendCommand')).toHaveLength(1);
+    expect(aws.handlerRequests('SendCommand', { service: 'ssm' })).toHaveLength(1);
     expect(summary(result)).toMatchObject({ leaks: [], killed: 0 });
   });
 
@@ -223,7 +218,7 @@ describe('issue 7: the handler\'s side of least privilege', () => {
     aws.injectFault({ kind: 'access-denied', service: 'ssm', action: 'SendCommand', maxHits: 3 });
     const result = await runLifecycle(aws, { strategy: 'helper-instance', lifecycle: 'create' });
     expectSuccessWithRealIds(result.outcomes[0]);
-    expect(handlerRequests('ssm', 'SendCommand').filter((r) => r.error === 'AccessDeniedException')).toHaveLength(3);
+    expect(aws.handlerRequests('SendCommand', { service: 'ssm' }).filter((r) => r.error === 'AccessDeniedException')).toHaveLength(3);
     expect(summary(result)).toMatchObject({ leaks: [], killed: 0 });
   });
 
@@ -279,11 +274,7 @@ describe('issue 7: the handler\'s side of least privilege', () => {
     const escapedId = escaped.Instances![0].InstanceId!;
     await aws.advance(60_000);
     // WHEN the stack is deleted
-    const request = deleteEvent(buildId, helperInstanceProperties());
-    const response = await aws.drive(onEvent(request));
-    for (let round = 0; round < 40 && !(await aws.drive(isComplete(isCompleteEvent(request, response)))).IsComplete; round++) {
-      await aws.advance(15_000);
-    }
+    await completeRequest(aws, deleteEvent(buildId, helperInstanceProperties()), { polls: 40 });
     // THEN the escaped instance is terminated with its volumes
     await aws.advance(60_000);
     expect(aws.world.instances.get(escapedId)?.state).toBe('terminated');

@@ -3,10 +3,7 @@
  * provider framework drives it (test/fixtures/lifecycle.ts), against the strict fake AWS account,
  * whose EBS direct APIs keep the blocks written (test/fixtures/fake-aws/ebs.ts).
  */
-import { execFileSync } from 'child_process';
-import * as fs from 'fs';
-import * as os from 'os';
-import * as path from 'path';
+import { buildDiskImage, DiskLayout } from '../../../lib/disk-image';
 import { isComplete, onEvent } from '../../../lib/unikernel-ami/handler/index';
 import { BUILD_ID_TAG, MANAGED_TAG, STACK_TAG } from '../../../lib/unikernel-ami/types';
 import {
@@ -20,7 +17,8 @@ import {
   STACK_NAME,
   X86_64_AKI,
 } from '../../fixtures/custom-resource';
-import { FakeAws } from '../../fixtures/fake-aws';
+import { expectBootableDisk, makeTempDir, reassemble } from '../../disk-image/tools';
+import { useFakeAws } from '../../fixtures/fake-aws';
 import { CREATE_FAILED_MARKER, DEFAULT_KERNEL, runLifecycle } from '../../fixtures/lifecycle';
 
 const BLOCK = 512 * 1024;
@@ -33,26 +31,14 @@ const ALLOWED_CALLS = new Set([
   's3:GetObject',
 ]);
 
-const aws = new FakeAws();
-let logged: string[];
-
-beforeEach(() => {
-  aws.reset();
-  logged = [];
-  jest.spyOn(console, 'log').mockImplementation((line: string) => { logged.push(String(line)); });
-});
+const { aws, logLines } = useFakeAws();
 
 afterEach(() => {
-  jest.restoreAllMocks();
   // Whatever happened in the test, only calls the ebs-direct role allows were made, and the presigned URL was never logged.
   const made = new Set(aws.requests.filter((r) => r.principal === 'handler').map((r) => `${r.service}:${r.action}`));
   expect([...made].filter((call) => !ALLOWED_CALLS.has(call))).toEqual([]);
-  expect(logged.join('\n')).not.toContain(RESPONSE_URL);
+  expect(logLines.join('\n')).not.toContain(RESPONSE_URL);
 });
-
-function handlerRequests(action: string) {
-  return aws.requests.filter((r) => r.principal === 'handler' && r.action === action);
-}
 
 describe('Create', () => {
   test('uploads the disk, waits for the snapshot, registers a paravirtual AMI with the PV-GRUB kernel', async () => {
@@ -63,9 +49,9 @@ describe('Create', () => {
     const [created] = result.outcomes;
     const buildId = created.physicalResourceId;
     expect(created.status).toBe('SUCCESS');
-    expect(handlerRequests('GetObject')[0].input).toMatchObject({ Bucket: KERNEL_BUCKET, Key: KERNEL_KEY, VersionId: KERNEL_VERSION });
-    expect(handlerRequests('StartSnapshot')).toHaveLength(1);
-    expect(handlerRequests('StartSnapshot')[0].input).toMatchObject({
+    expect(aws.handlerRequests('GetObject')[0].input).toMatchObject({ Bucket: KERNEL_BUCKET, Key: KERNEL_KEY, VersionId: KERNEL_VERSION });
+    expect(aws.handlerRequests('StartSnapshot')).toHaveLength(1);
+    expect(aws.handlerRequests('StartSnapshot')[0].input).toMatchObject({
       VolumeSize: 1,
       Tags: expect.arrayContaining([
         { Key: BUILD_ID_TAG, Value: buildId },
@@ -78,13 +64,13 @@ describe('Create', () => {
     const [snapshot] = aws.world.snapshots.values();
     expect(snapshot.id).toBe(created.data!.SnapshotId);
     // (right after StartSnapshot, block writes meet SNAPSHOT_NOT_FOUND for a moment and are retried)
-    const written = handlerRequests('PutSnapshotBlock').filter((r) => !r.error);
-    expect(handlerRequests('CompleteSnapshot')[0].input).toMatchObject({ SnapshotId: snapshot.id, ChangedBlocksCount: written.length });
+    const written = aws.handlerRequests('PutSnapshotBlock').filter((r) => !r.error);
+    expect(aws.handlerRequests('CompleteSnapshot')[0].input).toMatchObject({ SnapshotId: snapshot.id, ChangedBlocksCount: written.length });
     expect(written.length).toBe(snapshot.direct!.blocks.size);
 
     // AND the AMI is paravirtual, boots through the PV-GRUB AKI from /dev/sda1 backed by that snapshot, and has no HVM-only flags
-    expect(handlerRequests('RegisterImage')).toHaveLength(1);
-    const register = handlerRequests('RegisterImage')[0].input as Record<string, unknown>;
+    expect(aws.handlerRequests('RegisterImage')).toHaveLength(1);
+    const register = aws.handlerRequests('RegisterImage')[0].input as Record<string, unknown>;
     expect(register).toMatchObject({
       Name: `hello-${buildId}`,
       VirtualizationType: 'paravirtual',
@@ -105,20 +91,15 @@ describe('Create', () => {
 
     // THEN
     const snapshot = aws.world.snapshots.get(result.outcomes[0].data!.SnapshotId)!;
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'direct-lifecycle-'));
+    const image = buildDiskImage({ kernel: KERNEL, name: 'hello', kernelArgs: '', layout: DiskLayout.WHOLE_VOLUME, volumeSizeGiB: 1 });
+    expect(image.kernelPath).toBe('/boot/hello.xen');
+    const temp = makeTempDir();
     try {
-      const volume = path.join(dir, 'volume.img');
-      const fd = fs.openSync(volume, 'w');
-      fs.ftruncateSync(fd, 2 ** 30);
-      for (const [index, block] of snapshot.direct!.blocks) {
-        fs.writeSync(fd, block.data, 0, BLOCK, index * BLOCK);
-      }
-      fs.closeSync(fd);
-      execFileSync('e2fsck', ['-fn', volume], { stdio: 'pipe' });
-      execFileSync('debugfs', ['-R', `dump /boot/hello.xen ${dir}/kernel`, volume], { stdio: 'pipe' });
-      expect(fs.readFileSync(`${dir}/kernel`).equals(KERNEL)).toBe(true);
+      const volume = temp.path('volume.img');
+      reassemble([...snapshot.direct!.blocks].map(([index, block]) => ({ index, data: block.data })), volume, 2 ** 30, BLOCK);
+      expectBootableDisk(volume, image, KERNEL, '');
     } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
+      temp.remove();
     }
   });
 
@@ -137,10 +118,10 @@ describe('Create', () => {
     // THEN
     expect(second).toEqual({ ...first, BuildState: { ...first.BuildState, StartedAt: expect.any(Number) } });
     expect(aws.world.snapshots.size).toBe(1);
-    expect(handlerRequests('StartSnapshot')).toHaveLength(1);
-    expect(handlerRequests('DescribeSnapshots')[0].input).toEqual({ SnapshotIds: [first.BuildState.SnapshotId] });
-    expect(handlerRequests('PutSnapshotBlock')).toEqual([]);
-    expect(handlerRequests('CompleteSnapshot')).toEqual([]);
+    expect(aws.handlerRequests('StartSnapshot')).toHaveLength(1);
+    expect(aws.handlerRequests('DescribeSnapshots')[0].input).toEqual({ SnapshotIds: [first.BuildState.SnapshotId] });
+    expect(aws.handlerRequests('PutSnapshotBlock')).toEqual([]);
+    expect(aws.handlerRequests('CompleteSnapshot')).toEqual([]);
   });
 
   test('a block that cannot be written fails the Create, naming the block, and leaves no snapshot', async () => {
@@ -151,9 +132,9 @@ describe('Create', () => {
     expect(result.outcomes[0]).toMatchObject({ status: 'FAILED', physicalResourceId: CREATE_FAILED_MARKER });
     expect(result.outcomes[0].failureReason).toMatch(/PutSnapshotBlock of block \d+ .*snap-.*The block data is not valid/);
     expect(result.outcomes[1]).toMatchObject({ requestType: 'Delete', ignoredByFramework: true });
-    expect(handlerRequests('DeleteSnapshot').length).toBeGreaterThan(0);
+    expect(aws.handlerRequests('DeleteSnapshot').length).toBeGreaterThan(0);
     expect(aws.world.snapshots.size).toBe(0);
-    expect(handlerRequests('RegisterImage')).toEqual([]);
+    expect(aws.handlerRequests('RegisterImage')).toEqual([]);
   });
 
   test('a snapshot that ends in error fails the build, which removes it', async () => {
@@ -173,7 +154,7 @@ describe('Create', () => {
   test('encryption with a KMS key reaches StartSnapshot', async () => {
     const kmsKeyArn = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
     await runLifecycle(aws, { strategy: 'ebs-direct', lifecycle: 'create', properties: { Encrypted: 'true', KmsKeyArn: kmsKeyArn } });
-    expect(handlerRequests('StartSnapshot')[0].input).toMatchObject({ Encrypted: true, KmsKeyArn: kmsKeyArn });
+    expect(aws.handlerRequests('StartSnapshot')[0].input).toMatchObject({ Encrypted: true, KmsKeyArn: kmsKeyArn });
   });
 });
 
@@ -184,7 +165,7 @@ describe('Update', () => {
     expect(updated.status).toBe('SUCCESS');
     expect(updated.physicalResourceId).not.toBe(created.physicalResourceId);
     expect(cleanup).toMatchObject({ requestType: 'Delete', physicalResourceId: created.physicalResourceId, status: 'SUCCESS' });
-    expect(handlerRequests('StartSnapshot')).toHaveLength(2);
+    expect(aws.handlerRequests('StartSnapshot')).toHaveLength(2);
     expect(aws.world.images.get(updated.data!.ImageId)!.state).toBe('available');
     expect(aws.world.images.get(created.data!.ImageId)?.state ?? 'deregistered').toBe('deregistered');
     expect(result.leaks).toEqual([]);
@@ -194,7 +175,7 @@ describe('Update', () => {
     const result = await runLifecycle(aws, { strategy: 'ebs-direct', lifecycle: 'tag-update' });
     const [created, updated] = result.outcomes;
     expect(updated).toMatchObject({ status: 'SUCCESS', physicalResourceId: created.physicalResourceId, data: created.data });
-    expect(handlerRequests('StartSnapshot')).toHaveLength(1);
+    expect(aws.handlerRequests('StartSnapshot')).toHaveLength(1);
     expect(aws.tagsOf(created.data!.ImageId)).toMatchObject({ owner: 'team-b', [BUILD_ID_TAG]: created.physicalResourceId });
     expect(aws.tagsOf(created.data!.SnapshotId)).toMatchObject({ owner: 'team-b' });
   });
@@ -205,7 +186,7 @@ describe('Delete', () => {
     // (the allowed-calls check after each test rules out instances, volumes, S3 writes and SSM)
     const result = await runLifecycle(aws, { strategy: 'ebs-direct', lifecycle: 'delete' });
     expect(result.outcomes[1].status).toBe('SUCCESS');
-    expect(handlerRequests('DeregisterImage')).toHaveLength(1);
+    expect(aws.handlerRequests('DeregisterImage')).toHaveLength(1);
     expect(aws.world.snapshots.size).toBe(0);
     expect(result.leaks).toEqual([]);
   });
@@ -213,8 +194,8 @@ describe('Delete', () => {
   test('retain keeps the AMI and snapshot', async () => {
     const result = await runLifecycle(aws, { strategy: 'ebs-direct', lifecycle: 'retain' });
     expect(result.outcomes[1].status).toBe('SUCCESS');
-    expect(handlerRequests('DeregisterImage')).toEqual([]);
-    expect(handlerRequests('DeleteSnapshot')).toEqual([]);
+    expect(aws.handlerRequests('DeregisterImage')).toEqual([]);
+    expect(aws.handlerRequests('DeleteSnapshot')).toEqual([]);
     expect(aws.world.images.get(result.outcomes[0].data!.ImageId)!.state).toBe('available');
     expect(aws.world.snapshots.size).toBe(1);
   });

@@ -9,9 +9,10 @@ import { CompleteSnapshotCommand, EBSClient, PutSnapshotBlockCommand, StartSnaps
 import { DeleteSnapshotCommand, DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
-import { buildDiskImage, DiskBlock } from '../../../lib/disk-image';
+import { buildDiskImage } from '../../../lib/disk-image';
 import { DirectUploadError, DirectUploadImage, uploadSnapshotDirect } from '../../../lib/unikernel-ami/handler/ebs-direct';
 import { StepLog } from '../../../lib/unikernel-ami/handler/log';
+import { streamed } from './images';
 
 const MIB = 2 ** 20;
 const SNAPSHOT_ID = 'snap-0aaaabbbbccccdddd';
@@ -30,21 +31,15 @@ function kernel(bytes: number): Buffer {
 function streamedImage(failAfter?: number) {
   const image = buildDiskImage({ kernel: kernel(12 * MIB), name: 'hello' });
   const state = { made: 0, mostAhead: 0, sent: 0 };
-  const streamed: DirectUploadImage = {
-    sizeBytes: image.sizeBytes,
-    async *nonZeroBlocks(blockSize?: number): AsyncIterable<DiskBlock> {
-      for (const block of image.nonZeroBlocks(blockSize)) {
-        if (state.made === failAfter) {
-          throw new Error('The kernel ended after 4194304 bytes, but the disk was laid out for 12582912');
-        }
-        await new Promise((resolve) => setImmediate(resolve));
-        state.made++;
-        state.mostAhead = Math.max(state.mostAhead, state.made - state.sent);
-        yield block;
-      }
+  const source: DirectUploadImage = streamed(image, {
+    failAfter,
+    failure: 'The kernel ended after 4194304 bytes, but the disk was laid out for 12582912',
+    onBlock: (made) => {
+      state.made = made;
+      state.mostAhead = Math.max(state.mostAhead, state.made - state.sent);
     },
-  };
-  return { image, streamed, state };
+  });
+  return { image, streamed: source, state };
 }
 
 function uploadOptions(image: DirectUploadImage) {

@@ -22,7 +22,7 @@ import {
 import { DeleteSnapshotCommand, DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
-import { buildDiskImage, DiskImage, DiskLayout, writeSparseFile } from '../../../lib/disk-image';
+import { buildDiskImage, DiskBlock, DiskImage, DiskLayout, writeSparseFile } from '../../../lib/disk-image';
 import {
   DirectUploadError,
   DirectUploadOptions,
@@ -30,7 +30,7 @@ import {
   uploadSnapshotDirect,
 } from '../../../lib/unikernel-ami/handler/ebs-direct';
 import { StepLog } from '../../../lib/unikernel-ami/handler/log';
-import { pygrubEntries } from '../../fixtures/pygrub';
+import { expectBootableDisk, reassemble } from '../../disk-image/tools';
 
 const BLOCK = 512 * 1024;
 const SNAPSHOT_ID = 'snap-0123456789abcdef0';
@@ -125,34 +125,9 @@ function sentBlocks(): PutSnapshotBlockCommandInput[] {
   return ebsMock.commandCalls(PutSnapshotBlockCommand).map((call) => call.args[0].input);
 }
 
-/** Writes the sent blocks into a fresh sparse file of `sizeBytes`, shifted down by `skipBytes` (to cut out a partition). */
-function reassemble(blocks: PutSnapshotBlockCommandInput[], file: string, sizeBytes: number, skipBytes = 0): void {
-  const fd = fs.openSync(file, 'w');
-  try {
-    fs.ftruncateSync(fd, sizeBytes);
-    for (const block of blocks) {
-      const data = block.BlockData as Uint8Array;
-      const start = block.BlockIndex! * BLOCK - skipBytes;
-      const from = Math.max(0, -start);
-      if (from >= data.length) {
-        continue;
-      }
-      fs.writeSync(fd, data, from, data.length - from, start + from);
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-
-function expectReadableFilesystem(file: string, disk: DiskImage): void {
-  runTool('e2fsck', ['-fn', file], 'e2fsprogs');
-  const kernelCopy = path.join(workDir, 'kernel-read-back');
-  runTool('debugfs', ['-R', `dump ${disk.kernelPath} ${kernelCopy}`, file], 'e2fsprogs');
-  expect(fs.readFileSync(kernelCopy).equals(KERNEL)).toBe(true);
-  const menuLst = runTool('debugfs', ['-R', 'cat /boot/grub/menu.lst', file], 'e2fsprogs');
-  expect(menuLst).toBe(disk.menuLst);
-  // Xen's pygrub reads the menu.lst from the reassembled disk and names the kernel and its arguments
-  expect(pygrubEntries(file).map(({ kernel, args }) => ({ kernel, args }))).toEqual([{ kernel: '/boot/hello.xen', args: 'console=hvc0' }]);
+/** The sent blocks as the disk's blocks, to reassemble. */
+function sentAsDiskBlocks(): DiskBlock[] {
+  return sentBlocks().map((block) => ({ index: block.BlockIndex!, data: block.BlockData as Uint8Array }));
 }
 
 beforeAll(() => {
@@ -236,19 +211,20 @@ describe.each([DiskLayout.WHOLE_VOLUME, DiskLayout.MBR_PARTITION])('a %s disk im
 
     // WHEN the blocks the mock received are written into an empty file of the volume's size
     const volume = path.join(workDir, `reassembled-${layout}.img`);
-    reassemble(sentBlocks(), volume, disk.sizeBytes);
+    reassemble(sentAsDiskBlocks(), volume, disk.sizeBytes, BLOCK);
 
-    // THEN the volume equals the image byte for byte, and its filesystem is sound
+    // THEN the volume equals the image byte for byte, and its filesystem is sound; pygrub boots /boot/hello.xen from it
+    expect(disk.kernelPath).toBe('/boot/hello.xen');
     runTool('cmp', [volume, reference(layout).file], 'diffutils');
     if (layout === DiskLayout.MBR_PARTITION) {
       const table = JSON.parse(runTool('sfdisk', ['--json', volume], 'fdisk'));
       const [partition] = table.partitiontable.partitions;
       expect(partition.start * 512).toBe(disk.filesystemOffset);
       const filesystem = path.join(workDir, 'reassembled-partition.img');
-      reassemble(sentBlocks(), filesystem, partition.size * 512, partition.start * 512);
-      expectReadableFilesystem(filesystem, disk);
+      reassemble(sentAsDiskBlocks(), filesystem, partition.size * 512, BLOCK, partition.start * 512);
+      expectBootableDisk(filesystem, disk, KERNEL, 'console=hvc0');
     } else {
-      expectReadableFilesystem(volume, disk);
+      expectBootableDisk(volume, disk, KERNEL, 'console=hvc0');
     }
   });
 });

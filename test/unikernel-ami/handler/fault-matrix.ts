@@ -10,10 +10,9 @@
  * invocation outlasted its Lambda timeout, and nothing of any build is left but what CloudFormation
  * holds or RETAIN keeps.
  */
-import { createHash } from 'crypto';
-import { buildDiskImage, DiskLayout } from '../../../lib/disk-image';
+import { DiskLayout } from '../../../lib/disk-image';
 import { UnikernelAmiProperties } from '../../../lib/unikernel-ami/types';
-import { blockMapDigest, FakeAws, FaultKind, FaultRule, STATEFUL_ACTIONS } from '../../fixtures/fake-aws';
+import { diskImageContent, FakeAws, FaultKind, FaultRule, STATEFUL_ACTIONS } from '../../fixtures/fake-aws';
 import { CFN_RESPONSE_LIMIT_BYTES, DEFAULT_KERNEL, Lifecycle, lifecycleProperties, LifecycleResult, runLifecycle, Strategy } from '../../fixtures/lifecycle';
 
 /** How each kind of fault is injected at a call: how many answers it changes, for how long. */
@@ -95,18 +94,9 @@ export async function runScenario(aws: FakeAws, scenario: Scenario): Promise<Sce
   return { scenario, result, faultsInjected: aws.faultsInjected, problems: check(scenario, result, mustSucceed(scenario), aws) };
 }
 
-const contents = new Map<string, string>();
-
 /** What the AMI of a build from these properties must hold: the image's non-zero blocks, computed apart from the handler. */
 function expectedContent(props: UnikernelAmiProperties): string {
-  const key = `${props.KernelArgs}|${props.Layout}|${props.VolumeSizeGiB}|${props.Name}`;
-  let content = contents.get(key);
-  if (!content) {
-    const image = buildDiskImage({ kernel: DEFAULT_KERNEL, name: props.Name, kernelArgs: props.KernelArgs, layout: props.Layout as DiskLayout, volumeSizeGiB: Number(props.VolumeSizeGiB) });
-    content = blockMapDigest([...image.nonZeroBlocks(524288)].map((b): [number, string] => [b.index, createHash('sha256').update(b.data).digest('hex')]));
-    contents.set(key, content);
-  }
-  return content;
+  return diskImageContent({ kernel: DEFAULT_KERNEL, name: props.Name, kernelArgs: props.KernelArgs, layout: props.Layout as DiskLayout, volumeSizeGiB: Number(props.VolumeSizeGiB) });
 }
 
 function check(scenario: Scenario, result: LifecycleResult, mustSucceed: boolean, aws?: FakeAws): string[] {

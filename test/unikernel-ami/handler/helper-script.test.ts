@@ -2,14 +2,12 @@
  * The helper script, run for real with bash against a sparse file standing in for the EBS volume,
  * fed by the staged files the handler would upload. What it writes is read back with e2fsck and debugfs.
  */
-import { createHash } from 'crypto';
 import { readFileSync, writeFileSync } from 'fs';
 import { gunzipSync, gzipSync } from 'zlib';
 import { buildDiskImage, DiskImage, DiskLayout } from '../../../lib/disk-image';
 import { encodeStagedImage } from '../../../lib/unikernel-ami/handler/staging';
 import { BLOCK_TOOL_PY, helperScript, helperUserData, runShellScriptCommands, shellQuote } from '../../../lib/unikernel-ami/handler/helper-script';
-import { debugfs, e2fsck, extractRegion, fakeKernel, makeTempDir, readBytes, runTool, scanNonZeroBlocks } from '../../disk-image/tools';
-import { pygrubEntries } from '../../fixtures/pygrub';
+import { blockDigests, expectBootableDisk, extractRegion, fakeKernel, makeTempDir, readBytes, runTool, scanNonZeroBlocks } from '../../disk-image/tools';
 
 const GIB = 2 ** 30;
 const BLOCK = 524288;
@@ -57,18 +55,6 @@ function allocatedSectors(file: string): number {
   return Number(runTool('stat', ['-c', '%b', file]).stdout.trim());
 }
 
-function expectBootFilesReadBack(filesystem: string, image: DiskImage): void {
-  const check = e2fsck(filesystem);
-  // e2fsck -n exits 0 only when it found nothing to fix; the output says what it found otherwise.
-  expect({ status: check.status, output: check.stdout }).toEqual({ status: 0, output: expect.stringContaining('Pass 5') });
-  const kernelCopy = tmp.path('kernel-read-back');
-  debugfs(filesystem, `dump ${image.kernelPath} ${kernelCopy}`);
-  expect(readFileSync(kernelCopy).equals(KERNEL)).toBe(true);
-  expect(debugfs(filesystem, 'cat /boot/grub/menu.lst').stdout).toBe(image.menuLst);
-  // Xen's pygrub boots the kernel from what the script wrote, with the arguments given to the image
-  expect(pygrubEntries(filesystem).map(({ kernel, args }) => ({ kernel, args }))).toEqual([{ kernel: image.kernelPath, args: KERNEL_ARGS }]);
-}
-
 describe('helper script', () => {
   test('writes the whole-volume image: e2fsck is clean, debugfs reads the kernel and menu.lst back exactly', async () => {
     // GIVEN the staged files and a blank 1 GiB volume
@@ -80,17 +66,14 @@ describe('helper script', () => {
     expect(result.stderr).toBe('');
     expect(result.status).toBe(0);
     expect(result.stdout).toContain('image written to');
-    expectBootFilesReadBack(device, staged.image);
+    expectBootableDisk(device, staged.image, KERNEL, KERNEL_ARGS);
   });
 
   test('writes each block at its index: the volume has exactly the image\'s non-zero blocks', async () => {
     const staged = await stage();
     const device = blankVolume();
     expect(runScript(staged, device).status).toBe(0);
-    const expected = new Map(
-      [...staged.image.nonZeroBlocks(BLOCK)].map((block) => [block.index, createHash('sha256').update(block.data).digest('hex')]),
-    );
-    expect(scanNonZeroBlocks(device, BLOCK)).toEqual(expected);
+    expect(scanNonZeroBlocks(device, BLOCK)).toEqual(blockDigests(staged.image.nonZeroBlocks(BLOCK)));
   });
 
   test('writes the MBR layout: the first partition holds a clean filesystem with the boot files', async () => {
@@ -103,7 +86,7 @@ describe('helper script', () => {
     const partition = table.partitions[0];
     const filesystem = tmp.path('partition.img');
     extractRegion(device, filesystem, partition.start * 512, partition.size * 512);
-    expectBootFilesReadBack(filesystem, staged.image);
+    expectBootableDisk(filesystem, staged.image, KERNEL, KERNEL_ARGS);
   });
 
   test('a manifest checksum that does not match blocks.gz: exits non-zero and writes nothing', async () => {
@@ -187,7 +170,7 @@ describe('helper script', () => {
     const commands = runShellScriptCommands(helperScript({ blocksSource: staged.blocks, manifestSource: staged.manifest, devicePath: device }));
     const good = runTool('sh', ['-c', commands.join('\n')]);
     expect(good.status).toBe(0);
-    expectBootFilesReadBack(device, staged.image);
+    expectBootableDisk(device, staged.image, KERNEL, KERNEL_ARGS);
 
     const refused = runShellScriptCommands(helperScript({ blocksSource: staged.blocks, manifestSource: staged.manifest, devicePath: blankVolume(GIB + BLOCK) }));
     expect(runTool('sh', ['-c', refused.join('\n')]).status).not.toBe(0);
@@ -217,7 +200,7 @@ describe('the helper script run twice at once (SendCommand has no client token)'
       run ${shellQuote(script)} a & run ${shellQuote(script)} b & wait`]);
     expect(both.status).toBe(0);
     expect(readFileSync(log, 'utf8').trim().split('\n').sort()).toEqual(['exit a 0', 'exit b 0']);
-    expectBootFilesReadBack(device, staged.image);
+    expectBootableDisk(device, staged.image, KERNEL, KERNEL_ARGS);
   });
 });
 

@@ -4,12 +4,9 @@
  * lifecycles go through the lifecycle driver (test/fixtures/lifecycle.ts), which plays
  * CloudFormation and the provider framework; single requests call onEvent/isComplete directly.
  */
-import { createHash } from 'crypto';
 import { readFileSync } from 'fs';
 import { join } from 'path';
-import { gunzipSync } from 'zlib';
 import { buildDiskImage, DiskLayout } from '../../../lib/disk-image';
-import { IsCompleteRequest, OnEventRequest, OnEventResponse } from '../../../lib/unikernel-ami/handler/events';
 import { HELPER_SELF_DESTRUCT_MINUTES, RUN_INSTANCES_RETRY } from '../../../lib/unikernel-ami/handler/helper-instance';
 import { isComplete, onEvent } from '../../../lib/unikernel-ami/handler/index';
 import { withRetry } from '../../../lib/unikernel-ami/handler/retry';
@@ -31,68 +28,26 @@ import {
   updateEvent,
   X86_64_AKI,
 } from '../../fixtures/custom-resource';
-import { awsError, blockMapDigest, FakeAws } from '../../fixtures/fake-aws';
-import { CREATE_FAILED_MARKER, runLifecycle } from '../../fixtures/lifecycle';
+import { awsError, diskImageContent, useFakeAws } from '../../fixtures/fake-aws';
+import { completeRequest, CREATE_FAILED_MARKER, runLifecycle } from '../../fixtures/lifecycle';
+import { fakeKernel } from '../../disk-image/tools';
+import { expectStagedBlocks } from './images';
 
-const BLOCK = 524288;
 const KERNELS = join(__dirname, '../../fixtures/kernels');
 /** A Xen PV x86_64 kernel padded with pseudo-random bytes, so that the disk spans several 512 KiB blocks. */
-const KERNEL = Buffer.concat([readFileSync(join(KERNELS, 'pv-x86_64.elf')), pseudoRandomBytes(1_300_000)]);
-
-function pseudoRandomBytes(length: number): Buffer {
-  const bytes = Buffer.alloc(length);
-  let state = 0x2545f491;
-  for (let i = 0; i < length; i++) {
-    state = (state * 1103515245 + 12345) >>> 0;
-    bytes[i] = state >>> 24;
-  }
-  return bytes;
-}
-
-/** What a disk image holds, computed apart from the handler: its non-zero blocks and their SHA-256. */
-function contentOf(kernelArgs = '', kernel: Buffer = KERNEL, volumeSizeGiB = 1): string {
-  const image = buildDiskImage({ kernel, name: 'hello', kernelArgs, layout: DiskLayout.WHOLE_VOLUME, volumeSizeGiB });
-  return blockMapDigest([...image.nonZeroBlocks(BLOCK)].map((block): [number, string] => [block.index, createHash('sha256').update(block.data).digest('hex')]));
-}
+const PV_KERNEL = readFileSync(join(KERNELS, 'pv-x86_64.elf'));
+const KERNEL = fakeKernel(PV_KERNEL.length + 1_300_000, { header: PV_KERNEL });
 
 // Lambda sets AWS_REGION; the helper script passes it to the AWS CLI.
 process.env.AWS_REGION = REGION;
-const aws = new FakeAws();
-let logLines: string[];
+const { aws, logLines } = useFakeAws();
 
 beforeEach(() => {
-  aws.reset();
   aws.putObject(KERNEL_BUCKET, KERNEL_KEY, KERNEL, KERNEL_VERSION);
-  logLines = [];
-  jest.spyOn(console, 'log').mockImplementation((line: string) => {
-    logLines.push(line);
-  });
 });
-
-afterEach(() => {
-  jest.restoreAllMocks();
-});
-
-function handlerRequests(action: string) {
-  return aws.requests.filter((r) => r.principal === 'handler' && r.action === action);
-}
 
 function tagsAsRecord(tags: unknown): Record<string, string> {
   return Object.fromEntries(((tags ?? []) as { Key: string; Value: string }[]).map((t) => [t.Key, t.Value]));
-}
-
-/** onEvent, then isComplete every 15 simulated seconds until it is complete (or throws), as the provider does. */
-async function build(request: OnEventRequest): Promise<{ response: OnEventResponse; done: Awaited<ReturnType<typeof isComplete>> }> {
-  const response = await aws.drive(onEvent(request));
-  const event: IsCompleteRequest = isCompleteEvent(request, response);
-  for (let round = 0; round < 400; round++) {
-    const done = await aws.drive(isComplete(event));
-    if (done.IsComplete) {
-      return { response, done };
-    }
-    await aws.advance(15_000);
-  }
-  throw new Error('the build did not complete in 100 simulated minutes');
 }
 
 describe('Create, helper-instance strategy: onEvent', () => {
@@ -114,23 +69,15 @@ describe('Create, helper-instance strategy: onEvent', () => {
     // THEN blocks.gz and manifest.txt hold, in index order, the blocks an independent build of the image has
     const staged = aws.world.buckets.get(STAGING_BUCKET)!;
     const prefix = `builds/${response.PhysicalResourceId}/`;
-    const blocks = gunzipSync(staged.get(`${prefix}blocks.gz`)!.body);
-    const manifest = staged.get(`${prefix}manifest.txt`)!.body.toString('utf8').trimEnd().split('\n');
-    const expected = [...buildDiskImage({ kernel: KERNEL, name: 'hello', kernelArgs: 'console=hvc0', layout: DiskLayout.WHOLE_VOLUME, volumeSizeGiB: 1 }).nonZeroBlocks(BLOCK)];
-    expect(expected.length).toBeGreaterThanOrEqual(3);
-    expect(blocks.length).toBe(expected.length * BLOCK);
-    expected.forEach((block, n) => {
-      expect(blocks.subarray(n * BLOCK, (n + 1) * BLOCK).equals(Buffer.from(block.data))).toBe(true);
-      expect(manifest[n + 1]).toBe(`${block.index} ${createHash('sha256').update(block.data).digest('hex')}`);
-    });
-    expect(manifest[0]).toBe(`mirage-unikernel-ami-manifest volume-bytes=${2 ** 30} block-bytes=${BLOCK} blocks=${expected.length}`);
-    expect(manifest).toHaveLength(expected.length + 1);
+    const image = buildDiskImage({ kernel: KERNEL, name: 'hello', kernelArgs: 'console=hvc0', layout: DiskLayout.WHOLE_VOLUME, volumeSizeGiB: 1 });
+    const blockCount = expectStagedBlocks(staged.get(`${prefix}blocks.gz`)!.body, staged.get(`${prefix}manifest.txt`)!.body.toString('utf8'), image, 2 ** 30);
+    expect(blockCount).toBeGreaterThanOrEqual(3);
   });
 
   test('RunInstances: IMDSv2, no key pair, shutdown terminates, the data volume in the launch, self-destruct user data, tagged, build id as client token', async () => {
     const response = await aws.drive(onEvent(createEvent()));
     const props = helperInstanceProperties();
-    const run = handlerRequests('RunInstances')[0].input as Record<string, any>;
+    const run = aws.handlerRequests('RunInstances')[0].input as Record<string, any>;
     expect(run).toMatchObject({
       ClientToken: response.PhysicalResourceId,
       ImageId: props.Helper!.ImageId,
@@ -172,7 +119,7 @@ describe('Create, helper-instance strategy: onEvent', () => {
   test('an encrypted build encrypts the data volume with the given key', async () => {
     const kmsKeyArn = 'arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab';
     await aws.drive(onEvent(createEvent(helperInstanceProperties({ VolumeSizeGiB: '2', Encrypted: 'true', KmsKeyArn: kmsKeyArn }))));
-    const mappings = (handlerRequests('RunInstances')[0].input as Record<string, any>).BlockDeviceMappings;
+    const mappings = (aws.handlerRequests('RunInstances')[0].input as Record<string, any>).BlockDeviceMappings;
     expect(mappings[0].Ebs).toEqual({ VolumeSize: 2, VolumeType: 'gp3', DeleteOnTermination: true, Encrypted: true, KmsKeyId: kmsKeyArn });
     // The root volume holds only AL2023 and is deleted with the helper: it stays as the AMI has it.
     expect(mappings[1]).toEqual({ DeviceName: '/dev/xvda', Ebs: { VolumeSize: 8, VolumeType: 'gp3', DeleteOnTermination: true } });
@@ -194,7 +141,7 @@ describe('Create, helper-instance strategy: onEvent', () => {
     const response = await aws.drive(onEvent(createEvent()));
     // THEN
     expect(response.BuildState.InstanceId).toMatch(/^i-/);
-    const refusals = handlerRequests('RunInstances').filter((r) => r.error === 'InvalidParameterValue');
+    const refusals = aws.handlerRequests('RunInstances').filter((r) => r.error === 'InvalidParameterValue');
     expect(refusals.length).toBeGreaterThan(0);
     expect(aws.world.instances.size).toBe(1);
   });
@@ -223,8 +170,8 @@ describe('Create, helper-instance strategy: the whole build', () => {
     expect(created.status).toBe('SUCCESS');
     const { ImageId, SnapshotId, KernelId } = created.data!;
     expect(KernelId).toBe(X86_64_AKI);
-    expect(aws.world.snapshots.get(SnapshotId)!.content).toBe(contentOf('console=hvc0', KERNEL, 3));
-    const register = handlerRequests('RegisterImage')[0].input as Record<string, any>;
+    expect(aws.world.snapshots.get(SnapshotId)!.content).toBe(diskImageContent({ kernel: KERNEL, name: 'hello', kernelArgs: 'console=hvc0', layout: DiskLayout.WHOLE_VOLUME, volumeSizeGiB: 3 }));
+    const register = aws.handlerRequests('RegisterImage')[0].input as Record<string, any>;
     expect(register).toMatchObject({
       Name: `hello-${created.physicalResourceId}`,
       VirtualizationType: 'paravirtual',
@@ -245,9 +192,9 @@ describe('Create, helper-instance strategy: the whole build', () => {
   test('the helper script is sent once, for the launch\'s data volume, and reads the staged objects with the helper\'s own credentials', async () => {
     const result = await runLifecycle(aws, { strategy: 'helper-instance', lifecycle: 'create', kernel: KERNEL });
     const buildId = result.outcomes[0].physicalResourceId;
-    const [send] = handlerRequests('SendCommand');
-    expect(handlerRequests('SendCommand')).toHaveLength(1);
-    const instanceId = (handlerRequests('TerminateInstances')[0].input.InstanceIds as string[])[0];
+    const [send] = aws.handlerRequests('SendCommand');
+    expect(aws.handlerRequests('SendCommand')).toHaveLength(1);
+    const instanceId = (aws.handlerRequests('TerminateInstances')[0].input.InstanceIds as string[])[0];
     const dataVolume = aws.world.snapshots.get(result.outcomes[0].data!.SnapshotId)!.volumeId;
     expect(aws.world.invocations[0].instanceId).toBe(instanceId);
     expect(send.input).toMatchObject({ DocumentName: 'AWS-RunShellScript', InstanceIds: [instanceId], Comment: buildId });
@@ -266,8 +213,8 @@ describe('Create, helper-instance strategy: the whole build', () => {
 
   test('the volume is snapshotted after the script succeeded, while the helper still runs; the helper is terminated once the snapshot is complete', async () => {
     await runLifecycle(aws, { strategy: 'helper-instance', lifecycle: 'create', kernel: KERNEL });
-    const [snapshot] = handlerRequests('CreateSnapshot');
-    const [terminate] = handlerRequests('TerminateInstances');
+    const [snapshot] = aws.handlerRequests('CreateSnapshot');
+    const [terminate] = aws.handlerRequests('TerminateInstances');
     const scriptDone = aws.world.invocations[0];
     expect(scriptDone.status).toBe('Success');
     expect(snapshot.time!).toBeGreaterThan(scriptDone.startedAt!);
@@ -279,7 +226,7 @@ describe('Create, helper-instance strategy: the whole build', () => {
     const kernel = readFileSync(join(KERNELS, 'pv-i386.elf'));
     const result = await runLifecycle(aws, { strategy: 'helper-instance', lifecycle: 'create', kernel, properties: { Architecture: 'i386', KernelId: I386_AKI } });
     expect(result.outcomes[0].data!.KernelId).toBe(I386_AKI);
-    expect(handlerRequests('RegisterImage')[0].input).toMatchObject({ Architecture: 'i386', KernelId: I386_AKI });
+    expect(aws.handlerRequests('RegisterImage')[0].input).toMatchObject({ Architecture: 'i386', KernelId: I386_AKI });
   });
 
   test('every step logs one JSON line with the build id, and the ResponseURL never appears', async () => {
@@ -309,7 +256,7 @@ describe('Create: failures', () => {
     await expect(aws.drive(onEvent(createEvent(helperInstanceProperties({ KernelObjectVersion: 'other-version' }))))).rejects.toThrow(
       `s3:GetObject s3://${KERNEL_BUCKET}/${KERNEL_KEY} (version other-version) failed: The specified version does not exist.`,
     );
-    expect(handlerRequests('RunInstances')).toEqual([]);
+    expect(aws.handlerRequests('RunInstances')).toEqual([]);
   });
 
   test('invalid properties are refused with the property, its value and what was expected', async () => {
@@ -324,7 +271,7 @@ describe('Create: failures', () => {
     const result = await runLifecycle(aws, { strategy: 'helper-instance', lifecycle: 'create', properties: { Helper: { ...helperInstanceProperties().Helper!, InstanceType: 't3.enormous' } } });
     expect(result.outcomes[0]).toMatchObject({ status: 'FAILED', physicalResourceId: CREATE_FAILED_MARKER });
     expect(result.outcomes[0].failureReason).toMatch(/^ec2:RunInstances \(t3\.enormous in subnet-0abc1234\) failed: Value \(t3\.enormous\) for parameter instanceType is invalid\./);
-    expect(handlerRequests('RunInstances')).toHaveLength(1);
+    expect(aws.handlerRequests('RunInstances')).toHaveLength(1);
     expect(result.leaks).toEqual([]);
   });
 
@@ -347,7 +294,7 @@ describe('Create: failures', () => {
 
 describe('Update', () => {
   async function existingBuild(props: UnikernelAmiProperties = helperInstanceProperties()) {
-    const built = await build(createEvent(props));
+    const built = await completeRequest(aws, createEvent(props));
     aws.requests.length = 0;
     return { buildId: built.response.PhysicalResourceId, attributes: built.done.Data! };
   }
@@ -368,8 +315,8 @@ describe('Update', () => {
     expect(response.PhysicalResourceId).toMatch(/^mua-[0-9a-f]{16}$/);
     expect(response.PhysicalResourceId).not.toBe(old.buildId);
     expect(response.BuildState.Action).toBe('build');
-    expect(handlerRequests('RunInstances')).toHaveLength(1);
-    expect(handlerRequests('DeregisterImage')).toEqual([]);
+    expect(aws.handlerRequests('RunInstances')).toHaveLength(1);
+    expect(aws.handlerRequests('DeregisterImage')).toEqual([]);
     expect(aws.world.images.get(old.attributes.ImageId)!.state).toBe('available');
   });
 
@@ -385,14 +332,14 @@ describe('Update', () => {
     // THEN
     expect(response.PhysicalResourceId).toBe(old.buildId);
     expect(response.Data).toEqual({ ImageId, SnapshotId, KernelId: X86_64_AKI });
-    expect(handlerRequests('DeleteTags')[0].input).toEqual({ Resources: [ImageId, SnapshotId], Tags: [{ Key: 'team' }] });
+    expect(aws.handlerRequests('DeleteTags')[0].input).toEqual({ Resources: [ImageId, SnapshotId], Tags: [{ Key: 'team' }] });
     for (const id of [ImageId, SnapshotId]) {
       expect(aws.tagsOf(id)).toMatchObject({ project: 'hello-unikernel', owner: 'ops', Name: 'hello', [BUILD_ID_TAG]: old.buildId, [STACK_TAG]: STACK_NAME, [MANAGED_TAG]: 'true' });
       expect(aws.tagsOf(id)).not.toHaveProperty('team');
     }
-    expect(handlerRequests('GetObject')).toEqual([]);
-    expect(handlerRequests('RunInstances')).toEqual([]);
-    expect(handlerRequests('RegisterImage')).toEqual([]);
+    expect(aws.handlerRequests('GetObject')).toEqual([]);
+    expect(aws.handlerRequests('RunInstances')).toEqual([]);
+    expect(aws.handlerRequests('RegisterImage')).toEqual([]);
     // isComplete completes at once with the same attributes
     expect(await aws.drive(isComplete(isCompleteEvent(request, response)))).toEqual({ IsComplete: true, Data: { ImageId, SnapshotId, KernelId: X86_64_AKI } });
   });
@@ -410,8 +357,8 @@ describe('Delete', () => {
     const result = await runLifecycle(aws, { strategy: 'helper-instance', lifecycle: 'delete' });
     const [created, deleted] = result.outcomes;
     expect(deleted).toMatchObject({ status: 'SUCCESS', physicalResourceId: created.physicalResourceId });
-    expect(handlerRequests('DeregisterImage').map((r) => r.input)).toEqual([{ ImageId: created.data!.ImageId }]);
-    expect(handlerRequests('DeleteSnapshot').map((r) => r.input)).toContainEqual({ SnapshotId: created.data!.SnapshotId });
+    expect(aws.handlerRequests('DeregisterImage').map((r) => r.input)).toEqual([{ ImageId: created.data!.ImageId }]);
+    expect(aws.handlerRequests('DeleteSnapshot').map((r) => r.input)).toContainEqual({ SnapshotId: created.data!.SnapshotId });
     expect(result.leaks).toEqual([]);
     expect(aws.world.snapshots.size).toBe(0);
   });
@@ -420,7 +367,7 @@ describe('Delete', () => {
     const result = await runLifecycle(aws, { strategy: 'helper-instance', lifecycle: 'retain' });
     const { ImageId, SnapshotId } = result.outcomes[0].data!;
     expect(result.outcomes[1].status).toBe('SUCCESS');
-    expect(handlerRequests('DeregisterImage')).toEqual([]);
+    expect(aws.handlerRequests('DeregisterImage')).toEqual([]);
     expect(aws.world.images.get(ImageId)!.state).toBe('available');
     expect([...aws.world.snapshots.keys()]).toEqual([SnapshotId]);
     expect(aws.tagsOf(ImageId)[RETAINED_TAG]).toBe('true');
@@ -429,7 +376,7 @@ describe('Delete', () => {
 
   test('what is already gone counts as deleted; a snapshot still held by its just-deregistered AMI is deleted a moment later', async () => {
     // GIVEN a finished build whose AMI someone deregistered by hand an hour ago
-    const built = await build(createEvent());
+    const built = await completeRequest(aws, createEvent());
     aws.world.images.get(built.done.Data!.ImageId)!.state = 'deregistered';
     aws.world.images.get(built.done.Data!.ImageId)!.deregisteredAt = aws.clock.now();
     await aws.advance(3600_000);
@@ -443,34 +390,24 @@ describe('Delete', () => {
   });
 
   test('a finished helper build deleted after a switch to ebsDirect (staging bucket gone): the AMI and snapshot go, S3 is not touched', async () => {
-    const built = await build(createEvent());
+    const built = await completeRequest(aws, createEvent());
     aws.world.buckets.delete(STAGING_BUCKET);
     aws.requests.length = 0;
-    const request = deleteEvent(built.response.PhysicalResourceId, helperInstanceProperties({ RemovalPolicy: 'destroy' }));
-    const response = await aws.drive(onEvent(request));
-    let done = await aws.drive(isComplete(isCompleteEvent(request, response)));
-    for (let round = 0; !done.IsComplete && round < 10; round++) {
-      await aws.advance(15_000);
-      done = await aws.drive(isComplete(isCompleteEvent(request, response)));
-    }
+    const { done } = await completeRequest(aws, deleteEvent(built.response.PhysicalResourceId, helperInstanceProperties({ RemovalPolicy: 'destroy' })), { polls: 11 });
     expect(done).toEqual({ IsComplete: true });
     expect(aws.world.images.get(built.done.Data!.ImageId)!.state).toBe('deregistered');
     expect(aws.requests.filter((r) => r.service === 's3')).toEqual([]);
   });
 
   test('a Delete right after the Create\'s onEvent (EC2 not listing the new helper yet) terminates it; other builds are left alone', async () => {
-    const other = await build(createEvent(undefined, 'other-request'));
+    const other = await completeRequest(aws, createEvent(undefined, 'other-request'));
     aws.requests.length = 0;
     const mine = await aws.drive(onEvent(createEvent()));
-    const request = deleteEvent(mine.PhysicalResourceId);
-    const response = await aws.drive(onEvent(request));
-    while (!(await aws.drive(isComplete(isCompleteEvent(request, response)))).IsComplete) {
-      await aws.advance(15_000);
-    }
+    await completeRequest(aws, deleteEvent(mine.PhysicalResourceId));
     expect(aws.world.instances.get(mine.BuildState.InstanceId!)!.state).toBe('shutting-down');
     expect(aws.world.images.get(other.done.Data!.ImageId)!.state).toBe('available');
-    expect(handlerRequests('DeregisterImage')).toEqual([]);
-    expect(new Set(handlerRequests('TerminateInstances').map((r) => JSON.stringify(r.input)))).toEqual(new Set([JSON.stringify({ InstanceIds: [mine.BuildState.InstanceId] })]));
+    expect(aws.handlerRequests('DeregisterImage')).toEqual([]);
+    expect(new Set(aws.handlerRequests('TerminateInstances').map((r) => JSON.stringify(r.input)))).toEqual(new Set([JSON.stringify({ InstanceIds: [mine.BuildState.InstanceId] })]));
   });
 
   test.each([CREATE_FAILED_MARKER, 'some-other-id'])('a physical id that is no build (%s) is a no-op', async (physicalId) => {

@@ -4,7 +4,6 @@
  * streaming bodies: the kernel object is inspected from a few ranges, and its disk's blocks are
  * made from a stream of it, never from the object held whole.
  */
-import { createHash } from 'crypto';
 import { readFileSync } from 'fs';
 import { join } from 'path';
 import { Readable } from 'stream';
@@ -12,12 +11,13 @@ import { gzipSync } from 'zlib';
 import { GetObjectCommand, GetObjectCommandInput, S3Client } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
-import { buildDiskImage, DiskBlock, DiskLayout } from '../../../lib/disk-image';
+import { buildDiskImage, DiskLayout } from '../../../lib/disk-image';
 import { KernelNotBootableError } from '../../../lib/kernel-inspection';
 import { KernelArchitecture } from '../../../lib/pv-grub';
 import { prepareDiskImage } from '../../../lib/unikernel-ami/handler/kernel';
 import { BuildSpec } from '../../../lib/unikernel-ami/handler/properties';
 import { AmiRemovalKind, BuildStrategyKind } from '../../../lib/unikernel-ami/types';
+import { blockDigests, fakeKernel } from '../../disk-image/tools';
 
 const MIB = 2 ** 20;
 const HELLO = readFileSync(join(__dirname, '..', '..', '..', 'examples', 'hello', 'hello.xen'));
@@ -29,16 +29,7 @@ const s3 = new S3Client({ region: 'us-east-1' });
 
 /** The example kernel padded with pseudo-random bytes: its headers and notes are in its first 14 KB. */
 function paddedKernel(bytes: number): Buffer {
-  const kernel = Buffer.alloc(bytes);
-  HELLO.copy(kernel);
-  let state = 0x2545f491;
-  for (let i = HELLO.length & ~3; i + 4 <= bytes; i += 4) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    kernel.writeUInt32LE(state >>> 0, i);
-  }
-  return kernel;
+  return fakeKernel(bytes, { header: HELLO, zeroStretch: false });
 }
 
 function spec(overrides: Partial<BuildSpec> = {}): BuildSpec {
@@ -105,14 +96,6 @@ function serve(kernel: Buffer, options: { ignoreRange?: boolean; breakAt?: numbe
   return served;
 }
 
-async function digests(blocks: AsyncIterable<DiskBlock> | Iterable<DiskBlock>): Promise<Map<number, string>> {
-  const found = new Map<number, string>();
-  for await (const block of blocks) {
-    found.set(block.index, createHash('sha256').update(block.data).digest('hex'));
-  }
-  return found;
-}
-
 beforeEach(() => s3Mock.reset());
 
 describe('prepareDiskImage', () => {
@@ -133,14 +116,14 @@ describe('prepareDiskImage', () => {
     // WHEN the blocks are taken, THEN they are those of the in-memory image, and the object was streamed once more
     const before = served.bytesServed;
     const expected = buildDiskImage({ kernel, name: 'hello', kernelArgs: 'console=hvc0', volumeSizeGiB: 1 });
-    expect(await digests(image.nonZeroBlocks())).toEqual(await digests(expected.nonZeroBlocks()));
+    expect(await blockDigests(image.nonZeroBlocks())).toEqual(await blockDigests(expected.nonZeroBlocks()));
     expect(served.bytesServed - before).toBe(kernel.length);
   });
 
   test('a versioned kernel is read by its version on every request', async () => {
     const served = serve(paddedKernel(3 * MIB));
     const image = await prepareDiskImage(s3, spec({ kernelObjectVersion: 'v7' }));
-    await digests(image.nonZeroBlocks());
+    await blockDigests(image.nonZeroBlocks());
     expect(served.requests.length).toBeGreaterThan(1);
     expect(served.requests.every((request) => request.VersionId === 'v7' && request.IfMatch === undefined)).toBe(true);
   });
@@ -150,9 +133,9 @@ describe('prepareDiskImage', () => {
     const served = serve(kernel, { breakAt: 3 * MIB + 1000 });
     const image = await prepareDiskImage(s3, spec());
 
-    const streamed = await digests(image.nonZeroBlocks());
+    const streamed = await blockDigests(image.nonZeroBlocks());
 
-    expect(streamed).toEqual(await digests(buildDiskImage({ kernel, name: 'hello', kernelArgs: 'console=hvc0' }).nonZeroBlocks()));
+    expect(streamed).toEqual(await blockDigests(buildDiskImage({ kernel, name: 'hello', kernelArgs: 'console=hvc0' }).nonZeroBlocks()));
     const last = served.requests[served.requests.length - 1];
     expect(last.Range).toMatch(/^bytes=3\d{6}-5242879$/);
   });
@@ -164,7 +147,7 @@ describe('prepareDiskImage', () => {
     s3Mock.reset();
     s3Mock.on(GetObjectCommand).rejects(Object.assign(new Error('At least one of the pre-conditions you specified did not hold'), { name: 'PreconditionFailed' }));
 
-    await expect(digests(image.nonZeroBlocks())).rejects.toThrow(/s3:GetObject s3:\/\/kernels\/hello\.xen failed: At least one of the pre-conditions/);
+    await expect(blockDigests(image.nonZeroBlocks())).rejects.toThrow(/s3:GetObject s3:\/\/kernels\/hello\.xen failed: At least one of the pre-conditions/);
   });
 
   test('a gzip kernel missing its last bytes is refused before anything is built', async () => {
@@ -179,7 +162,7 @@ describe('prepareDiskImage', () => {
     serve(gz);
     const image = await prepareDiskImage(s3, spec());
     expect(image.inspection).toMatchObject({ bootable: true, compressed: true });
-    expect(await digests(image.nonZeroBlocks())).toEqual(await digests(buildDiskImage({ kernel: gz, name: 'hello', kernelArgs: 'console=hvc0' }).nonZeroBlocks()));
+    expect(await blockDigests(image.nonZeroBlocks())).toEqual(await blockDigests(buildDiskImage({ kernel: gz, name: 'hello', kernelArgs: 'console=hvc0' }).nonZeroBlocks()));
   });
 
   test('an empty object is refused as an empty kernel', async () => {
@@ -196,7 +179,7 @@ describe('prepareDiskImage', () => {
     const kernel = paddedKernel(3 * MIB);
     const served = serve(kernel, { ignoreRange: true });
     const image = await prepareDiskImage(s3, spec());
-    expect(await digests(image.nonZeroBlocks())).toEqual(await digests(buildDiskImage({ kernel, name: 'hello', kernelArgs: 'console=hvc0' }).nonZeroBlocks()));
+    expect(await blockDigests(image.nonZeroBlocks())).toEqual(await blockDigests(buildDiskImage({ kernel, name: 'hello', kernelArgs: 'console=hvc0' }).nonZeroBlocks()));
     expect(served.requests).toHaveLength(1);
   });
 });

@@ -3,8 +3,6 @@
  * in parts of a multipart upload once it outgrows one part, with a bounded number of parts in
  * flight; a failure aborts the upload. What was staged is gunzipped and compared with the image.
  */
-import { createHash } from 'crypto';
-import { gunzipSync } from 'zlib';
 import {
   AbortMultipartUploadCommand,
   CompleteMultipartUploadCommand,
@@ -15,16 +13,17 @@ import {
 } from '@aws-sdk/client-s3';
 import { mockClient } from 'aws-sdk-client-mock';
 import 'aws-sdk-client-mock-jest';
-import { buildDiskImage, DiskBlock, DiskImage } from '../../../lib/disk-image';
+import { buildDiskImage, DiskImage } from '../../../lib/disk-image';
 import { DiskLayout } from '../../../lib/disk-image';
 import { KernelArchitecture } from '../../../lib/pv-grub';
 import { StepLog } from '../../../lib/unikernel-ami/handler/log';
 import { BuildSpec } from '../../../lib/unikernel-ami/handler/properties';
-import { StageableImage, stageImage, stagingKeys } from '../../../lib/unikernel-ami/handler/staging';
+import { stageImage, stagingKeys } from '../../../lib/unikernel-ami/handler/staging';
 import { AmiRemovalKind, BuildStrategyKind } from '../../../lib/unikernel-ami/types';
+import { fakeKernel } from '../../disk-image/tools';
+import { expectStagedBlocks, streamed } from './images';
 
 const MIB = 2 ** 20;
-const BLOCK = 512 * 1024;
 const BUILD_ID = 'mua-00112233445566ff';
 const BUCKET = 'staging-bucket';
 
@@ -46,44 +45,14 @@ function context() {
 
 /** Incompressible kernel bytes, so the staged gzip is about as large as the blocks. */
 function randomKernel(bytes: number): Buffer {
-  const kernel = Buffer.alloc(bytes);
-  let state = 0x1234567;
-  for (let i = 0; i + 4 <= bytes; i += 4) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    kernel.writeUInt32LE(state >>> 0, i);
-  }
-  return kernel;
+  return fakeKernel(bytes, { zeroStretch: false });
 }
 
-/** The image's blocks handed out asynchronously, as a streamed image does; `failAfter` blocks, the stream breaks. */
-function streamed(image: DiskImage, failAfter?: number): StageableImage {
-  return {
-    sizeBytes: image.sizeBytes,
-    async *nonZeroBlocks(blockSize?: number): AsyncIterable<DiskBlock> {
-      let count = 0;
-      for (const block of image.nonZeroBlocks(blockSize)) {
-        if (failAfter !== undefined && count++ === failAfter) {
-          throw new Error('Reading s3://kernels/hello.xen failed at byte 4194304: socket hang up');
-        }
-        await new Promise((resolve) => setImmediate(resolve));
-        yield block;
-      }
-    },
-  };
-}
+let largeImage: DiskImage | undefined;
 
-function expectStagedBlocks(blocksGz: Buffer, manifest: string, image: DiskImage): void {
-  const blocks = gunzipSync(blocksGz);
-  const expected = [...image.nonZeroBlocks(BLOCK)];
-  expect(blocks.length).toBe(expected.length * BLOCK);
-  const lines = manifest.trimEnd().split('\n');
-  expect(lines[0]).toBe(`mirage-unikernel-ami-manifest volume-bytes=${2 ** 30} block-bytes=${BLOCK} blocks=${expected.length}`);
-  expected.forEach((block, n) => {
-    expect(blocks.subarray(n * BLOCK, (n + 1) * BLOCK).equals(Buffer.from(block.data))).toBe(true);
-    expect(lines[n + 1]).toBe(`${block.index} ${createHash('sha256').update(block.data).digest('hex')}`);
-  });
+/** The image of a 30 MiB kernel (blocks.gz of four 8 MiB parts), built once, when first needed. */
+function largeImage30MiB(): DiskImage {
+  return largeImage ??= buildDiskImage({ kernel: randomKernel(30 * MIB), name: 'hello' });
 }
 
 beforeEach(() => s3Mock.reset());
@@ -97,7 +66,7 @@ test('a small image is staged with one PutObject per object', async () => {
   expect(s3Mock).not.toHaveReceivedCommand(CreateMultipartUploadCommand);
   const puts = s3Mock.commandCalls(PutObjectCommand).map((call) => call.args[0].input);
   expect(puts.map((put) => put.Key)).toEqual([stagingKeys(BUILD_ID).blocks, stagingKeys(BUILD_ID).manifest]);
-  expectStagedBlocks(puts[0].Body as Buffer, puts[1].Body as string, image);
+  expectStagedBlocks(puts[0].Body as Buffer, puts[1].Body as string, image, 2 ** 30);
 });
 
 test('a large image is streamed in parts of 8 MiB, at most two uploading at once, and completed in order', async () => {
@@ -114,7 +83,7 @@ test('a large image is streamed in parts of 8 MiB, at most two uploading at once
   });
   s3Mock.on(CompleteMultipartUploadCommand).resolves({});
   s3Mock.on(PutObjectCommand).resolves({});
-  const image = buildDiskImage({ kernel: randomKernel(30 * MIB), name: 'hello' });
+  const image = largeImage30MiB();
 
   // WHEN
   await stageImage(context().ctx, streamed(image));
@@ -129,7 +98,7 @@ test('a large image is streamed in parts of 8 MiB, at most two uploading at once
     MultipartUpload: { Parts: [1, 2, 3, 4].map((n) => ({ ETag: `"etag-${n}"`, PartNumber: n })) },
   });
   const manifest = s3Mock.commandCalls(PutObjectCommand).map((call) => call.args[0].input).find((put) => put.Key === stagingKeys(BUILD_ID).manifest)!;
-  expectStagedBlocks(Buffer.concat(parts.map((part) => part.Body as Buffer)), manifest.Body as string, image);
+  expectStagedBlocks(Buffer.concat(parts.map((part) => part.Body as Buffer)), manifest.Body as string, image, 2 ** 30);
 });
 
 test.each([
@@ -145,9 +114,9 @@ test.each([
   });
   s3Mock.on(AbortMultipartUploadCommand).resolves({});
   const { ctx, lines } = context();
-  const image = buildDiskImage({ kernel: randomKernel(30 * MIB), name: 'hello' });
+  const failure = 'Reading s3://kernels/hello.xen failed at byte 4194304: socket hang up';
 
-  await expect(stageImage(ctx, streamed(image, failAfter))).rejects.toThrow(partFails ? /s3:UploadPart 2 of blocks\.gz failed: Access Denied/ : /socket hang up/);
+  await expect(stageImage(ctx, streamed(largeImage30MiB(), { failAfter, failure }))).rejects.toThrow(partFails ? /s3:UploadPart 2 of blocks\.gz failed: Access Denied/ : /socket hang up/);
 
   expect(s3Mock).toHaveReceivedCommandWith(AbortMultipartUploadCommand, { Bucket: BUCKET, Key: stagingKeys(BUILD_ID).blocks, UploadId: 'upload-2' });
   expect(s3Mock).not.toHaveReceivedCommand(CompleteMultipartUploadCommand);
