@@ -4,33 +4,94 @@
  * in-process; bin/mirage-unikernel-ami.ts only wires it to the process. Each command lives in
  * commands/, with the option parsing they share in options.ts.
  */
+import * as fs from 'fs';
+import * as path from 'path';
 import { CliIo, fileErrorReason, isFileSystemError, UsageError } from './io';
 
 export { CliIo, UsageError } from './io';
 
-const USAGE = `Usage:
-  mirage-unikernel-ami inspect KERNEL
-  mirage-unikernel-ami disk KERNEL --out FILE [--name NAME] [--args "ARGS"] [--layout whole|mbr] [--size-gib N]
-  mirage-unikernel-ami console INSTANCE_ID [--region REGION]
-  mirage-unikernel-ami xl (KERNEL | --disk IMAGE) --out NAME.xl [--name NAME] [--args "ARGS"] [--memory MiB] [--vcpus N] [--bridge BR]
-  mirage-unikernel-ami boot (KERNEL | --disk IMAGE | --xl NAME.xl) [--name NAME] [--args "ARGS"] [--layout whole|mbr] [--size-gib N]
-                            [--memory MiB] [--timeout S]
+/** Each command's synopsis and what it does: `COMMAND --help` prints its own, `--help` all of them. */
+export const COMMAND_HELP: { readonly [command: string]: { readonly synopsis: string; readonly description: string } } = {
+  inspect: {
+    synopsis: 'mirage-unikernel-ami inspect KERNEL',
+    description: 'says whether AWS PV-GRUB can boot KERNEL (exit 0) or why not (exit 1)',
+  },
+  disk: {
+    synopsis: 'mirage-unikernel-ami disk KERNEL --out FILE [--name NAME] [--args "ARGS"] [--layout whole|mbr] [--size-gib N]',
+    description: 'writes the raw disk image the construct would snapshot, as a sparse file',
+  },
+  console: {
+    synopsis: 'mirage-unikernel-ami console INSTANCE_ID [--region REGION]',
+    description: 'prints the console output EC2 keeps for an instance (the unikernel\'s greeting); needs AWS\n' +
+      'credentials allowed ec2:GetConsoleOutput',
+  },
+  xl: {
+    synopsis: 'mirage-unikernel-ami xl (KERNEL | --disk IMAGE) --out NAME.xl [--name NAME] [--args "ARGS"] [--memory MiB] [--vcpus N] [--bridge BR]',
+    description: 'writes an xl configuration for \'xl create -c NAME.xl\' on a Xen host: KERNEL booted directly,\n' +
+      'or a disk image booted through pygrub',
+  },
+  boot: {
+    synopsis: 'mirage-unikernel-ami boot (KERNEL | --disk IMAGE | --xl NAME.xl) [--name NAME] [--args "ARGS"] [--layout whole|mbr] [--size-gib N]\n' +
+      '                          [--memory MiB] [--timeout S]',
+    description: 'boots KERNEL\'s disk (built as the construct would), a disk image or an xl configuration under\n' +
+      'real Xen inside QEMU, on a Linux machine without Xen; the guest\'s console goes to stdout.\n' +
+      'Exit 0: the guest shut itself down; 1: it crashed or outlived --timeout (default 60 s);\n' +
+      '2: it could not be booted. Needs Debian\'s qemu-system-x86, xen-utils-4.17, xenstore-utils\n' +
+      'and busybox-static. The first boot builds a dom0 machine (about a minute) and caches it',
+  },
+};
 
-inspect   says whether AWS PV-GRUB can boot KERNEL (exit 0) or why not (exit 1)
-disk      writes the raw disk image the construct would snapshot, as a sparse file
-console   prints the console output EC2 keeps for an instance (the unikernel's greeting)
-xl        writes an xl configuration for 'xl create -c NAME.xl' on a Xen host: KERNEL booted directly,
-          or a disk image booted through pygrub
-boot      boots KERNEL's disk (built as the construct would), a disk image or an xl configuration under
-          real Xen inside QEMU, on a Linux machine without Xen; the guest's console goes to stdout.
-          Exit 0: the guest shut itself down; 1: it crashed or outlived --timeout (default 60 s);
-          2: it could not be booted. Needs Debian's qemu-system-x86, xen-utils-4.17, xenstore-utils
-          and busybox-static
-`;
+const COMMANDS = Object.keys(COMMAND_HELP);
+
+function indent(text: string, by: string): string {
+  return text.split('\n').map((line) => by + line).join('\n');
+}
+
+const USAGE = 'Usage:\n' +
+  COMMANDS.map((command) => indent(COMMAND_HELP[command].synopsis, '  ')).join('\n') + '\n' +
+  '  mirage-unikernel-ami --version\n\n' +
+  COMMANDS.map((command) => command.padEnd(10) + COMMAND_HELP[command].description.split('\n').join('\n' + ' '.repeat(10))).join('\n') + '\n' +
+  '\nCOMMAND --help prints one command\'s usage.\n';
+
+function commandUsage(command: string): string {
+  const help = COMMAND_HELP[command];
+  return `Usage:\n${indent(help.synopsis, '  ')}\n\n${help.description}\n`;
+}
+
+/**
+ * Whether the arguments ask for help: `--help` or `-h` standing as an option of its own, not as the
+ * value of the option before it (`--args -h` passes -h to the unikernel).
+ */
+function asksForHelp(args: readonly string[]): boolean {
+  return args.some((arg, i) => (arg === '--help' || arg === '-h') && !(i > 0 && /^--[^=]+$/.test(args[i - 1]) && args[i - 1] !== '--help'));
+}
+
+/**
+ * The package's version, from the package.json above this file: found by walking up, so that the
+ * compiled file, the TypeScript source and a bundled CLI all read the one the package ships.
+ */
+export function packageVersion(): string {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const file = path.join(dir, 'package.json');
+    if (fs.existsSync(file)) {
+      const manifest = JSON.parse(fs.readFileSync(file, 'utf8')) as { name?: string; version?: string };
+      if (manifest.name === 'mirage-unikernel-ami' && manifest.version) {
+        return manifest.version;
+      }
+    }
+    if (path.dirname(dir) === dir) {
+      throw new Error(`no package.json of mirage-unikernel-ami above ${__dirname}`);
+    }
+  }
+}
 
 /** Runs the command line and returns the process exit code. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const [command, ...rest] = argv;
+  if (command !== undefined && COMMAND_HELP[command] && asksForHelp(rest)) {
+    io.stdout(commandUsage(command));
+    return 0;
+  }
   try {
     switch (command) {
       // Each command's module is loaded when it runs, so --help loads none of them. console's matters
@@ -45,6 +106,11 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         return await (await import('./commands/xl')).xlCommand(rest, io);
       case 'boot':
         return await (await import('./commands/boot')).bootCommand(rest, io);
+      case '--version':
+      case '-V':
+      case 'version':
+        io.stdout(`mirage-unikernel-ami ${packageVersion()}\n`);
+        return 0;
       case undefined:
       case '-h':
       case '--help':

@@ -23,6 +23,33 @@ describe('help', () => {
     }
   });
 
+  test.each([['--version'], ['-V'], ['version']])('%s prints the version of the package.json it ships with, exit 0', async (flag) => {
+    const result = await run([flag]);
+    expect(result.code).toBe(0);
+    const { version } = JSON.parse(fs.readFileSync(path.join(REPO_ROOT, 'package.json'), 'utf8'));
+    expect(result.stdout).toBe(`mirage-unikernel-ami ${version}\n`);
+  });
+
+  test.each(['inspect', 'disk', 'console', 'xl', 'boot'])('%s --help prints that command\'s usage alone, exit 0, and runs nothing', async (command) => {
+    for (const argv of [[command, '--help'], [command, '-h'], [command, 'some-kernel.xen', '--help']]) {
+      const result = await run(argv);
+      expect(result.code).toBe(0);
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toMatch(new RegExp(`^Usage:\\n  mirage-unikernel-ami ${command} `));
+      const others = ['inspect', 'disk', 'console', 'xl', 'boot'].filter((other) => other !== command);
+      for (const other of others) {
+        expect(result.stdout).not.toContain(`mirage-unikernel-ami ${other} `);
+      }
+    }
+  });
+
+  test('-h as the value of --args goes to the unikernel, not to help', async () => {
+    const out = path.join(workDir, 'x.img');
+    const result = await run(['disk', HELLO_KERNEL, '--out', out, '--args', '-h']);
+    expect(result.code).toBe(0);
+    expect(result.stdout).toMatch(/kernel \/boot\/hello\.xen -h$/m);
+  });
+
   test('no command prints the usage and exits 2', async () => {
     const result = await run([]);
     expect(result.code).toBe(2);
@@ -70,6 +97,31 @@ describe('console without a region', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toBe(
       'mirage-unikernel-ami: console needs the instance\'s region: pass --region REGION (e.g. --region eu-west-1) or set AWS_REGION\n',
+    );
+  });
+});
+
+describe('console without credentials', () => {
+  const saved = { ...process.env };
+  afterEach(() => {
+    process.env = { ...saved };
+  });
+
+  test('says what to set, instead of the SDK\'s CredentialsProviderError', async () => {
+    // The SDK's real default chain, with nothing to find: no environment keys, no profile, no files,
+    // and the instance metadata service switched off (this machine is no EC2 instance).
+    for (const key of ['AWS_ACCESS_KEY_ID', 'AWS_SECRET_ACCESS_KEY', 'AWS_SESSION_TOKEN', 'AWS_PROFILE', 'AWS_WEB_IDENTITY_TOKEN_FILE',
+      'AWS_CONTAINER_CREDENTIALS_RELATIVE_URI', 'AWS_CONTAINER_CREDENTIALS_FULL_URI']) {
+      delete process.env[key];
+    }
+    process.env.AWS_CONFIG_FILE = path.join(workDir, 'no-config');
+    process.env.AWS_SHARED_CREDENTIALS_FILE = path.join(workDir, 'no-credentials');
+    process.env.AWS_EC2_METADATA_DISABLED = 'true';
+    const result = await run(['console', 'i-0123456789abcdef0', '--region', 'eu-west-1']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe(
+      'mirage-unikernel-ami: console needs AWS credentials allowed ec2:GetConsoleOutput: set AWS_PROFILE to a profile of ~/.aws/config ' +
+        "(after 'aws configure' or 'aws sso login'), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY\n",
     );
   });
 });
