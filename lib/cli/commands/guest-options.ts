@@ -40,9 +40,38 @@ export function asUsageError<T>(action: () => T): T {
   }
 }
 
-/** A --disk IMAGE that is not there is the user's mistake, said before anything is built or written. */
+/** Where the ext2 superblock's magic number lies: the superblock starts at byte 1024, its s_magic at 56. */
+const EXT2_MAGIC_OFFSET = 1024 + 56;
+const EXT2_MAGIC = 0xef53;
+/** The MBR boot signature 55 AA, in the last two bytes of the first sector. */
+const MBR_SIGNATURE_OFFSET = 510;
+
+/**
+ * A --disk IMAGE that is not there, or is no disk image at all (neither an MBR nor an ext2
+ * filesystem on the whole volume, the two layouts `disk` writes), is the user's mistake: said in one
+ * line before a configuration is written or Xen spends a minute booting nothing.
+ */
 export function requireDiskImage(file: string): void {
   if (!fs.existsSync(file)) {
     throw new UsageError(`cannot read disk image ${file}: ENOENT`);
+  }
+  const head = Buffer.alloc(EXT2_MAGIC_OFFSET + 2);
+  let read: number;
+  try {
+    const fd = fs.openSync(file, 'r');
+    try {
+      read = fs.readSync(fd, head, 0, head.length, 0);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch (err) {
+    throw new UsageError(`cannot read disk image ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  const mbr = read >= MBR_SIGNATURE_OFFSET + 2 && head[MBR_SIGNATURE_OFFSET] === 0x55 && head[MBR_SIGNATURE_OFFSET + 1] === 0xaa;
+  const ext2 = read === head.length && head.readUInt16LE(EXT2_MAGIC_OFFSET) === EXT2_MAGIC;
+  if (!mbr && !ext2) {
+    throw new UsageError(
+      `${file} is not a disk image: it has neither an MBR nor an ext2 filesystem (make one with mirage-unikernel-ami disk KERNEL --out ${path.basename(file)})`,
+    );
   }
 }

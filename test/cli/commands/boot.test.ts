@@ -27,6 +27,8 @@ test.each([
   [['boot', '--xl', 'EXTRA'], /'extra' is not one that mirage-unikernel-ami xl writes/],
   [['boot', '--xl', '/nonexistent.xl'], /cannot read xl configuration \/nonexistent\.xl: ENOENT/],
   [['boot', '--disk', '/nonexistent.img'], /cannot read disk image \/nonexistent\.img: ENOENT/],
+  [['boot', '--disk', 'DISK'], /disk\.img is not a disk image: it has neither an MBR nor an ext2 filesystem/],
+  [['boot', '--disk', 'HELLO'], /hello\.xen is not a disk image/],
   [['boot', 'HELLO', '--timeout', '0'], /--timeout must be at least 1 second/],
   [['boot', 'HELLO', '--timeout', 'soon'], /--timeout must be a whole number, got 'soon'/],
   [['boot', 'HELLO', '--memory', '0'], /Invalid memory 0/],

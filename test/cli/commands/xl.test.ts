@@ -61,6 +61,14 @@ test('--disk IMAGE: the disk booted through pygrub, named after the image', asyn
   });
 });
 
+test('--disk IMAGE in the MBR layout is a disk image too', async () => {
+  const image = path.join(workDir, 'parted.img');
+  expect((await run(['disk', HELLO_KERNEL, '--out', image, '--layout', 'mbr'])).code).toBe(0);
+  const result = await run(['xl', '--disk', image, '--out', path.join(workDir, 'parted.xl')]);
+  expect(result.stderr).toBe('');
+  expect(result.code).toBe(0);
+});
+
 test('a kernel that is not a Xen PV kernel gets no configuration: exit 1 with the reason', async () => {
   const out = path.join(workDir, 'pvh.xl');
   const result = await run(['xl', PVH_KERNEL, '--out', out]);
@@ -80,11 +88,19 @@ test.each([
   [['xl', 'HELLO', '--name', '42', '--out', 'x.xl'], /Invalid domain name "42".*not all digits/],
   [['xl', 'HELLO', '--args', 'a\nb', '--out', 'x.xl'], /U\+000A/],
   [['xl', 'HELLO', '--bridge', 'br0,script=x', '--out', 'x.xl'], /Invalid bridge/],
-  [['xl', '--disk', 'EMPTY_IMG_WITH_SPACE', '--out', 'x.xl'], /gives no usable domain name.*pass --name NAME/],
+  [['xl', '--disk', 'MBR_IMG_WITH_SPACE', '--out', 'x.xl'], /gives no usable domain name.*pass --name NAME/],
+  [['xl', '--disk', 'HELLO', '--out', 'x.xl'], /hello\.xen is not a disk image: it has neither an MBR nor an ext2 filesystem/],
+  [['xl', '--disk', 'EMPTY_IMG', '--out', 'x.xl'], /empty\.img is not a disk image/],
 ])('%j is a usage error: one line, exit 2, nothing written', async (argv, message) => {
-  const emptyImage = path.join(workDir, 'my disk.img');
+  // A first sector with nothing but the MBR boot signature: a disk image as far as the check goes.
+  const mbrImage = path.join(workDir, 'my disk.img');
+  const sector = Buffer.alloc(512);
+  sector.writeUInt16BE(0x55aa, 510);
+  fs.writeFileSync(mbrImage, sector);
+  const emptyImage = path.join(workDir, 'empty.img');
   fs.writeFileSync(emptyImage, '');
-  const args = argv.map((arg) => (arg === 'HELLO' ? HELLO_KERNEL : arg === 'EMPTY_IMG_WITH_SPACE' ? emptyImage : arg === 'x.xl' ? path.join(workDir, 'x.xl') : arg));
+  const args = argv.map((arg) => (arg === 'HELLO' ? HELLO_KERNEL : arg === 'MBR_IMG_WITH_SPACE' ? mbrImage : arg === 'EMPTY_IMG' ? emptyImage
+    : arg === 'x.xl' ? path.join(workDir, 'x.xl') : arg));
   const result = await run(args);
   expect(result.code).toBe(2);
   expect(result.stderr).toMatch(message);
