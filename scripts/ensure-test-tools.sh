@@ -8,6 +8,10 @@
 # Installs whatever is missing when run as root on Debian; otherwise fails at once naming the package.
 set -euo pipefail
 
+# Another apt or dpkg (unattended-upgrades on a fresh machine, a second test run) may hold the dpkg
+# lock: wait up to 10 minutes for it instead of failing at once.
+apt_get() { apt-get -o DPkg::Lock::Timeout=600 "$@"; }
+
 declare -A tool_package=(
   [e2fsck]=e2fsprogs
   [debugfs]=e2fsprogs
@@ -43,7 +47,7 @@ apt_knows_kernel() { [[ "$(apt-cache policy linux-image-amd64 2>/dev/null)" == *
 if ! apt_knows_kernel; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "Updating apt's package lists: the boot tests download the dom0 kernel and Xen packages" >&2
-    apt-get update -qq >&2
+    apt_get update -qq >&2
   else
     echo "apt has no package lists (the boot tests download linux-image-amd64 and xen-hypervisor-4.17-amd64)." >&2
     echo "Run: sudo apt-get update" >&2
@@ -56,9 +60,9 @@ fi
 packages=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
 if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
   echo "Installing Debian packages the tests need: $packages" >&2
-  apt-get update -qq >&2
+  apt_get update -qq >&2
   # shellcheck disable=SC2086
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $packages >&2
+  DEBIAN_FRONTEND=noninteractive apt_get install -y -qq $packages >&2
 else
   echo "The tests need these Debian packages: $packages" >&2
   echo "Install them with: sudo apt-get install -y $packages" >&2
