@@ -110,12 +110,19 @@ export async function prepareDom0(options: PrepareDom0Options): Promise<Dom0Mach
     const staged = path.join(work, 'entry');
     fs.mkdirSync(staged);
 
-    options.progress(`downloading ${hypervisor.name} ${hypervisor.version} and ${kernelPackage.name} ${kernelPackage.version} (apt-get download; nothing is installed)`);
+    // Each step says when it is done, with the time so far: the whole build takes about a minute,
+    // and the longest steps (the kernel package, compressing the initramfs) take tens of seconds.
+    const step = (what: string) => options.progress(`  ${what} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
     const downloads = path.join(work, 'debs');
     fs.mkdirSync(downloads);
     const unpacked = path.join(work, 'unpacked');
-    unpackDeb(downloadPackage(hypervisor, downloads), unpacked);
-    unpackDeb(downloadPackage(kernelPackage, downloads), unpacked);
+    for (const pkg of [hypervisor, kernelPackage]) {
+      options.progress(`downloading ${pkg.name} ${pkg.version} (apt-get download; nothing is installed)`);
+      const deb = downloadPackage(pkg, downloads);
+      step(`downloaded ${path.basename(deb)}, ${(fs.statSync(deb).size / 2 ** 20).toFixed(1)} MiB; unpacking it`);
+      unpackDeb(deb, unpacked);
+      step(`unpacked ${pkg.name}`);
+    }
 
     const xenGz = path.join(unpacked, 'boot', `xen-${XEN_RELEASE}-amd64.gz`);
     if (!fs.existsSync(xenGz)) throw new XenHostError(`${hypervisor.name} has no boot/xen-${XEN_RELEASE}-amd64.gz`);
@@ -129,8 +136,11 @@ export async function prepareDom0(options: PrepareDom0Options): Promise<Dom0Mach
     options.progress('assembling the dom0 initramfs');
     const archive = new CpioArchive();
     addModules(archive, unpacked, release);
+    step(`added the kernel modules Xen's dom0 needs (${archive.size} files)`);
     addDom0Userland(archive);
+    step(`added xenstored, xl, pygrub, busybox and their libraries (${archive.size} files); compressing the initramfs`);
     await archive.writeGzip(path.join(staged, 'initramfs.cpio.gz'));
+    step('compressed the initramfs');
     fs.writeFileSync(path.join(staged, 'versions.json'), JSON.stringify({ versions, release, layout: LAYOUT_VERSION }, null, 2) + '\n');
 
     removeOtherEntries(cacheDir, path.basename(entry));

@@ -8,6 +8,7 @@
  * downloaded into the cache once). A missing one fails the test with its name: `boot` exits 2 saying so.
  * The boots run one after another in this file, sharing the cached dom0 machine.
  */
+import { execFileSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -48,6 +49,14 @@ test.each([
   const result = await run(['boot', HELLO_KERNEL, '--layout', layout, '--args', kernelArgs, '--memory', '32', '--timeout', '120']);
 
   expectCleanShutdown(result);
+  if (result.stderr.includes('building the dom0 machine')) {
+    // The boot that builds the cached dom0 machine (the first on a machine) says how far it got, step by step.
+    expect(result.stderr).toMatch(new RegExp([
+      'downloading xen-hypervisor-4\\.17-amd64', 'downloaded xen-hypervisor[^\\n]* MiB; unpacking it \\(\\d+\\.\\d s\\)', 'unpacked xen-hypervisor',
+      'downloading linux-image-', 'unpacked linux-image-', 'added the kernel modules', 'compressing the initramfs', 'compressed the initramfs',
+      'dom0 machine ready',
+    ].join('[\\s\\S]*')));
+  }
   expect(result.stderr).toContain(
     `built the disk the construct would write (${layout} layout); its menu.lst says: root ${layout === 'mbr' ? '(hd0,0)' : '(hd0)'}; kernel /boot/hello.xen ${kernelArgs}\n`,
   );
@@ -68,9 +77,11 @@ test('the kernel boots directly from an xl configuration written by `mirage-unik
 });
 
 test('a disk without a bootable menu.lst is not booted: exit 2 and pygrub\'s reason in one line', async () => {
+  // An ext2 volume (so `boot` takes it for a disk image) with nothing on it: no menu.lst, no kernel.
   const empty = path.join(workDir, 'empty.img');
   fs.writeFileSync(empty, '');
   fs.truncateSync(empty, 64 * 2 ** 20);
+  execFileSync('mke2fs', ['-q', '-F', '-t', 'ext2', empty]);
 
   const result = await run(['boot', '--disk', empty, '--timeout', '60']);
 
