@@ -1,8 +1,14 @@
-/** Type checking is done once by `tsc --noEmit` in `npm test`; ts-jest only transpiles, which keeps the suite fast. */
+/**
+ * Type checking is done once by `tsc --noEmit` in `npm test`; ts-jest only transpiles, which keeps the suite fast.
+ * The slow checks of the published package (test/consumer: cdk init apps on three Node versions;
+ * test/extended: jsii, bindings, API.md, npm publish --dry-run) run with `npm run test:extended`
+ * (jest.extended.config.js), not in `npm test`.
+ */
 module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/consumer/', '<rootDir>/test/extended/'],
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.jest.json' }],
   },
