@@ -1,4 +1,9 @@
-/** Type checking is done once by `tsc --noEmit` in `npm test`; ts-jest only transpiles, which keeps the suite fast. */
+/**
+ * Type checking is done once by `tsc --noEmit` in `npm test`; ts-jest only transpiles, which keeps the suite fast.
+ * The slow checks of the published package (test/consumer: cdk init apps on three Node versions;
+ * test/extended: jsii, bindings, API.md, npm publish --dry-run) run with `npm run test:extended`
+ * (jest.extended.config.js), not in `npm test`.
+ */
 // The AWS SDK warns once per process that its releases after January 2027 need Node 22 (this
 // machine's Node is 20; the Lambdas run 24). Set here, before jest starts its workers, so they
 // inherit it and the warning stays out of the test output.
@@ -7,6 +12,7 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
+  testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/consumer/', '<rootDir>/test/extended/'],
   transform: {
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.jest.json' }],
   },

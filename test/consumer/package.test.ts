@@ -2,8 +2,11 @@
  * The published package, as a user gets it: what the tarball holds, and a fresh `cdk init` app that
  * installs it with the newest aws-cdk-lib and constructs from the npm registry, and another with the
  * lowest versions the peerDependencies allow. Both must keep one copy of aws-cdk-lib and of constructs,
- * type-check the README's usage with TypeScript 7 and the package's typings, and synthesize it.
+ * install nothing else for the package, type-check the README's usage with TypeScript 7 and the
+ * package's typings, and synthesize it and run the CLI and the subpath exports on every Node.js major
+ * of `engines` (20, 22, 24; Node binaries from the npm registry).
  * Needs the npm registry (CI reaches it); without it the tests fail saying which step could not run.
+ * Slow: it runs with `npm run test:extended`, not in `npm test`.
  */
 import * as fs from 'fs';
 import * as os from 'os';
@@ -16,6 +19,8 @@ import {
   installedVersion,
   latestVersion,
   lowestPeerVersion,
+  NODE_MAJORS,
+  nodeBinary,
   openConsumerApp,
   PACKAGE_ROOT,
   PackedPackage,
@@ -43,12 +48,15 @@ afterAll(() => {
   }
 });
 
-/** Every .ts module of lib/ that the package compiles (the handler ships only as its bundle). */
+/** Folders of lib/ that ship only inside a bundle: the handler (assets/) and the CLI (dist/bin). */
+const BUNDLED_ONLY = [path.join('lib', 'unikernel-ami', 'handler'), path.join('lib', 'cli')];
+
+/** Every .ts module of lib/ that the package compiles. */
 function compiledModules(dir = path.join(PACKAGE_ROOT, 'lib')): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((entry) => {
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) {
-      return path.relative(PACKAGE_ROOT, full) === path.join('lib', 'unikernel-ami', 'handler') ? [] : compiledModules(full);
+      return BUNDLED_ONLY.includes(path.relative(PACKAGE_ROOT, full)) ? [] : compiledModules(full);
     }
     return entry.name.endsWith('.ts') && !entry.name.endsWith('.d.ts') ? [path.relative(PACKAGE_ROOT, full).replace(/\.ts$/, '')] : [];
   });
@@ -63,10 +71,14 @@ describe('the tarball', () => {
     unpacked = path.join(unpacked, 'package');
   });
 
-  test('holds the compiled library and CLI, the handler bundle, the example kernel, LICENSE and README, nothing else', () => {
+  test('holds the compiled library, the jsii assembly, API.md, the CLI and handler bundles with their notices, the example kernel, nothing else', () => {
     const expected = [
+      '.jsii',
+      'API.md',
+      'CHANGELOG.md',
       'LICENSE',
       'README.md',
+      'THIRD-PARTY-NOTICES',
       'package.json',
       'assets/unikernel-ami-handler/index.js',
       'dist/bin/mirage-unikernel-ami.js',
@@ -93,8 +105,38 @@ describe('the tarball', () => {
     expect(manifest.homepage).toMatch(/^https:\/\//);
     expect(manifest.bugs.url).toMatch(/^https:\/\//);
     expect(Object.keys(manifest.peerDependencies).sort()).toEqual(['aws-cdk-lib', 'constructs']);
-    // What users install besides the peers: only the CLI's EC2 client (the handler's clients are in its bundle).
-    expect(Object.keys(manifest.dependencies)).toEqual(['@aws-sdk/client-ec2']);
+    // Nothing besides the peers: the CLI's and the handler's AWS SDK clients are inside their bundles.
+    expect(manifest.dependencies ?? {}).toEqual({});
+    expect(manifest.bundledDependencies ?? manifest.bundleDependencies).toBeUndefined();
+  });
+
+  test('the CLI and handler bundles need nothing but Node.js built-in modules, and their packages are in THIRD-PARTY-NOTICES', async () => {
+    // esbuild bundles each shipped file again, from a folder without node_modules: a require of any
+    // package fails the build, except one guarded by try/catch (an optional module the code does
+    // without), which esbuild leaves external and the metafile lists.
+    const esbuild = await import('esbuild');
+    const { builtinModules } = await import('module');
+    for (const bundle of ['dist/bin/mirage-unikernel-ami.js', 'assets/unikernel-ami-handler/index.js']) {
+      const result = await esbuild.build({
+        entryPoints: [path.join(unpacked, bundle)], absWorkingDir: unpacked, bundle: true, platform: 'node', write: false, metafile: true, logLevel: 'silent',
+      });
+      const imports = Object.values(result.metafile.inputs).flatMap((input) => input.imports);
+      expect(imports.length).toBeGreaterThan(0);
+      const packages = imports.filter((entry) => !builtinModules.includes(entry.path.replace(/^node:/, ''))).map((entry) => entry.path);
+      expect([bundle, packages]).toEqual([bundle, []]);
+    }
+    const notices = fs.readFileSync(path.join(unpacked, 'THIRD-PARTY-NOTICES'), 'utf8');
+    expect(notices).toMatch(/^@aws-sdk\/client-ec2@\S+ +\(Apache-2\.0\)\n +in: the custom-resource handler \(assets\/unikernel-ami-handler\/index\.js\); the command line \(dist\/bin\/mirage-unikernel-ami\.js\)$/m);
+  });
+
+  test('the exports map: the construct API at the root, the TypeScript-only tools at subpaths, the assembly', () => {
+    const manifest = JSON.parse(fs.readFileSync(path.join(unpacked, 'package.json'), 'utf8'));
+    expect(Object.keys(manifest.exports).sort()).toEqual(['.', './.jsii', './disk-image', './kernel-inspection', './package.json', './pv-grub', './xen']);
+    for (const [subpath, target] of Object.entries(manifest.exports as { [subpath: string]: string | { types: string; default: string } })) {
+      for (const file of typeof target === 'string' ? [target] : [target.types, target.default]) {
+        expect([subpath, fs.existsSync(path.join(unpacked, file))]).toEqual([subpath, true]);
+      }
+    }
   });
 });
 
@@ -118,6 +160,35 @@ function resourcesOfType(template: { [key: string]: any }, type: string): unknow
 
 const NEWEST_APP = 'newest-app';
 
+/**
+ * The TypeScript-only tools, as a user imports them since 0.2.0: from subpaths of the package (the
+ * type check of the app covers this file too). Prints what it found as one JSON line.
+ */
+const HELPERS_USAGE = `import { DiskLayout, planDiskImage } from 'mirage-unikernel-ami/disk-image';
+import { inspectKernelFile } from 'mirage-unikernel-ami/kernel-inspection';
+import { KernelArchitecture, pvGrubKernelId } from 'mirage-unikernel-ami/pv-grub';
+import { renderXlConfig } from 'mirage-unikernel-ami/xen';
+import * as root from 'mirage-unikernel-ami';
+import * as fs from 'fs';
+
+async function main(): Promise<void> {
+  const inspection = await inspectKernelFile('hello.xen');
+  const plan = planDiskImage(fs.statSync('hello.xen').size, { name: 'hello', layout: DiskLayout.MBR_PARTITION });
+  const assembly = JSON.parse(fs.readFileSync(require.resolve('mirage-unikernel-ami/.jsii'), 'utf8'));
+  console.log(JSON.stringify({
+    bootable: inspection.bootable,
+    architecture: inspection.architecture,
+    kernelOffset: plan.kernelRuns[0].diskOffset,
+    aki: pvGrubKernelId('eu-west-1', KernelArchitecture.X86_64),
+    xl: renderXlConfig({ name: 'hello', disk: '/tmp/hello.img' }),
+    assembly: assembly.name,
+    rootExportsHelpers: 'inspectKernelFile' in root || 'planDiskImage' in root,
+  }));
+}
+
+main().catch((err) => { console.error(err); process.exit(1); });
+`;
+
 describe.each([
   [NEWEST_APP, 'the newest aws-cdk-lib and constructs', () => ({ awsCdkLib: latestVersion('aws-cdk-lib'), constructs: latestVersion('constructs') })],
   ['lowest-app', 'the lowest aws-cdk-lib and constructs the peer ranges allow', () => ({ awsCdkLib: lowestPeerVersion('aws-cdk-lib'), constructs: lowestPeerVersion('constructs') })],
@@ -127,6 +198,7 @@ describe.each([
   beforeAll(() => {
     versions = versionsOf();
     app = createConsumerApp(path.join(workDir, appName), packed.tarball, versions);
+    fs.writeFileSync(path.join(app.dir, 'bin', 'helpers.ts'), HELPERS_USAGE);
   });
 
   test('installs one copy of each peer, compiles the README usage and synthesizes it', () => {
@@ -136,12 +208,38 @@ describe.each([
     expect(resourcesOfType(template, 'Custom::MirageUnikernelAmi')).toHaveLength(1);
     // The construct's instance and the README's own ec2.Instance in myVpc.
     expect(resourcesOfType(template, 'AWS::EC2::Instance')).toHaveLength(2);
+    // Both in myVpc, and the EBS direct build needs none: no second VPC.
+    expect(resourcesOfType(template, 'AWS::EC2::VPC')).toHaveLength(1);
     expect(fs.readdirSync(path.join(app.dir, 'cdk.out')).filter((file) => file.endsWith('.xen'))).toHaveLength(1);
   });
 
-  test('the CLI runs from the package', () => {
-    const { stdout } = app.bin('mirage-unikernel-ami inspect', 'mirage-unikernel-ami', ['inspect', 'hello.xen']);
+  test('the package installs no dependency of its own (npm ls --omit=dev): only the peers', () => {
+    const { stdout } = step('npm ls --omit=dev', 'npm', ['ls', '--omit=dev', '--all', '--json'], app.dir);
+    const installed = JSON.parse(stdout).dependencies['mirage-unikernel-ami'];
+    expect(installed.version).toBe(packed.version);
+    expect(Object.keys(installed.dependencies ?? {}).filter((name) => !['aws-cdk-lib', 'constructs'].includes(name))).toEqual([]);
+    expect(fs.existsSync(path.join(app.dir, 'node_modules', '@aws-sdk'))).toBe(false);
+  });
+
+  test.each(NODE_MAJORS)('on Node %i: cdk synth of the README usage, the CLI, and the subpath exports run', (major) => {
+    const onNode = openConsumerApp(app.dir, nodeBinary(major));
+    const version = step(`node --version (Node ${major})`, 'node', ['--version'], app.dir, false, onNode.env).stdout.trim();
+    expect(version).toMatch(new RegExp(`^v${major}\\.`));
+    onNode.bin(`cdk synth on Node ${major}`, 'cdk', ['synth', '--quiet', '--no-notices', '--output', `cdk.out.node${major}`]);
+    const template = JSON.parse(fs.readFileSync(path.join(app.dir, `cdk.out.node${major}`, 'Unikernels.template.json'), 'utf8'));
+    expect(resourcesOfType(template, 'Custom::MirageUnikernelAmi')).toHaveLength(1);
+    const { stdout } = onNode.bin(`mirage-unikernel-ami inspect on Node ${major}`, 'mirage-unikernel-ami', ['inspect', 'hello.xen']);
     expect(stdout).toMatch(/^Bootable: +yes, by PV-GRUB$/m);
+    const helpers = onNode.bin(`the subpath exports on Node ${major}`, 'tsx', [path.join('bin', 'helpers.ts')]);
+    expect(JSON.parse(helpers.stdout)).toEqual({
+      bootable: true,
+      architecture: 'x86_64',
+      kernelOffset: expect.any(Number),
+      aki: 'aki-dc9ed9af',
+      xl: expect.stringMatching(/^name = "hello"$/m),
+      assembly: 'mirage-unikernel-ami',
+      rootExportsHelpers: false,
+    });
   });
 });
 

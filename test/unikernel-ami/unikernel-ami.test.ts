@@ -6,7 +6,8 @@ import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import * as s3 from 'aws-cdk-lib/aws-s3';
-import { DiskLayout, KernelArchitecture, maxKernelBytes, MirageUnikernelAmi, MirageUnikernelAmiProps, UnikernelKernel } from '../../lib';
+import { DiskLayout, KernelArchitecture, MirageUnikernelAmi, MirageUnikernelAmiProps, UnikernelKernel } from '../../lib';
+import { maxKernelBytes } from '../../lib/disk-image';
 import { handlerStatements, kernelFixture, newStack, PV_I386_KERNEL, PV_X86_64_KERNEL, statementsAllowing } from '../fixtures/construct';
 
 const CUSTOM_RESOURCE = 'Custom::MirageUnikernelAmi';
