@@ -183,9 +183,9 @@ export async function recordFailure(ec2: EC2Client, image: Image, startedAt: num
  * The attributes of a build recorded complete: an AMI of the build (found by its build tag) that,
  * read again by its id, is available and carries a complete record. A build that has just
  * completed may not be listed by the tag filter yet: `waitsMs` are the pauses between further
- * look-ups (never past the invocation's time).
+ * look-ups, taken only while more than `reserveMs` of the invocation's time would be left after them.
  */
-export async function findRecordedCompletion(ec2: EC2Client, buildId: string, waitsMs: readonly number[] = []): Promise<UnikernelAmiAttributes | undefined> {
+export async function findRecordedCompletion(ec2: EC2Client, buildId: string, waitsMs: readonly number[] = [], reserveMs = 0): Promise<UnikernelAmiAttributes | undefined> {
   for (let lookup = 0; ; lookup++) {
     for (const listed of await findBuildImages(ec2, buildId)) {
       const image = await describeImageById(ec2, listed.ImageId!);
@@ -194,7 +194,7 @@ export async function findRecordedCompletion(ec2: EC2Client, buildId: string, wa
         return { ImageId: image.ImageId!, SnapshotId: snapshotId, KernelId: image.KernelId };
       }
     }
-    if (lookup >= waitsMs.length || waitsMs[lookup] >= invocationTimeLeft()) {
+    if (lookup >= waitsMs.length || waitsMs[lookup] + reserveMs >= invocationTimeLeft()) {
       return undefined;
     }
     await clock().sleep(waitsMs[lookup]);

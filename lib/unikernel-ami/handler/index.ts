@@ -74,6 +74,8 @@ const IS_COMPLETE_CLEANUP_MS = 4 * 60_000;
  * completed moments ago may not be listed by EC2's tag filter yet.
  */
 const RECORD_LOOKUP_WAITS_MS = [10_000, 20_000];
+/** Invocation time those look-ups leave to the failure cleanup that may follow them. */
+const RECORD_LOOKUP_RESERVE_MS = 2 * 60_000;
 
 export async function onEvent(event: OnEventRequest, context?: InvocationContext): Promise<OnEventResponse> {
   return runInvocation(context, ON_EVENT_TIMEOUT_MS, INVOCATION_MARGIN_MS, () =>
@@ -222,7 +224,7 @@ async function continueBuild(event: IsCompleteRequest): Promise<IsCompleteRespon
     // working state: the record says it is complete, and the answer is the same.
     let recorded;
     try {
-      recorded = await findRecordedCompletion(clients.ec2, buildId, RECORD_LOOKUP_WAITS_MS);
+      recorded = await findRecordedCompletion(clients.ec2, buildId, RECORD_LOOKUP_WAITS_MS, RECORD_LOOKUP_RESERVE_MS);
     } catch (lookupErr) {
       if (isRetryableError(lookupErr) && !pastDeadline(startedAt)) {
         log.step('transient-error', { error: (lookupErr as Error).message });

@@ -87,6 +87,19 @@ describe('item 1: a repeated delivery answers what the first answered and never 
     expect(findLeaks(aws, [first.physicalId])).toEqual([]);
   });
 
+  test('helper-instance: an extra isComplete while EC2\'s tag filter leaves the new AMI out for 20 s answers the same, and the AMI stays', async () => {
+    // GIVEN a Create that completed
+    const first = await complete(createEvent(propertiesOf('helper-instance')));
+    // WHEN the final isComplete is delivered again while tag-filtered reads leave the AMI out for 20 s
+    const since = aws.clock.now();
+    aws.configure({ staleFilteredReads: [{ id: first.data.ImageId, until: since + 20_000 }] });
+    const again = await aws.drive(isComplete(first.event));
+    // THEN it looked again once the filter listed the AMI, and the answer is still the first one
+    expect(aws.clock.now() - since).toBeGreaterThanOrEqual(20_000);
+    expect(again).toEqual({ IsComplete: true, Data: first.data });
+    expect(imageState(aws, first.data.ImageId)).toEqual({ image: 'available', snapshot: 'completed' });
+  });
+
   test.each(STRATEGIES)('%s: a Create delivered again after it completed answers the same build and attributes, and leaves nothing else', async (strategy) => {
     // GIVEN a Create that completed
     const request = createEvent(propertiesOf(strategy));
