@@ -230,7 +230,17 @@ export async function removeBuildPass(aws: AwsClients, build: BuildToRemove, log
     if (build.remover === 'delete') {
       return true;
     }
-    const snapshot = await describeSnapshotById(aws.ec2, snapshotId);
+    let snapshot;
+    try {
+      snapshot = await describeSnapshotById(aws.ec2, snapshotId);
+    } catch (err) {
+      if (build.remover === 'sweep') {
+        throw err;
+      }
+      // The build's own failure cleanup may go on without the read: EC2 refuses to delete the
+      // snapshot of a registered AMI (InvalidSnapshot.InUse), and the AMIs were read by id above.
+      log.step('describe-snapshot-failed', { snapshotId, error: (err as Error).message });
+    }
     if (snapshot && isRecordedComplete(snapshot.Tags)) {
       keptSnapshots.add(snapshotId);
       log.step('keep-snapshot', { snapshotId, why: 'its build is recorded complete' });
