@@ -273,6 +273,9 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
       Null: { [`ec2:ResourceTag/${STACK_TAG}`]: 'true' },
     });
     this.addStatement(['ebs:PutSnapshotBlock', 'ebs:CompleteSnapshot'], [snapshots], { StringEquals: this.resourceTagsOurs('aws:ResourceTag') });
+    // Reading back a snapshot the handler finds completed without having completed it (a repeated
+    // attempt), before an AMI is registered from it: our snapshots only.
+    this.addStatement(['ebs:ListSnapshotBlocks', 'ebs:GetSnapshotBlock'], [snapshots], { StringEquals: this.resourceTagsOurs('aws:ResourceTag') });
   }
 
   /**

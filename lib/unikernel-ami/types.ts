@@ -103,12 +103,17 @@ export const RESOURCE_TAG = 'mirage-unikernel-ami:resource';
 export const PROPERTIES_TAG = 'mirage-unikernel-ami:properties';
 /** Tag key the Delete of a retained build puts on its AMI and snapshot: they are no longer the resource's, and a rollback must not adopt them. */
 export const RETAINED_TAG = 'mirage-unikernel-ami:retained';
+/**
+ * Tag key of a build's record (handler/build-record.ts): on the AMI and its root snapshot once the
+ * build is complete, on what a failed build leaves once it has failed.
+ */
+export const BUILD_RECORD_TAG = 'mirage-unikernel-ami:build-record';
 
 /**
  * The tag keys the build sets itself and relies on (IAM conditions, cleanup, rollback): never a user
  * tag, and never removable by the handler role (its DeleteTags statement refuses them).
  */
-export const BUILD_OWNED_TAG_KEYS: readonly string[] = [MANAGED_TAG, STACK_TAG, BUILD_ID_TAG, NAME_TAG, RESOURCE_TAG, PROPERTIES_TAG, RETAINED_TAG];
+export const BUILD_OWNED_TAG_KEYS: readonly string[] = [MANAGED_TAG, STACK_TAG, BUILD_ID_TAG, NAME_TAG, RESOURCE_TAG, PROPERTIES_TAG, RETAINED_TAG, BUILD_RECORD_TAG];
 
 /**
  * Prefix of everything the handler keeps in the staging bucket for a helper build

@@ -17,6 +17,8 @@
  * calls or cleans up after a failure.
  */
 import { UnikernelAmiProperties } from '../../lib/unikernel-ami/types';
+import { onEvent } from '../../lib/unikernel-ami/handler/index';
+import { createEvent } from '../fixtures/custom-resource';
 import { seededRandom, useFakeAws } from '../fixtures/fake-aws';
 import { RecordedRequest } from '../fixtures/recorded-request';
 import { CfnOutcome, DEFAULT_KERNEL, Lifecycle, LIFECYCLES, LifecycleOptions, lifecycleProperties, LifecycleResult, runLifecycle, Strategy } from '../fixtures/lifecycle';
@@ -313,6 +315,20 @@ proofTest('a stack switched from helper to EBS direct builds: the new build, and
   expect(actions(switched)).toContain('ebs:StartSnapshot');
   expect(await judge(created, [before])).toEqual([]);
   expect(await judge(switched, [after])).toEqual([]);
+});
+
+proofTest('EBS direct: a repeated Create onEvent checks the completed snapshot\'s blocks (ListSnapshotBlocks, GetSnapshotBlock) before using it', async () => {
+  const result = await play('DirectEncrypted', { lifecycle: 'create' });
+  expectClean(result, EXPECTED_OUTCOMES.create);
+  // The same Create as the driver sent it, delivered again.
+  const logicalId = proofs.synthesized!.logicalIds.DirectEncrypted;
+  const properties = lifecycleProperties({ strategy: 'ebs-direct', lifecycle: 'create', properties: templateProperties(proofs.synthesized!.properties.DirectEncrypted) });
+  const request = JSON.parse(JSON.stringify({ ...createEvent(properties, `create-${logicalId}`), LogicalResourceId: logicalId }));
+  const before = aws.requests.length;
+  const again = await aws.drive(onEvent(request));
+  expect(again.PhysicalResourceId).toBe(result.outcomes[0].physicalResourceId);
+  expect([...actions(aws.requests.slice(before))]).toEqual(expect.arrayContaining(['ebs:ListSnapshotBlocks', 'ebs:GetSnapshotBlock']));
+  expect(await judge(aws.requests, proofStacks())).toEqual([]);
 });
 
 /**

@@ -107,6 +107,8 @@ export class RequestAuthorizations {
         return this.startSnapshot(input);
       case 'ebs:PutSnapshotBlock':
       case 'ebs:CompleteSnapshot':
+      case 'ebs:ListSnapshotBlocks':
+      case 'ebs:GetSnapshotBlock':
         return [{
           action: `ebs:${request.action}`,
           resource: this.arnOf(input.SnapshotId),

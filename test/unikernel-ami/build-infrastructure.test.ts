@@ -104,7 +104,7 @@ function expectCommonHandlerRules(statements: TemplateStatement[]) {
   expect(statementFor(statements, 'ec2:DeleteTags', '::image/*').Condition).toEqual({
     'StringEquals': EC2_RESOURCE_TAGS_OURS,
     'ForAllValues:StringNotEquals': {
-      'aws:TagKeys': [MANAGED, STACK, 'mirage-unikernel-ami:build-id', 'Name', 'mirage-unikernel-ami:resource', 'mirage-unikernel-ami:properties', 'mirage-unikernel-ami:retained'],
+      'aws:TagKeys': [MANAGED, STACK, 'mirage-unikernel-ami:build-id', 'Name', 'mirage-unikernel-ami:resource', 'mirage-unikernel-ami:properties', 'mirage-unikernel-ami:retained', 'mirage-unikernel-ami:build-record'],
     },
     'Null': { 'aws:TagKeys': 'false' },
   });
@@ -377,7 +377,7 @@ describe('EBS direct builds', () => {
   test('the handler role is narrow: snapshot writing, image registration and the reads cleanup needs', () => {
     expectCommonHandlerRules(statements);
     expect(allowedActions(statements)).toEqual([
-      'ebs:CompleteSnapshot', 'ebs:PutSnapshotBlock', 'ebs:StartSnapshot',
+      'ebs:CompleteSnapshot', 'ebs:GetSnapshotBlock', 'ebs:ListSnapshotBlocks', 'ebs:PutSnapshotBlock', 'ebs:StartSnapshot',
       'ec2:CreateTags', 'ec2:DeleteSnapshot', 'ec2:DeleteTags', 'ec2:DeregisterImage',
       'ec2:DescribeImages', 'ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'ec2:DescribeVolumes', 'ec2:RegisterImage',
       'logs:CreateLogStream', 'logs:PutLogEvents',
@@ -390,6 +390,10 @@ describe('EBS direct builds', () => {
     const write = statementFor(statements, 'ebs:PutSnapshotBlock', '::snapshot/*');
     expect(write.Action).toEqual(['ebs:PutSnapshotBlock', 'ebs:CompleteSnapshot']);
     expect(write.Condition).toEqual({ StringEquals: { [`aws:ResourceTag/${MANAGED}`]: 'true', [`aws:ResourceTag/${STACK}`]: STACK_NAME } });
+    // Reading back a snapshot the handler did not complete itself: this stack's snapshots only.
+    const read = statementFor(statements, 'ebs:ListSnapshotBlocks', '::snapshot/*');
+    expect(read.Action).toEqual(['ebs:ListSnapshotBlocks', 'ebs:GetSnapshotBlock']);
+    expect(read.Condition).toEqual(write.Condition);
   });
 
   test('StartSnapshot may tag the snapshot it creates with this stack\'s tags, with or without ec2:CreateAction, and never a snapshot of a stack', () => {

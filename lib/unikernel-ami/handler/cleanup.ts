@@ -6,9 +6,21 @@
  * earlier invocations made is found by the build's tags and by its progress object. A removal pass
  * reports what is still there; cleanup repeats passes, with short waits, until nothing is left or
  * the invocation's time is up. AccessDenied never counts as "nothing left".
+ *
+ * An AMI or snapshot that a build reported to CloudFormation is destroyed only by the Delete of that
+ * build's physical id. Tag-filtered reads lag and may answer an old state or leave a resource out,
+ * so nothing is decided on them alone: every AMI is read again by its id before it is deregistered,
+ * and a cleanup that is not the build's own Delete keeps:
+ * - an AMI whose build is recorded complete (build-record.ts): every build CloudFormation was told
+ *   about is, since the record is written before isComplete first answers complete;
+ * - in a sweep of another build, any AMI whose build did not provably fail: one that is available
+ *   (builds of earlier versions of the handler have no record), or pending and younger than
+ *   CloudFormation's hour, unless it carries a failed record. A snapshot that an AMI uses is never
+ *   deleted (EC2 refuses it: InvalidSnapshot.InUse).
  */
-import { CreateTagsCommand, DescribeInstancesCommand, DescribeVolumesCommand, DeleteVolumeCommand, EC2Client, Filter, Instance } from '@aws-sdk/client-ec2';
-import { AmiRemovalKind, BuildStrategyKind, RETAINED_TAG, UnikernelAmiProperties } from '../types';
+import { CreateTagsCommand, DescribeInstancesCommand, DescribeVolumesCommand, DeleteVolumeCommand, EC2Client, Filter, Image, Instance } from '@aws-sdk/client-ec2';
+import { AmiRemovalKind, BuildStrategyKind, OPERATION_TIMING, RETAINED_TAG, UnikernelAmiProperties } from '../types';
+import { isRecordedComplete, recordFailure, recordOf } from './build-record';
 import { AwsClients } from './clients';
 import { clock, invocationTimeLeft } from './clock';
 import { terminateHelper } from './helper-instance';
@@ -17,10 +29,13 @@ import {
   deleteSnapshot,
   deregisterImage,
   describeAll,
+  describeImageById,
+  describeSnapshotById,
   findBuildImages,
   findBuildSnapshots,
   findImages,
   findSnapshots,
+  isYoung,
   PAGE_SIZE,
   removeById,
   rootSnapshotOf,
@@ -56,6 +71,46 @@ export interface BuildToRemove {
   readonly finished: boolean;
   /** Ids this invocation's create calls returned (they may not be listed by tag yet), with when they were made. */
   readonly known?: KnownIds;
+  /**
+   * Who removes the build, which decides which of its AMIs may go (see the file comment):
+   * - `delete`: the Delete of the build's own physical id: every AMI, but the one `retain` keeps;
+   * - `failed`: the build's own failure cleanup: every AMI but one recorded complete (a repeated
+   *   delivery of an event that had completed), each recorded failed before it is deregistered;
+   * - `sweep`: a later event of the resource, for a build that is not the event's: only AMIs that,
+   *   read by their id, provably belong to a failed build.
+   */
+  readonly remover: 'delete' | 'failed' | 'sweep';
+}
+
+/**
+ * How old a pending AMI of another build must be before a sweep counts its build as failed without
+ * a failed record: CloudFormation's hour, after which no invocation of that build's event runs.
+ */
+export const SWEEP_PROOF_AGE_MS = OPERATION_TIMING.serviceTimeoutSeconds * 1000;
+
+/**
+ * Why an AMI (read by its id) must stay, for a remover other than its build's own Delete; undefined
+ * when it may be deregistered.
+ */
+export function reasonToKeep(remover: BuildToRemove['remover'], image: Image): string | undefined {
+  if (remover === 'delete' || image.State === 'deregistered' || image.State === 'failed') {
+    return undefined;
+  }
+  const record = recordOf(image.Tags);
+  if (record?.outcome === 'complete') {
+    return 'its build is recorded complete';
+  }
+  if (remover === 'failed' || record?.outcome === 'failed') {
+    return undefined;
+  }
+  if (image.State === 'available') {
+    return 'it is available and its build has no failed record';
+  }
+  const createdAt = timeOf(image.CreationDate);
+  if (image.State === 'pending' && (createdAt === undefined || clock().now() - createdAt < SWEEP_PROOF_AGE_MS)) {
+    return 'it is pending, younger than an hour, and its build has no failed record';
+  }
+  return undefined;
 }
 
 export interface KnownIds {
@@ -114,35 +169,95 @@ export async function removeBuildPass(aws: AwsClients, build: BuildToRemove, log
     createdAt: build.known?.createdAt ?? progress.startedAt,
   };
 
-  let keptSnapshot: string | undefined;
+  // The snapshots behind AMIs that stay: never deleted (EC2 would refuse it anyway).
+  const keptSnapshots = new Set<string>();
   await part('images', async () => {
-    const images = await findBuildImages(aws.ec2, build.buildId);
-    const kept = build.retain ? images.find((image) => image.State === 'available') : undefined;
-    if (kept) {
-      keptSnapshot = rootSnapshotOf(kept);
-      await markRetained(aws.ec2, [kept.ImageId!, keptSnapshot!], log);
-    }
-    for (const image of images.filter((i) => i !== kept)) {
-      if (await deregisterImage(aws.ec2, image.ImageId!, timeOf(image.CreationDate))) {
+    let retained: Image | undefined;
+    for (const listed of await findBuildImages(aws.ec2, build.buildId)) {
+      const createdAt = timeOf(listed.CreationDate);
+      // The tag-filtered answer may be stale: what happens to the AMI is decided on a read by its id.
+      const image = await describeImageById(aws.ec2, listed.ImageId!);
+      if (!image) {
+        if (isYoung(createdAt)) {
+          left.push({ kind: 'image', id: listed.ImageId!, createdAt });
+        }
+        continue;
+      }
+      if (image.State === 'deregistered') {
+        continue;
+      }
+      if (build.retain && !retained && image.State === 'available') {
+        retained = image;
+        continue;
+      }
+      const keep = reasonToKeep(build.remover, image);
+      if (keep) {
+        const root = rootSnapshotOf(image);
+        if (root) {
+          keptSnapshots.add(root);
+        }
+        log.step('keep-image', { imageId: image.ImageId, state: image.State, why: keep });
+        continue;
+      }
+      if (build.remover === 'failed' && recordOf(image.Tags) === undefined) {
+        // Should the deregistration not happen, a later sweep can prove from this that the build failed.
+        await recordFailure(aws.ec2, image, build.known?.createdAt).catch((err) => log.step('record-failure-failed', { imageId: image.ImageId, error: (err as Error).message }));
+      }
+      if (await deregisterImage(aws.ec2, image.ImageId!, createdAt)) {
         log.step('deregister-image', { imageId: image.ImageId });
       } else {
-        left.push({ kind: 'image', id: image.ImageId!, createdAt: timeOf(image.CreationDate) });
+        left.push({ kind: 'image', id: image.ImageId!, createdAt });
       }
+    }
+    if (retained) {
+      const root = rootSnapshotOf(retained);
+      if (root) {
+        keptSnapshots.add(root);
+      }
+      await markRetained(aws.ec2, [retained.ImageId!, ...(root ? [root] : [])], log);
     }
   });
   // What this invocation knows by id needs no lookup (lookups lag, or may be denied). Never the
   // retained AMI's snapshot; should the AMI not be listed yet, EC2 refuses to delete the snapshot
   // of a registered AMI (InvalidSnapshot.InUse) anyway.
+  // A remover other than the build's own Delete reads each snapshot by its id first, and keeps one
+  // recorded complete (the root of an AMI CloudFormation was told about, which the filtered read of
+  // the AMIs may have missed).
+  const mayDelete = async (snapshotId: string): Promise<boolean> => {
+    if (keptSnapshots.has(snapshotId) || removed.has(snapshotId)) {
+      return false;
+    }
+    if (build.remover === 'delete') {
+      return true;
+    }
+    let snapshot;
+    try {
+      snapshot = await describeSnapshotById(aws.ec2, snapshotId);
+    } catch (err) {
+      if (build.remover === 'sweep') {
+        throw err;
+      }
+      // The build's own failure cleanup may go on without the read: EC2 refuses to delete the
+      // snapshot of a registered AMI (InvalidSnapshot.InUse), and the AMIs were read by id above.
+      log.step('describe-snapshot-failed', { snapshotId, error: (err as Error).message });
+    }
+    if (snapshot && isRecordedComplete(snapshot.Tags)) {
+      keptSnapshots.add(snapshotId);
+      log.step('keep-snapshot', { snapshotId, why: 'its build is recorded complete' });
+      return false;
+    }
+    return true;
+  };
   await part('snapshots by id', async () => {
     for (const snapshotId of known.snapshotIds ?? []) {
-      if (snapshotId !== keptSnapshot) {
+      if (await mayDelete(snapshotId)) {
         await removeSnapshot(aws.ec2, snapshotId, known.createdAt, removed, left, log);
       }
     }
   });
   await part('snapshots by tag', async () => {
     for (const snapshot of await findBuildSnapshots(aws.ec2, build.buildId)) {
-      if (snapshot.SnapshotId !== keptSnapshot && !(known.snapshotIds ?? []).includes(snapshot.SnapshotId!)) {
+      if (!(known.snapshotIds ?? []).includes(snapshot.SnapshotId!) && await mayDelete(snapshot.SnapshotId!)) {
         await removeSnapshot(aws.ec2, snapshot.SnapshotId!, timeOf(snapshot.StartTime), removed, left, log);
       }
     }
@@ -290,20 +405,29 @@ export async function isFinishedBuild(ec2: EC2Client, buildId: string): Promise<
   return (await findBuildImages(ec2, buildId)).some((image) => image.State === 'available');
 }
 
+/** A build a sweep may remove: its id, and the AMIs and snapshots the tag filter listed for it. */
+export interface FailedBuildCandidate {
+  readonly buildId: string;
+  readonly imageIds: readonly string[];
+  readonly snapshotIds: readonly string[];
+}
+
 /**
- * The failed builds of one custom resource: every build id its stack-and-resource tags show that
- * has no available AMI, but those in `exclude`. A failed Update's build id never reaches
- * CloudFormation again, so the next event of the resource removes what that build's own cleanup
- * could not.
+ * The builds of one custom resource that a tag-filtered read shows as failed: every build id its
+ * stack-and-resource tags show that has no available AMI, but those in `exclude`. A failed Update's
+ * build id never reaches CloudFormation again, so the next event of the resource removes what that
+ * build's own cleanup could not. The answer is only a list of candidates: it may be stale, and
+ * sweepFailedBuilds confirms each by id.
  */
-export async function findFailedBuilds(ec2: EC2Client, stackId: string, logicalId: string, withInstances: boolean, exclude: ReadonlySet<string>): Promise<string[]> {
+export async function findFailedBuilds(ec2: EC2Client, stackId: string, logicalId: string, withInstances: boolean, exclude: ReadonlySet<string>): Promise<FailedBuildCandidate[]> {
   const filters = resourceFilters(stackId, logicalId);
   const finished = new Set<string>();
-  const all = new Set<string>();
+  const all = new Map<string, { imageIds: string[]; snapshotIds: string[] }>();
+  const add = (buildId: string) => all.get(buildId) ?? all.set(buildId, { imageIds: [], snapshotIds: [] }).get(buildId)!;
   for (const image of await findImages(ec2, filters)) {
     const buildId = buildIdOfTags(image.Tags);
     if (buildId) {
-      all.add(buildId);
+      add(buildId).imageIds.push(image.ImageId!);
       if (image.State === 'available') {
         finished.add(buildId);
       }
@@ -312,31 +436,69 @@ export async function findFailedBuilds(ec2: EC2Client, stackId: string, logicalI
   for (const snapshot of await findSnapshots(ec2, filters)) {
     const buildId = buildIdOfTags(snapshot.Tags);
     if (buildId) {
-      all.add(buildId);
+      add(buildId).snapshotIds.push(snapshot.SnapshotId!);
     }
   }
   if (withInstances) {
     for (const instance of await findLiveInstances(ec2, filters)) {
       const buildId = buildIdOfTags(instance.Tags);
       if (buildId) {
-        all.add(buildId);
+        add(buildId);
       }
     }
   }
-  return [...all].filter((buildId) => !finished.has(buildId) && !exclude.has(buildId));
+  return [...all].filter(([buildId]) => !finished.has(buildId) && !exclude.has(buildId)).map(([buildId, ids]) => ({ buildId, ...ids }));
 }
 
-/** Cleanup of a failed build, for Create, Update and Delete alike: everything goes, whatever the removal policy. */
-export function failedBuild(buildId: string, props: UnikernelAmiProperties, known?: KnownIds): BuildToRemove {
-  return { buildId, props: { ...props, RemovalPolicy: AmiRemovalKind.DESTROY }, retain: false, finished: false, known };
+/**
+ * Why a sweep must leave a candidate build alone: one of its listed AMIs, read by its id, is one
+ * that reasonToKeep keeps (recorded complete, available, or pending and young without a failed
+ * record), or one of its listed snapshots, read by its id, is recorded complete (its AMI was left
+ * out of the filtered read). Undefined when none is.
+ */
+async function reasonToSpare(ec2: EC2Client, candidate: FailedBuildCandidate): Promise<string | undefined> {
+  for (const imageId of candidate.imageIds) {
+    const image = await describeImageById(ec2, imageId);
+    const keep = image ? reasonToKeep('sweep', image) : undefined;
+    if (keep) {
+      return `AMI ${imageId} stays: ${keep}`;
+    }
+  }
+  for (const snapshotId of candidate.snapshotIds) {
+    const snapshot = await describeSnapshotById(ec2, snapshotId);
+    if (snapshot && isRecordedComplete(snapshot.Tags)) {
+      return `snapshot ${snapshotId} stays: its build is recorded complete`;
+    }
+  }
+  return undefined;
 }
 
-/** Removes the failed builds of a resource (see findFailedBuilds), one pass each; what is left waits for the next event. */
+/**
+ * Cleanup of a failed build, by its own failure cleanup or by a sweep, for Create, Update and
+ * Delete alike: everything goes, whatever the removal policy, but what reasonToKeep keeps.
+ */
+export function failedBuild(buildId: string, props: UnikernelAmiProperties, known?: KnownIds, remover: 'failed' | 'sweep' = 'failed'): BuildToRemove {
+  return { buildId, props: { ...props, RemovalPolicy: AmiRemovalKind.DESTROY }, retain: false, finished: false, known, remover };
+}
+
+/**
+ * Removes the failed builds of a resource (see findFailedBuilds), one pass each; what is left waits
+ * for the next event. `exclude` must hold the build CloudFormation holds (the event's physical id)
+ * and the build the event itself makes (buildIdOf(event): a repeated delivery of an Update must not
+ * sweep the build its first delivery started). Each candidate is confirmed by id first
+ * (reasonToSpare), and its removal again decides every AMI on a read by id (reasonToKeep).
+ */
 export async function sweepFailedBuilds(aws: AwsClients, stackId: string, logicalId: string, props: readonly UnikernelAmiProperties[], exclude: ReadonlySet<string>, log: StepLog): Promise<void> {
   const withInstances = props.some(isHelperBuild);
   const helperProps = props.find(isHelperBuild) ?? props[0];
-  for (const buildId of await findFailedBuilds(aws.ec2, stackId, logicalId, withInstances, exclude)) {
-    const left = await removeBuildPass(aws, failedBuild(buildId, helperProps), log);
+  for (const candidate of await findFailedBuilds(aws.ec2, stackId, logicalId, withInstances, exclude)) {
+    const buildId = candidate.buildId;
+    const spare = await reasonToSpare(aws.ec2, candidate);
+    if (spare) {
+      log.step('sweep-spare-build', { buildId, why: spare });
+      continue;
+    }
+    const left = await removeBuildPass(aws, failedBuild(buildId, helperProps, undefined, 'sweep'), log);
     log.step('sweep-failed-build', { failedBuildId: buildId, left: describeLeftovers(left) });
   }
 }

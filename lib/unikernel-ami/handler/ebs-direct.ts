@@ -6,6 +6,11 @@
  * blocks; blocks never written read as zeros, so all-zero blocks are not sent; each block carries a
  * base64 SHA-256 checksum; CompleteSnapshot may verify a LINEAR aggregate checksum, the SHA-256 of
  * the raw per-block digests in block-index order (as awslabs/coldsnap computes it).
+ *
+ * A snapshot this attempt did not complete itself (a repeated attempt of the same build found it
+ * completed, or EC2 answered `completed` before any block was written) is checked before it is
+ * used: ListSnapshotBlocks (every page) must list exactly the blocks the disk image writes, and
+ * GetSnapshotBlock must read back a sample of them with the image's checksums.
  */
 import { createHash } from 'crypto';
 import {
@@ -13,6 +18,8 @@ import {
   ChecksumAlgorithm,
   CompleteSnapshotCommand,
   EBSClient,
+  GetSnapshotBlockCommand,
+  ListSnapshotBlocksCommand,
   PutSnapshotBlockCommand,
   StartSnapshotCommand,
   Status,
@@ -20,6 +27,7 @@ import {
 import { DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { DiskBlock } from '../../disk-image';
 import { EBS_SNAPSHOT_BLOCK_BYTES } from '../../pv-grub';
+import { clock, invocationTimeLeft } from './clock';
 import { isNotFound } from './image';
 import { StepLog } from './log';
 import { isRetryableError, RetryOptions, withRetry } from './retry';
@@ -64,6 +72,8 @@ export interface DirectUploadResult {
   readonly bytesSent: number;
   /** StartSnapshot, PutSnapshotBlock and CompleteSnapshot attempts, retries included. */
   readonly apiCalls: number;
+  /** The blocks the completed snapshot holds: those sent, or those listed when it was found completed. */
+  readonly snapshotBlocks: number;
 }
 
 /** The upload failed after the snapshot was started: the caller removes the snapshot by its id. */
@@ -73,6 +83,22 @@ export class DirectUploadError extends Error {
     this.name = 'DirectUploadError';
   }
 }
+
+/** A completed snapshot this attempt did not complete does not hold the disk image. */
+export class SnapshotMismatchError extends DirectUploadError {
+  constructor(message: string, snapshotId: string) {
+    super(message, snapshotId);
+    this.name = 'SnapshotMismatchError';
+  }
+}
+
+/**
+ * Blocks read back with GetSnapshotBlock from a snapshot this attempt did not complete: every block
+ * of an image of up to this many (a unikernel's image is a few), else this many spread over it.
+ */
+export const VERIFY_SAMPLE_BLOCKS = 16;
+/** ListSnapshotBlocks' largest page (API reference: MaxResults 100 to 10000). */
+const LIST_BLOCKS_PAGE = 10_000;
 
 /**
  * 16 requests in flight keep a Lambda's network busy while holding only 8 MiB of blocks, far
@@ -165,11 +191,15 @@ export async function uploadSnapshotDirect(ebs: EBSClient, ec2: EC2Client, optio
   // A repeated StartSnapshot (same client token: a retried build) returns the ORIGINAL response,
   // whose Status is the one the snapshot had then ("Ensure idempotency in StartSnapshot API
   // requests"). What the snapshot is now, EC2 says: a completed one must not be written again.
+  const completedBefore = async (): Promise<DirectUploadResult> => {
+    const snapshotBlocks = await verifySnapshotBlocks(ebs, snapshotId, options);
+    log.step('ebs-direct:already-completed', { snapshotId, snapshotBlocks });
+    return { snapshotId, blocksSent: 0, bytesSent: 0, apiCalls, snapshotBlocks };
+  };
   try {
     const now = await snapshotState(ec2, snapshotId, options.retry);
     if (now === Status.COMPLETED) {
-      log.step('ebs-direct:already-completed', { snapshotId });
-      return { snapshotId, blocksSent: 0, bytesSent: 0, apiCalls };
+      return await completedBefore();
     }
     if (now === Status.ERROR || start.Status === Status.ERROR) {
       throw new DirectUploadError(`Snapshot ${snapshotId} of build ${buildId} is in the error state.`, snapshotId);
@@ -191,13 +221,17 @@ export async function uploadSnapshotDirect(ebs: EBSClient, ec2: EC2Client, optio
       throw new DirectUploadError(`CompleteSnapshot of snapshot ${snapshotId} (build ${buildId}) failed: ${describe(err)}`, snapshotId, undefined, { cause: err });
     });
     log.step('ebs-direct:complete-snapshot', { snapshotId, apiCalls });
-    return { snapshotId, blocksSent: blocks.sent, bytesSent: blocks.bytes, apiCalls };
+    return { snapshotId, blocksSent: blocks.sent, bytesSent: blocks.bytes, apiCalls, snapshotBlocks: blocks.sent };
   } catch (err) {
-    // EC2 may not have shown a snapshot that an earlier attempt completed: if it is completed now,
-    // the writes were refused only because it was, and it holds the image.
-    if ((await snapshotState(ec2, snapshotId, options.retry).catch(() => undefined)) === Status.COMPLETED) {
-      log.step('ebs-direct:already-completed', { snapshotId });
-      return { snapshotId, blocksSent: 0, bytesSent: 0, apiCalls };
+    if (err instanceof SnapshotMismatchError) {
+      throw err;
+    }
+    // EC2 may not have shown a snapshot that an earlier attempt completed, or another delivery of
+    // the same event may be completing it (its CompleteSnapshot refuses this attempt's writes): if
+    // it is completed now, or soon, the writes may have been refused only because it was; it is
+    // used if it holds the image.
+    if ((await stateOncePending(ec2, snapshotId, options.retry).catch(() => undefined)) === Status.COMPLETED) {
+      return completedBefore();
     }
     // The caller removes the snapshot by this id (the StartSnapshot Timeout cancels it otherwise).
     throw err instanceof DirectUploadError
@@ -216,6 +250,75 @@ async function snapshotState(ec2: EC2Client, snapshotId: string, retry?: RetryOp
       return undefined;
     }
     throw err;
+  }
+}
+
+/**
+ * Checks a completed snapshot this attempt did not complete against the disk image: the indexes
+ * ListSnapshotBlocks lists (every page) must be exactly the image's non-zero blocks, and a sample
+ * read back with GetSnapshotBlock must have the image's SHA-256.
+ * @returns the number of blocks the snapshot holds
+ * @throws SnapshotMismatchError when they differ
+ */
+export async function verifySnapshotBlocks(ebs: EBSClient, snapshotId: string, options: Pick<DirectUploadOptions, 'image' | 'buildId' | 'retry'>): Promise<number> {
+  const planned = new Map<number, Buffer>();
+  const source = options.image.nonZeroBlocks(EBS_SNAPSHOT_BLOCK_BYTES);
+  for await (const block of source as AsyncIterable<DiskBlock>) {
+    planned.set(block.index, blockDigest(block.data));
+  }
+  const tokens = new Map<number, string>();
+  let nextToken: string | undefined;
+  do {
+    const current = nextToken;
+    const page = await withRetry('ebs:ListSnapshotBlocks', () =>
+      ebs.send(new ListSnapshotBlocksCommand({ SnapshotId: snapshotId, MaxResults: LIST_BLOCKS_PAGE, NextToken: current })), options.retry);
+    for (const block of page.Blocks ?? []) {
+      tokens.set(block.BlockIndex!, block.BlockToken!);
+    }
+    nextToken = page.NextToken;
+  } while (nextToken);
+  const mismatch = (what: string) => new SnapshotMismatchError(
+    `Snapshot ${snapshotId} of build ${options.buildId} is completed but does not hold the disk image (${what}); this attempt did not ` +
+    'complete it (an earlier attempt did, or EC2 answered completed early). Redeploy to start a new build.', snapshotId);
+  const missing = [...planned.keys()].filter((index) => !tokens.has(index));
+  const extra = [...tokens.keys()].filter((index) => !planned.has(index));
+  if (missing.length > 0 || extra.length > 0) {
+    throw mismatch(`it lists ${tokens.size} blocks, the image writes ${planned.size}: ${missing.length} missing` +
+      `${missing.length > 0 ? ` (first ${missing.slice(0, 3).join(', ')})` : ''}, ${extra.length} not the image's`);
+  }
+  for (const index of sampleOf([...planned.keys()].sort((a, b) => a - b), VERIFY_SAMPLE_BLOCKS)) {
+    const block = await withRetry(`ebs:GetSnapshotBlock ${index}`, () =>
+      ebs.send(new GetSnapshotBlockCommand({ SnapshotId: snapshotId, BlockIndex: index, BlockToken: tokens.get(index) })), options.retry);
+    const data = await block.BlockData?.transformToByteArray();
+    if (!data || !blockDigest(data).equals(planned.get(index)!)) {
+      throw mismatch(`block ${index} reads back with another SHA-256 than the image's`);
+    }
+  }
+  return tokens.size;
+}
+
+/** All of `items` if there are at most `count`, else `count` of them spread evenly, the first and the last included. */
+function sampleOf<T>(items: readonly T[], count: number): T[] {
+  if (items.length <= count) {
+    return [...items];
+  }
+  return [...new Set(Array.from({ length: count }, (_, i) => Math.round((i * (items.length - 1)) / (count - 1))))].map((i) => items[i]);
+}
+
+/** Pauses while a failed attempt's snapshot is pending, for another attempt that may be completing it. */
+const PENDING_WAITS_MS = [5_000, 10_000, 15_000, 30_000];
+/** Time kept back for the caller's cleanup of the snapshot. */
+const PENDING_WAIT_MARGIN_MS = 3 * 60_000;
+
+/** The snapshot's state once it is no longer pending, or pending when PENDING_WAITS_MS (or the invocation's time) ran out. */
+async function stateOncePending(ec2: EC2Client, snapshotId: string, retry?: RetryOptions): Promise<string | undefined> {
+  const sleep = retry?.sleep ?? ((ms: number) => clock().sleep(ms));
+  for (let wait = 0; ; wait++) {
+    const state = await snapshotState(ec2, snapshotId, retry);
+    if (state !== Status.PENDING || wait >= PENDING_WAITS_MS.length || PENDING_WAITS_MS[wait] > invocationTimeLeft() - PENDING_WAIT_MARGIN_MS) {
+      return state;
+    }
+    await sleep(PENDING_WAITS_MS[wait]);
   }
 }
 

@@ -43,6 +43,8 @@ export interface BuildState {
   readonly InstanceId?: string;
   /** EBS-direct build: the snapshot written by the EBS direct APIs. */
   readonly SnapshotId?: string;
+  /** EBS-direct build: the 512 KiB blocks the snapshot holds (for the build record). */
+  readonly Blocks?: number;
   /** Delete: the build had finished (an available AMI) when the Delete began, so it left nothing transient. */
   readonly BuildFinished?: boolean;
   /** When onEvent began (ms since the epoch): the handler's own deadline counts from it. */

@@ -92,6 +92,36 @@ export function findBuildImages(ec2: EC2Client, buildId: string): Promise<Image[
   return findImages(ec2, [buildFilter(buildId)]);
 }
 
+/**
+ * An AMI read by its id, as a sweep or cleanup confirms it before deciding anything (a tag-filtered
+ * read may answer an old state, or leave an AMI out, for a while); undefined when EC2 does not know
+ * the id (or no longer lists it).
+ */
+export async function describeImageById(ec2: EC2Client, imageId: string): Promise<Image | undefined> {
+  try {
+    const response = await withRetry('ec2:DescribeImages', () => ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] })));
+    return response.Images?.[0];
+  } catch (err) {
+    if (isNotFound(err)) {
+      return undefined;
+    }
+    throw err;
+  }
+}
+
+/** A snapshot read by its id; undefined when EC2 does not know the id. */
+export async function describeSnapshotById(ec2: EC2Client, snapshotId: string): Promise<Snapshot | undefined> {
+  try {
+    const response = await withRetry('ec2:DescribeSnapshots', () => ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })));
+    return response.Snapshots?.[0];
+  } catch (err) {
+    if (isNotFound(err)) {
+      return undefined;
+    }
+    throw err;
+  }
+}
+
 /** The build an AMI or snapshot belongs to, from its tags. */
 export function buildIdOfTags(tags: { Key?: string; Value?: string }[] | undefined): string | undefined {
   return tags?.find((tag) => tag.Key === BUILD_ID_TAG)?.Value;

@@ -18,9 +18,16 @@
  *   (55 minutes) and CloudFormation's hour, so that a step that never finishes fails the build
  *   cleanly, with the handler's own message, instead of "Operation timed out".
  * - Every failure message is one line that fits CloudFormation's 4,096-byte response (failure.ts).
+ * - The same event may be delivered again, one after the other or at once (the provider framework
+ *   retries its isComplete task, re-invokes a function whose invoke call failed, and starts its
+ *   executions without a name). A build records its completion on its AMI (build-record.ts) before
+ *   isComplete first answers complete; a later delivery that no longer finds the build's working
+ *   state (the helper terminated, the progress object removed) finds the record and answers the same.
+ *   No cleanup but the build's own Delete deregisters an AMI recorded complete (cleanup.ts).
  */
 import { BuildStrategyKind, OPERATION_TIMING } from '../types';
 import { buildIdOf, isBuildId } from './build-id';
+import { findRecordedCompletion, recordCompletion } from './build-record';
 import { BuildToRemove, describeLeftovers, failedBuild, isFinishedBuild, KnownIds, Leftover, removeBuild, removeBuildPass, sweepFailedBuilds } from './cleanup';
 import { AwsClients, clients } from './clients';
 import { clock, InvocationContext, runInvocation } from './clock';
@@ -35,7 +42,7 @@ import {
 } from './events';
 import { BuildFailure, failureMessage } from './failure';
 import { advanceHelperBuild, deleteDuplicateSnapshots, HelperContext, launchHelper, terminateHelper } from './helper-instance';
-import { describeBuiltImage, describeOwnSnapshot, ensureImage, findBuildByProperties, ImageProgress, retagImage, snapshotWait } from './image';
+import { describeBuiltImage, describeImageById, describeOwnSnapshot, ensureImage, findBuildByProperties, ImageProgress, retagImage, rootSnapshotOf, snapshotWait, timeOf } from './image';
 import { prepareDiskImage } from './kernel';
 import { StepLog } from './log';
 import { deleteProgress, readProgress, writeProgress } from './progress';
@@ -62,6 +69,13 @@ function pastDeadline(startedAt: number): boolean {
 const ON_EVENT_CLEANUP_MS = 8 * 60_000;
 /** How long a failed isComplete may spend removing what the build made (its Lambda has 5 minutes). */
 const IS_COMPLETE_CLEANUP_MS = 4 * 60_000;
+/**
+ * Before a build is failed, its complete record is looked for again after these pauses: a build that
+ * completed moments ago may not be listed by EC2's tag filter yet.
+ */
+const RECORD_LOOKUP_WAITS_MS = [10_000, 20_000];
+/** Invocation time those look-ups leave to the failure cleanup that may follow them. */
+const RECORD_LOOKUP_RESERVE_MS = 2 * 60_000;
 
 export async function onEvent(event: OnEventRequest, context?: InvocationContext): Promise<OnEventResponse> {
   return runInvocation(context, ON_EVENT_TIMEOUT_MS, INVOCATION_MARGIN_MS, () =>
@@ -150,8 +164,8 @@ async function startBuild(event: OnEventRequest): Promise<OnEventResponse> {
       description: `${ctx.spec.name} unikernel disk (mirage-unikernel-ami build ${buildId})`,
       log,
     });
-    log.step('upload-snapshot-direct', { snapshotId: result.snapshotId, blocks: result.blocksSent, apiCalls: result.apiCalls });
-    return { PhysicalResourceId: buildId, BuildState: { Action: BuildAction.BUILD, SnapshotId: result.snapshotId, StartedAt: startedAt } };
+    log.step('upload-snapshot-direct', { snapshotId: result.snapshotId, blocks: result.blocksSent, snapshotBlocks: result.snapshotBlocks, apiCalls: result.apiCalls });
+    return { PhysicalResourceId: buildId, BuildState: { Action: BuildAction.BUILD, SnapshotId: result.snapshotId, StartedAt: startedAt, Blocks: result.snapshotBlocks } };
   } catch (err) {
     // Nothing will come back for this build if it is a Create (the framework ignores the Delete of
     // its failure marker), nor for an Update's new build id: remove everything now.
@@ -195,7 +209,7 @@ async function continueBuild(event: IsCompleteRequest): Promise<IsCompleteRespon
   try {
     const done = ctx.spec.strategy === BuildStrategyKind.HELPER_INSTANCE
       ? await advanceHelperToImage(ctx, state, startedAt)
-      : await advanceDirectToImage(ctx, state.SnapshotId!, startedAt);
+      : await advanceDirectToImage(ctx, state.SnapshotId!, startedAt, state.Blocks);
     if (typeof done === 'string') {
       return notComplete(done, startedAt, log);
     }
@@ -206,10 +220,44 @@ async function continueBuild(event: IsCompleteRequest): Promise<IsCompleteRespon
       log.step('transient-error', { error: (err as Error).message });
       return { IsComplete: false };
     }
+    // A repeated delivery of an isComplete that has answered complete no longer finds the build's
+    // working state: the record says it is complete, and the answer is the same.
+    let recorded;
+    try {
+      recorded = await findRecordedCompletion(clients.ec2, buildId, RECORD_LOOKUP_WAITS_MS, RECORD_LOOKUP_RESERVE_MS);
+    } catch (lookupErr) {
+      if (isRetryableError(lookupErr) && !pastDeadline(startedAt)) {
+        log.step('transient-error', { error: (lookupErr as Error).message });
+        return { IsComplete: false };
+      }
+    }
+    if (recorded) {
+      log.step('complete-already-recorded', { ...recorded, error: (err as Error).message });
+      if (ctx.spec.strategy === BuildStrategyKind.HELPER_INSTANCE && !(await tidyRepeatedHelperBuild(ctx, startedAt))) {
+        return { IsComplete: false };
+      }
+      return { IsComplete: true, Data: recorded };
+    }
     log.step('build-failed', { error: (err as Error).message });
     const known: KnownIds = { instanceIds: state.InstanceId ? [state.InstanceId] : [], snapshotIds: state.SnapshotId ? [state.SnapshotId] : [], createdAt: startedAt };
     const left = await removeBuild(clients, failedBuild(buildId, event.ResourceProperties, known), log, IS_COMPLETE_CLEANUP_MS);
     throw withLeftovers(err, left, event.RequestType === 'Create' ? 'the Delete that follows removes them' : 'the next update or delete of this resource removes them');
+  }
+}
+
+/**
+ * A repeated onEvent of a helper build that had completed staged the image and wrote a progress
+ * object again: they go before the recorded answer is repeated.
+ * @returns whether they are gone (or the deadline has passed: the answer stays the recorded one)
+ */
+async function tidyRepeatedHelperBuild(ctx: BuildContext, startedAt: number): Promise<boolean> {
+  try {
+    await deleteStagedImage(ctx.s3, ctx.spec.stagingBucket, ctx.buildId);
+    await deleteProgress(ctx.s3, ctx.spec.stagingBucket!, ctx.buildId);
+    return true;
+  } catch (err) {
+    ctx.log.step('wait', { waitingFor: `the staged objects of the repeated delivery to be removed (${(err as Error).message})` });
+    return pastDeadline(startedAt);
   }
 }
 
@@ -227,7 +275,8 @@ type Attributes = { ImageId: string; SnapshotId: string; KernelId: string };
 /**
  * Helper strategy, one round: the helper writes and the handler snapshots the volume; once the
  * snapshot is complete, the helper is terminated, the AMI registered; once that is available,
- * duplicate snapshots, staged objects and the progress object are removed, and the build is done.
+ * duplicate snapshots and staged objects are removed, the build's completion recorded, the
+ * progress object removed, and the build is done.
  * @returns the attributes when done, or what the build is waiting for
  */
 async function advanceHelperToImage(ctx: BuildContext, state: BuildState, startedAt: number): Promise<Attributes | string> {
@@ -251,15 +300,35 @@ async function advanceHelperToImage(ctx: BuildContext, state: BuildState, starte
       return 'duplicate snapshots of the build to be deleted';
     }
     await deleteStagedImage(ctx.s3, ctx.spec.stagingBucket, ctx.buildId);
+    // Recorded before the progress object goes: a repeated delivery that finds no progress finds the record.
+    const done = await recordComplete(ctx, image.imageId, startedAt, progress.snapshotCreatedAt);
+    if (typeof done === 'string') {
+      return done;
+    }
     await deleteProgress(ctx.s3, ctx.spec.stagingBucket!, ctx.buildId);
+    return done;
   } catch (err) {
-    return `the build's duplicate snapshots and staged objects to be removed (${(err as Error).message})`;
+    return `the build's duplicate snapshots and staged objects to be removed and its completion recorded (${(err as Error).message})`;
   }
-  return { ImageId: image.imageId, SnapshotId: round.snapshotId, KernelId: ctx.spec.kernelId };
 }
 
-/** EBS-direct strategy, one round: wait for the uploaded snapshot, register the AMI, wait for it. */
-async function advanceDirectToImage(ctx: BuildContext, snapshotId: string, startedAt: number): Promise<Attributes | string> {
+/**
+ * Records the build complete on its AMI, read by its id (write-once: build-record.ts).
+ * @returns the attributes CloudFormation gets, from the AMI as read by id, or what the build waits for
+ */
+async function recordComplete(ctx: BuildContext, imageId: string, startedAt: number, snapshotStartedAt?: number, blocks?: number): Promise<Attributes | string> {
+  const image = await describeImageById(ctx.ec2, imageId);
+  const snapshotId = image ? rootSnapshotOf(image) : undefined;
+  if (image?.State !== 'available' || !snapshotId || !image.KernelId) {
+    return `EC2 to show the available AMI ${imageId} by its id`;
+  }
+  const record = await recordCompletion(ctx.ec2, { image, snapshotId, snapshotStartedAt }, startedAt, blocks);
+  ctx.log.step('record-complete', { imageId, snapshotId, recordedAt: record.stages[record.stages.length - 1]?.at });
+  return { ImageId: imageId, SnapshotId: snapshotId, KernelId: image.KernelId };
+}
+
+/** EBS-direct strategy, one round: wait for the uploaded snapshot, register the AMI, wait for it, record the build complete. */
+async function advanceDirectToImage(ctx: BuildContext, snapshotId: string, startedAt: number, blocks?: number): Promise<Attributes | string> {
   const snapshot = await describeOwnSnapshot(ctx.ec2, snapshotId, ctx.buildId, startedAt);
   if (!snapshot) {
     return `EC2 to show the new snapshot ${snapshotId}`;
@@ -272,7 +341,12 @@ async function advanceDirectToImage(ctx: BuildContext, snapshotId: string, start
   if (image.status !== 'available') {
     return imageWait(image);
   }
-  return { ImageId: image.imageId, SnapshotId: snapshotId, KernelId: ctx.spec.kernelId };
+  try {
+    return await recordComplete(ctx, image.imageId, startedAt, timeOf(snapshot.StartTime), blocks);
+  } catch (err) {
+    // The AMI is good: a record that cannot be written yet is waited for (until the deadline).
+    return `the completion of the build to be recorded on AMI ${image.imageId} (${(err as Error).message})`;
+  }
 }
 
 function imageWait(image: ImageProgress): string {
@@ -303,7 +377,9 @@ async function startUpdate(event: OnEventRequest): Promise<OnEventResponse> {
   const oldProps = event.OldResourceProperties ?? props;
   const physicalId = event.PhysicalResourceId ?? '';
   const log = new StepLog(isBuildId(physicalId) ? physicalId : buildIdOf(event));
-  await sweepFailedBuilds(clients, event.StackId, event.LogicalResourceId, [props, oldProps], new Set([physicalId]), log);
+  // Neither the build CloudFormation holds nor the one this event makes (a repeated delivery of
+  // this Update must not sweep the build its first delivery started).
+  await sweepFailedBuilds(clients, event.StackId, event.LogicalResourceId, [props, oldProps], new Set([physicalId, buildIdOf(event)]), log);
   const changed = changedRebuildProperties(oldProps, props);
   if (changed.length === 0 && isBuildId(physicalId)) {
     return retag(event, physicalId, log);
@@ -336,7 +412,7 @@ async function startDelete(event: OnEventRequest): Promise<OnEventResponse> {
   const log = new StepLog(physicalId);
   // Decided once: the AMI may be deregistered in this pass, and later passes must still treat the build as finished.
   const finished = await isFinishedBuild(clients.ec2, physicalId);
-  await sweepFailedBuilds(clients, event.StackId, event.LogicalResourceId, [event.ResourceProperties], new Set([physicalId]), log);
+  await sweepFailedBuilds(clients, event.StackId, event.LogicalResourceId, [event.ResourceProperties], new Set([physicalId, buildIdOf(event)]), log);
   // What this pass leaves goes to the later passes by id: the AMI it deregistered no longer leads
   // to its snapshot (held for a moment after the deregistration), and tag lookups may lag.
   const left = await removeBuildPass(clients, buildToDelete(event, physicalId, finished), log);
@@ -361,6 +437,7 @@ function buildToDelete(event: OnEventRequest, buildId: string, finished: boolean
     props: event.ResourceProperties,
     retain: event.ResourceProperties.RemovalPolicy !== 'destroy',
     finished,
+    remover: 'delete',
     known: state ? { snapshotIds: state.SnapshotIds ?? [], instanceIds: state.InstanceIds ?? [], createdAt: state.LeftSince } : undefined,
   };
 }

@@ -26,7 +26,7 @@ const KERNEL = DEFAULT_KERNEL;
 
 /** The calls the ebs-direct strategy's IAM role allows: anything else would be refused in AWS, so the handler must not make it. */
 const ALLOWED_CALLS = new Set([
-  'ebs:StartSnapshot', 'ebs:PutSnapshotBlock', 'ebs:CompleteSnapshot',
+  'ebs:StartSnapshot', 'ebs:PutSnapshotBlock', 'ebs:CompleteSnapshot', 'ebs:ListSnapshotBlocks', 'ebs:GetSnapshotBlock',
   'ec2:DescribeSnapshots', 'ec2:DescribeImages', 'ec2:RegisterImage', 'ec2:CreateTags', 'ec2:DeleteTags', 'ec2:DeregisterImage', 'ec2:DeleteSnapshot',
   's3:GetObject',
 ]);
@@ -122,6 +122,8 @@ describe('Create', () => {
     expect(aws.handlerRequests('DescribeSnapshots')[0].input).toEqual({ SnapshotIds: [first.BuildState.SnapshotId] });
     expect(aws.handlerRequests('PutSnapshotBlock')).toEqual([]);
     expect(aws.handlerRequests('CompleteSnapshot')).toEqual([]);
+    // It did not complete the snapshot itself: it checked the snapshot's blocks before using it.
+    expect(aws.handlerRequests('ListSnapshotBlocks').length).toBeGreaterThan(0);
   });
 
   test('a block that cannot be written fails the Create, naming the block, and leaves no snapshot', async () => {

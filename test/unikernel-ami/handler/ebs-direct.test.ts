@@ -11,7 +11,9 @@ import * as path from 'path';
 import {
   CompleteSnapshotCommand,
   EBSClient,
+  GetSnapshotBlockCommand,
   InternalServerException,
+  ListSnapshotBlocksCommand,
   PutSnapshotBlockCommand,
   PutSnapshotBlockCommandInput,
   RequestThrottledException,
@@ -182,6 +184,7 @@ describe.each([DiskLayout.WHOLE_VOLUME, DiskLayout.MBR_PARTITION])('a %s disk im
       blocksSent: expected.length,
       bytesSent: expected.length * BLOCK,
       apiCalls: expected.length + 2,
+      snapshotBlocks: expected.length,
     });
   });
 
@@ -268,19 +271,50 @@ describe('StartSnapshot', () => {
     expect(ebsMock).toHaveReceivedCommandWith(StartSnapshotCommand, { Encrypted: true, KmsKeyArn: kmsKeyArn });
   });
 
+  /** EBS lists and reads back the blocks of the disk image: the snapshot an earlier attempt completed holds the image. */
+  function snapshotHoldsImage(): number {
+    const blocks = [...image().nonZeroBlocks(BLOCK)];
+    ebsMock.on(ListSnapshotBlocksCommand).resolves({ Blocks: blocks.map((b) => ({ BlockIndex: b.index, BlockToken: `token${b.index}` })) });
+    for (const block of blocks) {
+      ebsMock.on(GetSnapshotBlockCommand, { BlockIndex: block.index, BlockToken: `token${block.index}` }).resolves({
+        BlockData: { transformToByteArray: async () => new Uint8Array(block.data) } as never,
+        DataLength: BLOCK,
+      });
+    }
+    return blocks.length;
+  }
+
   test('a retried build gets the original response, Status pending; EC2 says the snapshot is completed: no block is sent again', async () => {
     // GIVEN StartSnapshot answers (same client token) with its original response, and EC2 shows the snapshot completed since
     ebsMock.on(StartSnapshotCommand).resolves({ SnapshotId: SNAPSHOT_ID, Status: 'pending' });
     ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: SNAPSHOT_ID, State: 'completed' }] });
+    const blocks = snapshotHoldsImage();
 
     // WHEN
     const result = await uploadSnapshotDirect(ebs, ec2, options());
 
-    // THEN
-    expect(result).toEqual({ snapshotId: SNAPSHOT_ID, blocksSent: 0, bytesSent: 0, apiCalls: 1 });
+    // THEN its blocks were checked against the image, and none was sent
+    expect(result).toEqual({ snapshotId: SNAPSHOT_ID, blocksSent: 0, bytesSent: 0, apiCalls: 1, snapshotBlocks: blocks });
+    expect(ebsMock).toHaveReceivedCommandWith(ListSnapshotBlocksCommand, { SnapshotId: SNAPSHOT_ID });
+    expect(ebsMock).toHaveReceivedCommandTimes(GetSnapshotBlockCommand, blocks);
     expect(ec2Mock).toHaveReceivedCommandWith(DescribeSnapshotsCommand, { SnapshotIds: [SNAPSHOT_ID] });
     expect(ebsMock).not.toHaveReceivedCommand(PutSnapshotBlockCommand);
     expect(ebsMock).not.toHaveReceivedCommand(CompleteSnapshotCommand);
+  });
+
+  test('a retried build whose completed snapshot lacks a block of the image fails, naming the snapshot, and sends nothing', async () => {
+    // GIVEN a completed snapshot (an earlier attempt's, or an early answer) that lists one block fewer than the image writes
+    ebsMock.on(StartSnapshotCommand).resolves({ SnapshotId: SNAPSHOT_ID, Status: 'pending' });
+    ec2Mock.on(DescribeSnapshotsCommand).resolves({ Snapshots: [{ SnapshotId: SNAPSHOT_ID, State: 'completed' }] });
+    const blocks = [...image().nonZeroBlocks(BLOCK)].slice(1);
+    ebsMock.on(ListSnapshotBlocksCommand).resolves({ Blocks: blocks.map((b) => ({ BlockIndex: b.index, BlockToken: `token${b.index}` })) });
+
+    // WHEN
+    const upload = uploadSnapshotDirect(ebs, ec2, options());
+
+    // THEN
+    await expect(upload).rejects.toThrow(new RegExp(`Snapshot ${SNAPSHOT_ID} of build ${BUILD_ID} is completed but does not hold the disk image \\(it lists ${blocks.length} blocks, the image writes ${blocks.length + 1}: 1 missing`));
+    expect(ebsMock).not.toHaveReceivedCommand(PutSnapshotBlockCommand);
   });
 
   test('a retried build whose completed snapshot EC2 does not show yet: the refused writes end in success once EC2 shows it completed', async () => {
@@ -290,6 +324,7 @@ describe('StartSnapshot', () => {
       .rejectsOnce(Object.assign(new Error('not yet'), { name: 'InvalidSnapshot.NotFound' }))
       .resolves({ Snapshots: [{ SnapshotId: SNAPSHOT_ID, State: 'completed' }] });
     ebsMock.on(PutSnapshotBlockCommand).rejects(new ValidationException({ message: 'The snapshot is not pending', $metadata: { httpStatusCode: 400 }, Reason: 'INVALID_SNAPSHOT_ID' }));
+    snapshotHoldsImage();
 
     // WHEN
     const result = await uploadSnapshotDirect(ebs, ec2, options({ concurrency: 1 }));
