@@ -7,13 +7,25 @@
  *
  * After each scenario: the CloudFormation outcomes are right (success with real ids whose snapshot
  * holds the image, or a failure a user can act on, within CloudFormation's 4,096 bytes), no
- * invocation outlasted its Lambda timeout, and nothing of any build is left but what CloudFormation
- * holds or RETAIN keeps.
+ * invocation outlasted its Lambda timeout, nothing of any build is left but what CloudFormation
+ * holds or RETAIN keeps (leaks), no AMI CloudFormation was told about is gone before the Delete of
+ * its own physical id (wrongful deletes), and a repeated delivery answered what the first did.
+ *
+ * Issue 15 adds the faults of repetition and staleness (REPEAT_AND_STALE), a lost response after a
+ * create without client token (`lost-response`) and an extra isComplete after the response. They
+ * run in a test of their own per lifecycle. A call (phase and action) recurs in several lifecycles,
+ * so each of these kinds runs at each distinct call of the strategy once, in one of the lifecycles
+ * that make it, chosen by a seeded random source (the same every run): that keeps the matrix's CPU
+ * time within the test budget while every call meets every kind. `lost-response` runs at every
+ * CreateSnapshot, RegisterImage and SendCommand of every lifecycle, SERVICE_FAULTS at every call of
+ * their actions, and each lifecycle once under a Recycle Bin retention rule (`recycle-bin`: what
+ * the handler deletes goes to the bin, which the leak check does not count; see the fake's
+ * recycleBinRetentionMs for why).
  */
 import { DiskLayout } from '../../../lib/disk-image';
 import { UnikernelAmiProperties } from '../../../lib/unikernel-ami/types';
-import { diskImageContent, FakeAws, FaultKind, FaultRule, STATEFUL_ACTIONS } from '../../fixtures/fake-aws';
-import { CFN_RESPONSE_LIMIT_BYTES, DEFAULT_KERNEL, Lifecycle, lifecycleProperties, LifecycleResult, runLifecycle, Strategy } from '../../fixtures/lifecycle';
+import { awsError, diskImageContent, FakeAws, FaultKind, FaultRule, LOST_RESPONSE_ACTIONS, seededRandom, SSM_STATUS_FAULTS, STATEFUL_ACTIONS } from '../../fixtures/fake-aws';
+import { CFN_RESPONSE_LIMIT_BYTES, DEFAULT_KERNEL, Lifecycle, lifecycleProperties, LifecycleResult, RepetitionFault, runLifecycle, Strategy } from '../../fixtures/lifecycle';
 
 /** How each kind of fault is injected at a call: how many answers it changes, for how long. */
 export const FAULTS: Record<FaultKind, Omit<FaultRule, 'service' | 'action' | 'phase' | 'kind'>> = {
@@ -38,15 +50,65 @@ export const MUST_SUCCEED: ReadonlySet<FaultKind> = new Set(['throttle', 'intern
 
 function mustSucceed(scenario: Scenario): boolean {
   const call = scenario.call.split('|')[1];
-  return MUST_SUCCEED.has(scenario.fault) || (scenario.fault === 'never-finishes' && !STATEFUL_ACTIONS.has(call));
+  return MUST_SUCCEED.has(scenario.fault as FaultKind) || REPETITIONS.has(scenario.fault) || TRANSIENT_SERVICE_FAULTS.has(scenario.fault) || (scenario.fault === 'never-finishes' && !STATEFUL_ACTIONS.has(call));
 }
+
+/** Repetitions the provider framework causes (RepetitionFault) and stale reads (the fake's STALE_READS), injected at a call. */
+export const REPEAT_AND_STALE = ['repeat-sequential', 'repeat-concurrent', 'stale-state', 'stale-absent'] as const;
+export type MatrixFault = FaultKind | typeof REPEAT_AND_STALE[number] | 'extra-isComplete' | 'lost-response' | keyof typeof SERVICE_FAULTS | 'recycle-bin';
+
+/**
+ * Answers of particular services, injected at every call of the action they belong to, in every
+ * lifecycle (`at`: the `service:action`s, or a service's every action with `service:*`).
+ */
+export const SERVICE_FAULTS = {
+  // SSM command statuses (SSM_STATUS_FAULTS in the fake, with their source): one answer.
+  'ssm-delayed': { at: ['ssm:GetCommandInvocation'], rule: { kind: 'ssm-status', ssmStatus: SSM_STATUS_FAULTS['ssm-delayed'], maxHits: 3 } },
+  'ssm-cancelled': { at: ['ssm:GetCommandInvocation'], rule: { kind: 'ssm-status', ssmStatus: SSM_STATUS_FAULTS['ssm-cancelled'], maxHits: 1 } },
+  'ssm-delivery-timed-out': { at: ['ssm:GetCommandInvocation'], rule: { kind: 'ssm-status', ssmStatus: SSM_STATUS_FAULTS['ssm-delivery-timed-out'], maxHits: 1 } },
+  'ssm-undeliverable': { at: ['ssm:GetCommandInvocation'], rule: { kind: 'ssm-status', ssmStatus: SSM_STATUS_FAULTS['ssm-undeliverable'], maxHits: 1 } },
+  // EBS direct APIs' errors (EBS direct APIs reference, "Errors"): ConcurrentLimitExceededException
+  // (400, "You have reached the limit for concurrent API requests"), ConflictException (409, "the
+  // request uses the same client token as a previous, but non-identical request").
+  'ebs-concurrent-limit': {
+    at: ['ebs:*'],
+    rule: { kind: 'refuse', maxHits: 3, error: () => awsError('ConcurrentLimitExceededException', 'You have reached the limit for concurrent API requests.', { status: 400 }) },
+  },
+  'ebs-conflict': {
+    at: ['ebs:*'],
+    rule: { kind: 'refuse', maxHits: 1, error: () => awsError('ConflictException', 'The request uses the same client token as a previous, but non-identical request.', { status: 409 }) },
+  },
+  // RunInstances (EC2 API reference, "Error codes"): InsufficientInstanceCapacity ("We currently do
+  // not have sufficient <type> capacity in the Availability Zone you requested"), here for ten
+  // minutes; VcpuLimitExceeded (the account's On-Demand vCPU quota), for good.
+  'insufficient-capacity': {
+    at: ['ec2:RunInstances'],
+    rule: {
+      kind: 'refuse', maxHits: Infinity, windowMs: 10 * 60_000,
+      error: () => awsError('InsufficientInstanceCapacity', 'We currently do not have sufficient t3.small capacity in the Availability Zone you requested (us-east-1b). Our system will be working on provisioning additional capacity.'),
+    },
+  },
+  'vcpu-limit': {
+    at: ['ec2:RunInstances'],
+    rule: {
+      kind: 'refuse', maxHits: Infinity,
+      error: () => awsError('VcpuLimitExceeded', 'You have requested more vCPU capacity than your current vCPU limit of 0 allows for the instance bucket that the specified instance type belongs to. Please visit http://aws.amazon.com/contact-us/ec2-request to request an adjustment to this limit.'),
+    },
+  },
+} satisfies Record<string, { readonly at: readonly string[]; readonly rule: Omit<FaultRule, 'service' | 'action' | 'phase'> }>;
+
+/** Service faults a handler must wait out: it still succeeds. */
+const TRANSIENT_SERVICE_FAULTS: ReadonlySet<MatrixFault> = new Set(['ssm-delayed', 'ebs-concurrent-limit']);
+
+/** A repeated invocation must answer what the first one did: the lifecycle still succeeds. */
+const REPETITIONS: ReadonlySet<MatrixFault> = new Set(['repeat-sequential', 'repeat-concurrent', 'extra-isComplete']);
 
 export interface Scenario {
   readonly strategy: Strategy;
   readonly lifecycle: Lifecycle;
-  /** `phase|service:action`. */
+  /** `phase|service:action` (for extra-isComplete: `phase|`). */
   readonly call: string;
-  readonly fault: FaultKind;
+  readonly fault: MatrixFault;
 }
 
 export interface ScenarioResult {
@@ -64,6 +126,7 @@ export interface MatrixFigures {
   /** Answers the injected faults changed, in all. */
   answersChanged: number;
   leaksFound: number;
+  wrongfulDeletes: number;
   succeeded: number;
   failedActionably: number;
   problems: number;
@@ -89,9 +152,24 @@ export async function runScenario(aws: FakeAws, scenario: Scenario): Promise<Sce
   aws.reset();
   const [phase, call] = scenario.call.split('|');
   const [service, action] = call.split(':') as [FaultRule['service'], string];
-  aws.injectFault({ kind: scenario.fault, service, action, phase, ...FAULTS[scenario.fault] });
-  const result = await runLifecycle(aws, { strategy: scenario.strategy, lifecycle: scenario.lifecycle });
-  return { scenario, result, faultsInjected: aws.faultsInjected, problems: check(scenario, result, mustSucceed(scenario), aws) };
+  let repetition: RepetitionFault | undefined;
+  if (scenario.fault === 'repeat-sequential' || scenario.fault === 'repeat-concurrent') {
+    repetition = { kind: scenario.fault === 'repeat-sequential' ? 'sequential' : 'concurrent', phase, call };
+  } else if (scenario.fault === 'extra-isComplete') {
+    repetition = { kind: 'extra-isComplete', phase };
+  } else if (scenario.fault === 'stale-state' || scenario.fault === 'stale-absent' || scenario.fault === 'lost-response') {
+    aws.injectFault({ kind: scenario.fault, service, action, phase, maxHits: 1 });
+  } else if (scenario.fault === 'recycle-bin') {
+    aws.recycleBinRetentionMs = 7 * 86_400_000;
+  } else if (scenario.fault in SERVICE_FAULTS) {
+    aws.injectFault({ ...SERVICE_FAULTS[scenario.fault as keyof typeof SERVICE_FAULTS].rule, service, action, phase } as FaultRule);
+  } else {
+    const kind = scenario.fault as FaultKind;
+    aws.injectFault({ kind, service, action, phase, ...FAULTS[kind] });
+  }
+  const result = await runLifecycle(aws, { strategy: scenario.strategy, lifecycle: scenario.lifecycle, repetition });
+  const faultsInjected = repetition ? (result.repetitionFired ? 1 : 0) : scenario.fault === 'recycle-bin' ? aws.recycleBin.size : aws.faultsInjected;
+  return { scenario, result, faultsInjected, problems: check(scenario, result, mustSucceed(scenario), aws) };
 }
 
 /** What the AMI of a build from these properties must hold: the image's non-zero blocks, computed apart from the handler. */
@@ -120,6 +198,14 @@ function check(scenario: Scenario, result: LifecycleResult, mustSucceed: boolean
   }
   for (const leak of result.leaks) {
     problems.push(`leak: ${leak.kind} ${leak.id} (${leak.state ?? ''}) of build ${leak.buildId ?? '?'}`);
+  }
+  for (const gone of result.wrongfulDeletes) {
+    problems.push(`wrongful delete: the AMI ${gone.imageId} (${gone.imageState}) with snapshot ${gone.snapshotId ?? '?'} (${gone.snapshotState}) of ${gone.physicalId}, reported to CloudFormation, was gone at ${gone.foundAt}`);
+  }
+  for (const outcome of result.outcomes) {
+    if (outcome.lateResponses.some((status) => status !== outcome.status)) {
+      problems.push(`${outcome.reason}: a repeated delivery answered ${outcome.lateResponses.join('/')} where the first answered ${outcome.status}`);
+    }
   }
   if (aws) {
     const p1 = lifecycleProperties(scenario);
@@ -156,6 +242,7 @@ export function tally(results: readonly ScenarioResult[]): MatrixFigures {
     answersChanged: results.reduce((n, r) => n + r.faultsInjected, 0),
     byFault,
     leaksFound: results.reduce((n, r) => n + r.result.leaks.length, 0),
+    wrongfulDeletes: results.reduce((n, r) => n + r.result.wrongfulDeletes.length, 0),
     succeeded: results.filter((r) => r.result.outcomes.every((o) => o.status === 'SUCCESS')).length,
     failedActionably: results.filter((r) => r.result.outcomes.some((o) => o.status === 'FAILED') && r.problems.length === 0).length,
     problems: results.filter((r) => r.problems.length > 0).length,
@@ -166,8 +253,45 @@ export function tally(results: readonly ScenarioResult[]): MatrixFigures {
 export function figuresLine(title: string, figures: MatrixFigures): string {
   const kinds = Object.entries(figures.byFault).map(([kind, n]) => `${kind} ${n.succeeded}/${n.failed}`).join(', ');
   return `${title}: ${figures.scenarios} scenarios, ${figures.faultsInjected} faults injected (${figures.answersChanged} answers changed), `
-    + `${figures.leaksFound} leaks found; ${figures.succeeded} ended in success, ${figures.failedActionably} in a failure the user can act on, `
+    + `${figures.leaksFound} leaks found, ${figures.wrongfulDeletes} wrongful deletes; ${figures.succeeded} ended in success, ${figures.failedActionably} in a failure the user can act on, `
     + `${figures.problems} wrong (success/failure by fault: ${kinds})`;
+}
+
+/**
+ * The scenarios of issue 15's kinds for each lifecycle (see the file comment): each of
+ * REPEAT_AND_STALE at each distinct call, and extra-isComplete at each distinct isComplete phase,
+ * in one lifecycle that makes it (seeded choice); lost-response at every create without client token.
+ */
+export function repeatAndStaleScenarios(strategy: Strategy, callsByLifecycle: ReadonlyMap<Lifecycle, readonly string[]>): Map<Lifecycle, Scenario[]> {
+  const scenarios = new Map<Lifecycle, Scenario[]>([...callsByLifecycle.keys()].map((lifecycle) => [lifecycle, []]));
+  const random = seededRandom(15);
+  const assign = (call: string, fault: MatrixFault, having: Lifecycle[]) => {
+    const lifecycle = having[Math.floor(random() * having.length)];
+    scenarios.get(lifecycle)!.push({ strategy, lifecycle, call, fault });
+  };
+  const allCalls = [...new Set([...callsByLifecycle.values()].flat())].sort();
+  for (const call of allCalls) {
+    const having = [...callsByLifecycle].filter(([, calls]) => calls.includes(call)).map(([lifecycle]) => lifecycle);
+    for (const fault of REPEAT_AND_STALE) {
+      assign(call, fault, having);
+    }
+  }
+  const phases = [...new Set(allCalls.map((call) => call.split('|')[0]).filter((phase) => phase.endsWith('/isComplete')))];
+  for (const phase of phases) {
+    assign(`${phase}|`, 'extra-isComplete', [...callsByLifecycle].filter(([, calls]) => calls.some((c) => c.startsWith(`${phase}|`))).map(([lifecycle]) => lifecycle));
+  }
+  for (const [lifecycle, calls] of callsByLifecycle) {
+    for (const call of calls.filter((c) => LOST_RESPONSE_ACTIONS.has(c.split('|')[1]))) {
+      scenarios.get(lifecycle)!.push({ strategy, lifecycle, call, fault: 'lost-response' });
+    }
+    for (const [fault, { at }] of Object.entries(SERVICE_FAULTS) as [keyof typeof SERVICE_FAULTS, { at: readonly string[] }][]) {
+      for (const call of calls.filter((c) => at.some((a) => a === c.split('|')[1] || (a.endsWith(':*') && c.split('|')[1].startsWith(a.slice(0, -1)))))) {
+        scenarios.get(lifecycle)!.push({ strategy, lifecycle, call, fault });
+      }
+    }
+    scenarios.get(lifecycle)!.push({ strategy, lifecycle, call: '|none:none', fault: 'recycle-bin' });
+  }
+  return scenarios;
 }
 
 /**
@@ -178,12 +302,23 @@ export function figuresLine(title: string, figures: MatrixFigures): string {
 const MATRIX_TEST_TIMEOUT_MS = 15 * 60_000;
 
 /**
- * Jest tests for one strategy: one test per lifecycle runs all its scenarios; the figures are
- * printed once all have run.
+ * Jest tests for one strategy: one test per lifecycle runs the faults of issue 11 at all its calls,
+ * one more per lifecycle the faults of issue 15 assigned to it; the figures (leaks and wrongful
+ * deletes included) are printed once all have run, for each group.
  */
 export function defineMatrix(strategy: Strategy, lifecycles: readonly Lifecycle[]): void {
   const aws = new FakeAws();
   const all: ScenarioResult[] = [];
+  const repeated: ScenarioResult[] = [];
+  const callsByLifecycle = new Map<Lifecycle, string[]>();
+
+  beforeAll(async () => {
+    jest.spyOn(console, 'log').mockImplementation(() => undefined);
+    for (const lifecycle of lifecycles) {
+      callsByLifecycle.set(lifecycle, await callsOf(aws, strategy, lifecycle));
+    }
+    jest.restoreAllMocks();
+  }, MATRIX_TEST_TIMEOUT_MS);
 
   beforeEach(() => {
     jest.spyOn(console, 'log').mockImplementation(() => undefined);
@@ -195,10 +330,11 @@ export function defineMatrix(strategy: Strategy, lifecycles: readonly Lifecycle[
 
   afterAll(() => {
     process.stdout.write(`\n${figuresLine(`reliability matrix, ${strategy}`, tally(all))}\n`);
+    process.stdout.write(`${figuresLine(`reliability matrix, ${strategy}, repetition and staleness`, tally(repeated))}\n`);
   });
 
   test.each(lifecycles)(`${strategy}, %s: a fault at each call leaves the right outcome and nothing behind`, async (lifecycle) => {
-    const calls = await callsOf(aws, strategy, lifecycle);
+    const calls = callsByLifecycle.get(lifecycle)!;
     expect(calls.length).toBeGreaterThan(3);
     const wrong: string[] = [];
     for (const call of calls) {
@@ -210,4 +346,27 @@ export function defineMatrix(strategy: Strategy, lifecycles: readonly Lifecycle[
     }
     expect(wrong).toEqual([]);
   }, MATRIX_TEST_TIMEOUT_MS);
+
+  test.each(lifecycles)(`${strategy}, %s: repeated invocations, stale reads and lost responses leave no leak, no wrongful delete, the right outcome`, async (lifecycle) => {
+    const scenarios = repeatAndStaleScenarios(strategy, callsByLifecycle).get(lifecycle)!;
+    const results: ScenarioResult[] = [];
+    for (const scenario of scenarios) {
+      results.push(await runScenario(aws, scenario));
+    }
+    repeated.push(...results);
+    const figures = tally(results);
+    const wrong = results.flatMap((r) => r.problems.map((problem) => `${r.scenario.fault} at ${r.scenario.call}: ${problem}`));
+    expect({ leaks: figures.leaksFound, wrongfulDeletes: figures.wrongfulDeletes, wrong }).toEqual({ leaks: 0, wrongfulDeletes: 0, wrong: [] });
+  }, MATRIX_TEST_TIMEOUT_MS);
+
+  test(`${strategy}: repetition and staleness meet every call of the strategy at least once`, () => {
+    const met = new Map<string, Set<MatrixFault>>();
+    for (const scenarios of repeatAndStaleScenarios(strategy, callsByLifecycle).values()) {
+      for (const s of scenarios) {
+        met.set(s.call, (met.get(s.call) ?? new Set()).add(s.fault));
+      }
+    }
+    const calls = [...new Set([...callsByLifecycle.values()].flat())];
+    expect(calls.filter((call) => REPEAT_AND_STALE.some((fault) => !met.get(call)?.has(fault)))).toEqual([]);
+  });
 }
