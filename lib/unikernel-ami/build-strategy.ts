@@ -29,7 +29,8 @@ export interface HelperInstanceBuildOptions {
    */
   readonly vpc?: ec2.IVpc;
   /**
-   * Subnets of `vpc` for the helper; the first selected subnet is used.
+   * Subnets of `vpc` for the helper. The helper is launched in the first selected subnet; when EC2
+   * has no capacity for its type there, in the next selected subnet of another availability zone.
    * @default - the public subnets of the shared VPC; the VPC's default selection of a given VPC
    */
   readonly vpcSubnets?: ec2.SubnetSelection;
@@ -99,7 +100,7 @@ class HelperInstanceStrategy extends BuildStrategy {
   public _bind(infrastructure: UnikernelAmiBuildInfrastructure, requirements: BuildRequirements): BuildStrategyConfig {
     const vpc = this.options.vpc ?? infrastructure.defaultVpc;
     const selection = this.options.vpcSubnets ?? (this.options.vpc === undefined ? { subnetType: ec2.SubnetType.PUBLIC } : undefined);
-    const [subnetId] = vpc.selectSubnets(selection).subnetIds;
+    const [subnetId, ...fallbackSubnetIds] = oneSubnetPerZone(vpc.selectSubnets(selection).subnets);
     if (subnetId === undefined) {
       throw validationError(
         infrastructure,
@@ -109,18 +110,46 @@ class HelperInstanceStrategy extends BuildStrategy {
     }
     const securityGroup = infrastructure.helperSecurityGroup(vpc);
     const instanceType = (this.options.instanceType ?? new ec2.InstanceType(DEFAULT_HELPER_INSTANCE_TYPE)).toString();
-    const launch = infrastructure.enableHelperBuilds({ subnetId, securityGroup }, instanceType, requirements);
+    const launch = infrastructure.enableHelperBuilds({ subnetId, fallbackSubnetIds, securityGroup }, instanceType, requirements);
     return {
       strategy: this.kind,
       stagingBucketName: launch.stagingBucket.bucketName,
       helper: {
         InstanceType: instanceType,
         SubnetId: subnetId,
+        ...(fallbackSubnetIds.length > 0 ? { SubnetIds: [subnetId, ...fallbackSubnetIds] } : {}),
         SecurityGroupId: securityGroup.securityGroupId,
         InstanceProfileArn: launch.instanceProfileArn,
         ImageId: launch.imageId,
       },
     };
+  }
+}
+
+/**
+ * The ids of the first selected subnet of each availability zone, in selection order. In an
+ * environment-agnostic stack a VPC's zones are tokens, one per zone, which its subnets share; a
+ * subnet imported without its zone counts as a zone of its own.
+ */
+function oneSubnetPerZone(subnets: readonly ec2.ISubnet[]): string[] {
+  const zones = new Set<string>();
+  const ids: string[] = [];
+  for (const subnet of subnets) {
+    const zone = zoneOf(subnet) ?? subnet.subnetId;
+    if (!zones.has(zone)) {
+      zones.add(zone);
+      ids.push(subnet.subnetId);
+    }
+  }
+  return ids;
+}
+
+/** A subnet's availability zone; undefined for one imported without it (Subnet.fromSubnetId, whose getter throws). */
+function zoneOf(subnet: ec2.ISubnet): string | undefined {
+  try {
+    return subnet.availabilityZone;
+  } catch {
+    return undefined;
   }
 }
 

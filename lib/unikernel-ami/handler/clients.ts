@@ -5,6 +5,7 @@
  */
 import { EBSClient } from '@aws-sdk/client-ebs';
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SSMClient } from '@aws-sdk/client-ssm';
 
@@ -13,6 +14,7 @@ export interface AwsClients {
   readonly s3: S3Client;
   readonly ssm: SSMClient;
   readonly ebs: EBSClient;
+  readonly kms: KMSClient;
 }
 
 /**
@@ -27,4 +29,5 @@ export const clients: AwsClients = {
   s3: new S3Client({ requestHandler }),
   ssm: new SSMClient({ requestHandler }),
   ebs: new EBSClient({ requestHandler }),
+  kms: new KMSClient({ requestHandler }),
 };
