@@ -26,7 +26,9 @@ const requestHandler = { connectionTimeout: 5_000, requestTimeout: 60_000 };
 
 export const clients: AwsClients = {
   ec2: new EC2Client({ requestHandler }),
-  s3: new S3Client({ requestHandler }),
+  // A kernel bucket of another region answers 301 PermanentRedirect to a regional endpoint; with
+  // this the SDK retries the request in the bucket's region instead of failing.
+  s3: new S3Client({ requestHandler, followRegionRedirects: true }),
   ssm: new SSMClient({ requestHandler }),
   ebs: new EBSClient({ requestHandler }),
   kms: new KMSClient({ requestHandler }),
