@@ -1,4 +1,5 @@
-import { Token } from 'aws-cdk-lib';
+import { Annotations, Token } from 'aws-cdk-lib';
+import { Construct } from 'constructs';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { BuildRequirements, UnikernelAmiBuildInfrastructure } from './build-infrastructure';
 import { validationError } from './errors';
@@ -110,6 +111,7 @@ class HelperInstanceStrategy extends BuildStrategy {
     }
     const securityGroup = infrastructure.helperSecurityGroup(vpc);
     const instanceType = (this.options.instanceType ?? new ec2.InstanceType(DEFAULT_HELPER_INSTANCE_TYPE)).toString();
+    warnOfOldHelperFamily(infrastructure, instanceType);
     const launch = infrastructure.enableHelperBuilds({ subnetId, fallbackSubnetIds, securityGroup }, instanceType, requirements);
     return {
       strategy: this.kind,
@@ -124,6 +126,27 @@ class HelperInstanceStrategy extends BuildStrategy {
       },
     };
   }
+}
+
+/**
+ * Previous-generation families that run PV AMIs and whose CPUs may predate x86-64-v2: AWS's records
+ * conflict on whether they run HVM images such as the helper's Amazon Linux 2023 (shared/data
+ * pv-grub.json, helperInstance), and AL2023 needs x86-64-v2. (C3, M3 and HS1 are Ivy Bridge or
+ * later, hence x86-64-v2.)
+ */
+const UNVERIFIED_HELPER_FAMILIES = ['t1', 'm1', 'm2', 'c1'];
+
+/** A synth warning, not an error, for a helper of such a family: it may still work, but no record says it does. */
+function warnOfOldHelperFamily(scope: Construct, instanceType: string): void {
+  const family = instanceType.split('.')[0];
+  if (Token.isUnresolved(instanceType) || !UNVERIFIED_HELPER_FAMILIES.includes(family)) {
+    return;
+  }
+  Annotations.of(scope).addWarningV2('mirage-unikernel-ami:helper-instance-type',
+    `The helper instance type ${instanceType} is of the previous-generation ${family} family: AWS's records conflict on whether it runs HVM images ` +
+    'such as the helper\'s Amazon Linux 2023, which also needs an x86-64-v2 CPU, so the helper may fail to boot. ' +
+    `Give BuildStrategy.helperInstance a type known to run it, such as ${DEFAULT_HELPER_INSTANCE_TYPE} (the default). ` +
+    'The helper only writes the disk: the AMI\'s own instances may still be of a PV family.');
 }
 
 /**

@@ -1,5 +1,5 @@
 import { CfnParameter, Size, Stack } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { BuildStrategy, MirageUnikernelAmi, MirageUnikernelAmiProps, UnikernelKernel } from '../../lib';
@@ -492,6 +492,20 @@ describe('helper options', () => {
     const stack = newStack();
     const fromParameter = new ec2.InstanceType(new CfnParameter(stack, 'HelperType').valueAsString);
     expect(() => BuildStrategy.helperInstance({ instanceType: fromParameter })).not.toThrow();
+  });
+
+  test.each(['t1.micro', 'm1.small', 'm2.xlarge', 'c1.medium'])('a %s helper synthesizes with a warning naming a type known to run the helper (t3.micro)', (type) => {
+    const stack = newStack();
+    addUnikernel(stack, 'Hello', { buildStrategy: BuildStrategy.helperInstance({ instanceType: new ec2.InstanceType(type) }) });
+    const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp(`helper instance type ${type.replace('.', '\\.')} is of the previous-generation`));
+    expect(warnings).toHaveLength(1);
+    expect(JSON.stringify(warnings[0].entry.data)).toMatch(/x86-64-v2 CPU.*such as t3\.micro \(the default\)/);
+  });
+
+  test.each(['t3.micro', 'c3.large', 'm3.medium'])('a %s helper gives no such warning', (type) => {
+    const stack = newStack();
+    addUnikernel(stack, 'Hello', { buildStrategy: BuildStrategy.helperInstance({ instanceType: new ec2.InstanceType(type) }) });
+    Annotations.fromStack(stack).hasNoWarning('*', Match.stringLikeRegexp('is of the previous-generation'));
   });
 
   test('a selection that matches no subnet is refused', () => {
