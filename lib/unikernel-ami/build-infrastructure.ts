@@ -45,6 +45,8 @@ type ResourceTagKey = 'ec2:ResourceTag' | 'aws:ResourceTag' | 'ssm:resourceTag';
 export interface HelperNetwork {
   /** Subnet of the helper. */
   readonly subnetId: string;
+  /** Subnets of other availability zones the helper may be launched in when `subnetId`'s zone lacks capacity. */
+  readonly fallbackSubnetIds?: readonly string[];
   /** Security group of the helper. */
   readonly securityGroup: ec2.ISecurityGroup;
 }
@@ -293,6 +295,7 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     this.helper ??= this.createHelper();
     this.allowHelperNetwork(
       this.arn(`subnet/${network.subnetId}`),
+      ...(network.fallbackSubnetIds ?? []).map((subnetId) => this.arn(`subnet/${subnetId}`)),
       this.arn(`security-group/${network.securityGroup.securityGroupId}`),
     );
     return this.helper;
@@ -483,6 +486,20 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
       'tagging, untagging (never the build\'s own tags) and deregistering require them on the AMI');
     this.acknowledgeHandlerWildcard(snapshots, 'a snapshot id is unknown before it is created: creating requires our stack and managed tags on the request; ' +
       'writing blocks, registering, tagging and deleting require them on the snapshot');
+    this.allowEncryptionDefaultCheck();
+  }
+
+  /**
+   * The handler's check of the account's EBS encryption by default (handler/encryption-default.ts):
+   * the two EC2 reads accept only `*` (Service Authorization Reference); kms:DescribeKey resolves the
+   * default key, which is unknown at synth, so it names any key of this account and region (an alias
+   * is authorized on the key it points to), and only describes it.
+   */
+  private allowEncryptionDefaultCheck(): void {
+    this.addStatement(['ec2:GetEbsEncryptionByDefault', 'ec2:GetEbsDefaultKmsKeyId'], ['*']);
+    const keys = Stack.of(this).formatArn({ service: 'kms', resource: 'key', resourceName: '*' });
+    this.addStatement(['kms:DescribeKey'], [keys]);
+    this.acknowledgeHandlerWildcard(keys, 'the account\'s default EBS key is unknown at synth; the handler only describes it, to fail early on a key it may not use');
   }
 
   /**

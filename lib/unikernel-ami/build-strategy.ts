@@ -1,4 +1,5 @@
-import { Token } from 'aws-cdk-lib';
+import { Annotations, Token } from 'aws-cdk-lib';
+import { Construct } from 'constructs';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import { BuildRequirements, UnikernelAmiBuildInfrastructure } from './build-infrastructure';
 import { validationError } from './errors';
@@ -29,7 +30,8 @@ export interface HelperInstanceBuildOptions {
    */
   readonly vpc?: ec2.IVpc;
   /**
-   * Subnets of `vpc` for the helper; the first selected subnet is used.
+   * Subnets of `vpc` for the helper. The helper is launched in the first selected subnet; when EC2
+   * has no capacity for its type there, in the next selected subnet of another availability zone.
    * @default - the public subnets of the shared VPC; the VPC's default selection of a given VPC
    */
   readonly vpcSubnets?: ec2.SubnetSelection;
@@ -99,7 +101,7 @@ class HelperInstanceStrategy extends BuildStrategy {
   public _bind(infrastructure: UnikernelAmiBuildInfrastructure, requirements: BuildRequirements): BuildStrategyConfig {
     const vpc = this.options.vpc ?? infrastructure.defaultVpc;
     const selection = this.options.vpcSubnets ?? (this.options.vpc === undefined ? { subnetType: ec2.SubnetType.PUBLIC } : undefined);
-    const [subnetId] = vpc.selectSubnets(selection).subnetIds;
+    const [subnetId, ...fallbackSubnetIds] = oneSubnetPerZone(vpc.selectSubnets(selection).subnets);
     if (subnetId === undefined) {
       throw validationError(
         infrastructure,
@@ -109,18 +111,68 @@ class HelperInstanceStrategy extends BuildStrategy {
     }
     const securityGroup = infrastructure.helperSecurityGroup(vpc);
     const instanceType = (this.options.instanceType ?? new ec2.InstanceType(DEFAULT_HELPER_INSTANCE_TYPE)).toString();
-    const launch = infrastructure.enableHelperBuilds({ subnetId, securityGroup }, instanceType, requirements);
+    warnOfOldHelperFamily(infrastructure, instanceType);
+    const launch = infrastructure.enableHelperBuilds({ subnetId, fallbackSubnetIds, securityGroup }, instanceType, requirements);
     return {
       strategy: this.kind,
       stagingBucketName: launch.stagingBucket.bucketName,
       helper: {
         InstanceType: instanceType,
         SubnetId: subnetId,
+        ...(fallbackSubnetIds.length > 0 ? { SubnetIds: [subnetId, ...fallbackSubnetIds] } : {}),
         SecurityGroupId: securityGroup.securityGroupId,
         InstanceProfileArn: launch.instanceProfileArn,
         ImageId: launch.imageId,
       },
     };
+  }
+}
+
+/**
+ * Previous-generation families that run PV AMIs and whose CPUs may predate x86-64-v2: AWS's records
+ * conflict on whether they run HVM images such as the helper's Amazon Linux 2023 (shared/data
+ * pv-grub.json, helperInstance), and AL2023 needs x86-64-v2. (C3, M3 and HS1 are Ivy Bridge or
+ * later, hence x86-64-v2.)
+ */
+const UNVERIFIED_HELPER_FAMILIES = ['t1', 'm1', 'm2', 'c1'];
+
+/** A synth warning, not an error, for a helper of such a family: it may still work, but no record says it does. */
+function warnOfOldHelperFamily(scope: Construct, instanceType: string): void {
+  const family = instanceType.split('.')[0];
+  if (Token.isUnresolved(instanceType) || !UNVERIFIED_HELPER_FAMILIES.includes(family)) {
+    return;
+  }
+  Annotations.of(scope).addWarningV2('mirage-unikernel-ami:helper-instance-type',
+    `The helper instance type ${instanceType} is of the previous-generation ${family} family: AWS's records conflict on whether it runs HVM images ` +
+    'such as the helper\'s Amazon Linux 2023, which also needs an x86-64-v2 CPU, so the helper may fail to boot. ' +
+    `Give BuildStrategy.helperInstance a type known to run it, such as ${DEFAULT_HELPER_INSTANCE_TYPE} (the default). ` +
+    'The helper only writes the disk: the AMI\'s own instances may still be of a PV family.');
+}
+
+/**
+ * The ids of the first selected subnet of each availability zone, in selection order. In an
+ * environment-agnostic stack a VPC's zones are tokens, one per zone, which its subnets share; a
+ * subnet imported without its zone counts as a zone of its own.
+ */
+function oneSubnetPerZone(subnets: readonly ec2.ISubnet[]): string[] {
+  const zones = new Set<string>();
+  const ids: string[] = [];
+  for (const subnet of subnets) {
+    const zone = zoneOf(subnet) ?? subnet.subnetId;
+    if (!zones.has(zone)) {
+      zones.add(zone);
+      ids.push(subnet.subnetId);
+    }
+  }
+  return ids;
+}
+
+/** A subnet's availability zone; undefined for one imported without it (Subnet.fromSubnetId, whose getter throws). */
+function zoneOf(subnet: ec2.ISubnet): string | undefined {
+  try {
+    return subnet.availabilityZone;
+  } catch {
+    return undefined;
   }
 }
 

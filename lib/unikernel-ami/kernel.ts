@@ -122,7 +122,14 @@ class BucketKernel extends UnikernelKernel {
     }
   }
 
-  public bind(_scope: Construct, _options?: UnikernelKernelBindOptions): UnikernelKernelConfig {
+  public bind(scope: Construct, _options?: UnikernelKernelBindOptions): UnikernelKernelConfig {
+    if (this.objectVersion === undefined) {
+      // The custom resource's properties name the bucket and key only: a new object under the same
+      // key changes no property, so CloudFormation sends no update and the AMI keeps the old kernel.
+      Annotations.of(scope).addWarningV2('mirage-unikernel-ami:kernel-without-version',
+        `UnikernelKernel.fromBucket(${this.bucket.node.path}, ${JSON.stringify(this.key)}) names no objectVersion: overwriting that object never rebuilds the AMI, ` +
+        'since no property of the stack changes. Give fromBucket the object\'s version (in a versioned bucket), or put each kernel under a new key.');
+    }
     return { bucket: this.bucket, objectKey: this.key, objectVersion: this.objectVersion };
   }
 }

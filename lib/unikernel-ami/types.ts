@@ -32,6 +32,12 @@ export interface HelperInstanceBuildProperties {
   readonly InstanceType: string;
   /** Subnet the helper is launched in. */
   readonly SubnetId: string;
+  /**
+   * Every subnet the helper may be launched in, one per availability zone, SubnetId first. When EC2
+   * has no capacity for the instance type in one zone (InsufficientInstanceCapacity), the handler
+   * tries the next. Absent from stacks deployed before it existed: then SubnetId only.
+   */
+  readonly SubnetIds?: string[];
   /** Security group of the helper (no inbound rules). */
   readonly SecurityGroupId: string;
   /** ARN of the instance profile of the helper. */

@@ -50,6 +50,9 @@ export class RequestJudge {
     if (check.action.startsWith('kms:')) {
       const keys = Object.keys(resolver.resourcesOfType('AWS::KMS::Key'));
       const key = keys.find((id) => resolver.resolve({ 'Fn::GetAtt': [id, 'Arn'] }) === check.resource);
+      if (key === undefined && check.action === 'kms:DescribeKey') {
+        return awsManagedKeyPolicy(this.proof.authorization.account);
+      }
       return key === undefined ? undefined : resolver.resolve(resolver.template.Resources[key].Properties.KeyPolicy);
     }
     if (check.action.startsWith('s3:')) {
@@ -59,6 +62,19 @@ export class RequestJudge {
     }
     return undefined;
   }
+}
+
+/**
+ * The key policy of a key outside the template that a proof lifecycle describes: the AWS managed
+ * key for EBS, as the encryption-by-default check reads it (handler/encryption-default.ts). An AWS
+ * managed key's policy lets the account's principals read its metadata (kms:Describe*, Get*, List*)
+ * as their IAM policies allow (KMS developer guide, "AWS managed keys" key policies).
+ */
+function awsManagedKeyPolicy(account: string): PolicyDocument {
+  return {
+    Version: '2012-10-17',
+    Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: ['kms:Describe*', 'kms:Get*', 'kms:List*'], Resource: '*' }],
+  } as PolicyDocument;
 }
 
 /** The authorizations that were not allowed, for failure messages. */

@@ -194,6 +194,19 @@ describe('encryption with a customer managed key', () => {
   });
 });
 
+describe('EBS encryption by default', () => {
+  proofTest('the check of the default key (GetEbsEncryptionByDefault, GetEbsDefaultKmsKeyId, kms:DescribeKey) is allowed', async () => {
+    // GIVEN an account that encrypts by default with the AWS managed key, named by its key ARN (so the handler describes it)
+    aws.world.encryption.encryptionByDefault = true;
+    aws.world.encryption.defaultKmsKeyId = aws.world.encryption.keys[0].arn;
+    const result = await play('HelperT1', { lifecycle: 'create' });
+    expectClean(result, EXPECTED_OUTCOMES.create);
+    expect([...actions(aws.requests)].filter((label) => /GetEbs|kms:DescribeKey/.test(label)).sort())
+      .toEqual(['ec2:GetEbsDefaultKmsKeyId', 'ec2:GetEbsEncryptionByDefault', 'kms:DescribeKey']);
+    expect(await judge(aws.requests, proofStacks())).toEqual([]);
+  });
+});
+
 /** The example kernel padded with random bytes (seeded: the same every run), so that its staged gzip outgrows one 8 MiB part. */
 function largeKernel(): Buffer {
   const random = seededRandom(7);

@@ -73,6 +73,14 @@ export class RequestAuthorizations {
       case 'ssm:GetCommandInvocation':
         // No resource-level permissions (Service Authorization Reference).
         return [{ action: `${request.service}:${request.action}`, resource: '*', context: {}, description: '' }];
+      // The encryption-by-default check (handler/encryption-default.ts): the two EC2 reads have no
+      // resource-level permissions; DescribeKey is authorized on the key an alias points to (KMS
+      // developer guide, "Using aliases to control access").
+      case 'ec2:GetEbsEncryptionByDefault':
+      case 'ec2:GetEbsDefaultKmsKeyId':
+        return [{ action: `ec2:${request.action}`, resource: '*', context: {}, description: '' }];
+      case 'kms:DescribeKey':
+        return [{ action: 'kms:DescribeKey', resource: this.keyArnOf(input.KeyId), context: {}, description: input.KeyId }];
       case 'ec2:RunInstances':
         return this.runInstances(input);
       case 'ec2:CreateVolume':
@@ -371,6 +379,20 @@ export class RequestAuthorizations {
       throw new Error(`No EC2 resource type for id ${id}`);
     }
     return this.arn(type, id);
+  }
+
+  /**
+   * The key a KMS KeyId names: a key ARN as is, a key id in this account and region. An alias (name
+   * or ARN) is authorized on the key it points to, which the request does not show: modelled as a
+   * key of the alias's account and region (an alias of this account names one of its keys).
+   */
+  keyArnOf(keyId: string): string {
+    const arn = /^arn:[^:]+:kms:([^:]*):([^:]*):(key|alias)\/(.+)$/.exec(keyId);
+    if (arn) {
+      return arn[3] === 'key' ? keyId : `arn:${this.env.partition}:kms:${arn[1]}:${arn[2]}:key/target-of-alias-${arn[4].replace(/\//g, '-')}`;
+    }
+    const local = keyId.startsWith('alias/') ? `target-of-alias-${keyId.slice(6).replace(/\//g, '-')}` : keyId;
+    return `arn:${this.env.partition}:kms:${this.env.region}:${this.env.account}:key/${local}`;
   }
 
   arn(type: string, id: string): string {

@@ -1,5 +1,5 @@
 import { CfnParameter, Size, Stack } from 'aws-cdk-lib';
-import { Match, Template } from 'aws-cdk-lib/assertions';
+import { Annotations, Match, Template } from 'aws-cdk-lib/assertions';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as kms from 'aws-cdk-lib/aws-kms';
 import { BuildStrategy, MirageUnikernelAmi, MirageUnikernelAmiProps, UnikernelKernel } from '../../lib';
@@ -26,6 +26,8 @@ const EC2_RESOURCE_TAGS_OURS = { [`ec2:ResourceTag/${MANAGED}`]: 'true', [`ec2:R
 const UNSCOPED_ACTIONS = [
   'ec2:DescribeImages', 'ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'ec2:DescribeVolumes',
   'ssm:DescribeInstanceInformation', 'ssm:GetCommandInvocation', 'ssm:ListCommandInvocations',
+  // the encryption-by-default check (handler/encryption-default.ts): reads of account settings
+  'ec2:GetEbsEncryptionByDefault', 'ec2:GetEbsDefaultKmsKeyId',
 ];
 
 function addUnikernel(stack: Stack, id: string, overrides: Partial<MirageUnikernelAmiProps> = {}): MirageUnikernelAmi {
@@ -208,6 +210,11 @@ describe('helper-instance builds (the default)', () => {
       Helper: {
         InstanceType: 't3.micro',
         SubnetId: { Ref: Match.stringLikeRegexp('^MirageUnikernelAmiBuildInfrastructureVpcPublicSubnet1') },
+        // the shared VPC's public subnets of both zones, the first one first (a second zone when the first lacks capacity)
+        SubnetIds: [
+          { Ref: Match.stringLikeRegexp('^MirageUnikernelAmiBuildInfrastructureVpcPublicSubnet1') },
+          { Ref: Match.stringLikeRegexp('^MirageUnikernelAmiBuildInfrastructureVpcPublicSubnet2') },
+        ],
         SecurityGroupId: { 'Fn::GetAtt': [Match.stringLikeRegexp('^MirageUnikernelAmiBuildInfrastructureHelperSecurityGroup'), 'GroupId'] },
         InstanceProfileArn: { 'Fn::GetAtt': [Match.stringLikeRegexp('^MirageUnikernelAmiBuildInfrastructureHelperInstanceProfile'), 'Arn'] },
         ImageId: { Ref: Match.stringLikeRegexp('^SsmParameterValueawsserviceamiamazonlinuxlatestal2023') },
@@ -379,7 +386,9 @@ describe('EBS direct builds', () => {
     expect(allowedActions(statements)).toEqual([
       'ebs:CompleteSnapshot', 'ebs:GetSnapshotBlock', 'ebs:ListSnapshotBlocks', 'ebs:PutSnapshotBlock', 'ebs:StartSnapshot',
       'ec2:CreateTags', 'ec2:DeleteSnapshot', 'ec2:DeleteTags', 'ec2:DeregisterImage',
-      'ec2:DescribeImages', 'ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'ec2:DescribeVolumes', 'ec2:RegisterImage',
+      'ec2:DescribeImages', 'ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'ec2:DescribeVolumes',
+      'ec2:GetEbsDefaultKmsKeyId', 'ec2:GetEbsEncryptionByDefault', 'ec2:RegisterImage',
+      'kms:DescribeKey',
       'logs:CreateLogStream', 'logs:PutLogEvents',
       's3:GetObject',
     ]);
@@ -451,6 +460,21 @@ describe('helper options', () => {
     expect(statementFor(statements, 'ec2:RunInstances', ':instance/*').Condition!.StringEquals['ec2:InstanceType']).toEqual(['t3.small']);
   });
 
+  test('the helper\'s subnets: the first selected one, then one of each other zone, in selection order; RunInstances allowed in each', () => {
+    const stack = newStack();
+    const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 1, maxAzs: 2 });
+    // the first two selected subnets share a zone
+    const selected = [vpc.publicSubnets[0], vpc.privateSubnets[0], vpc.privateSubnets[1]];
+    addUnikernel(stack, 'Given', { buildStrategy: BuildStrategy.helperInstance({ vpc, vpcSubnets: { subnets: selected } }) });
+    const template = Template.fromStack(stack);
+    const ref = (subnet: ec2.ISubnet) => ({ Ref: stack.getLogicalId(subnet.node.defaultChild as ec2.CfnSubnet) });
+    template.hasResourceProperties(CUSTOM_RESOURCE, { Helper: Match.objectLike({ SubnetId: ref(selected[0]), SubnetIds: [ref(selected[0]), ref(selected[2])] }) });
+    const network = resourceText(statementFor(handlerStatements(template), 'ec2:RunInstances', '::image/'));
+    expect(network.match(/:subnet\//g)).toHaveLength(2);
+    expect(network).toContain(ref(selected[2]).Ref);
+    expect(network).not.toContain(ref(selected[1]).Ref);
+  });
+
   test('two unikernels in two VPCs get a security group each, and RunInstances is allowed in both', () => {
     const stack = newStack();
     const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 1 });
@@ -459,7 +483,8 @@ describe('helper options', () => {
     const template = Template.fromStack(stack);
     expect(Object.keys(template.findResources('AWS::EC2::SecurityGroup', { Properties: { GroupDescription: Match.stringLikeRegexp('build helper') } }))).toHaveLength(2);
     const network = resourceText(statementFor(handlerStatements(template), 'ec2:RunInstances', '::image/'));
-    expect(network.match(/:subnet\//g)).toHaveLength(2);
+    // each VPC's subnets of two zones: the helper falls back to the second zone when the first lacks capacity
+    expect(network.match(/:subnet\//g)).toHaveLength(4);
     expect(network.match(/:security-group\//g)).toHaveLength(2);
   });
 
@@ -473,6 +498,20 @@ describe('helper options', () => {
     expect(() => BuildStrategy.helperInstance({ instanceType: fromParameter })).not.toThrow();
   });
 
+  test.each(['t1.micro', 'm1.small', 'm2.xlarge', 'c1.medium'])('a %s helper synthesizes with a warning naming a type known to run the helper (t3.micro)', (type) => {
+    const stack = newStack();
+    addUnikernel(stack, 'Hello', { buildStrategy: BuildStrategy.helperInstance({ instanceType: new ec2.InstanceType(type) }) });
+    const warnings = Annotations.fromStack(stack).findWarning('*', Match.stringLikeRegexp(`helper instance type ${type.replace('.', '\\.')} is of the previous-generation`));
+    expect(warnings).toHaveLength(1);
+    expect(JSON.stringify(warnings[0].entry.data)).toMatch(/x86-64-v2 CPU.*such as t3\.micro \(the default\)/);
+  });
+
+  test.each(['t3.micro', 'c3.large', 'm3.medium'])('a %s helper gives no such warning', (type) => {
+    const stack = newStack();
+    addUnikernel(stack, 'Hello', { buildStrategy: BuildStrategy.helperInstance({ instanceType: new ec2.InstanceType(type) }) });
+    Annotations.fromStack(stack).hasNoWarning('*', Match.stringLikeRegexp('is of the previous-generation'));
+  });
+
   test('a selection that matches no subnet is refused', () => {
     const stack = newStack();
     const vpc = new ec2.Vpc(stack, 'Vpc', { natGateways: 0, subnetConfiguration: [{ name: 'Public', subnetType: ec2.SubnetType.PUBLIC }] });
@@ -482,13 +521,33 @@ describe('helper options', () => {
   });
 });
 
+/** The statement of the encryption-by-default check: kms:DescribeKey on this account's keys. */
+function isDefaultKeyCheck(statement: TemplateStatement): boolean {
+  return JSON.stringify(statement.Resource).includes(':key/*');
+}
+
+describe('the check of EBS encryption by default', () => {
+  test.each([['helper', BuildStrategy.helperInstance()], ['EBS direct', BuildStrategy.ebsDirect()]])('%s builds: the two EC2 reads on *, and only kms:DescribeKey on the keys of this account and region', (_name, buildStrategy) => {
+    const stack = newStack();
+    addUnikernel(stack, 'Hello', { buildStrategy });
+    const statements = handlerStatements(Template.fromStack(stack));
+    expect(statementsAllowing(statements, 'ec2:GetEbsEncryptionByDefault').map((statement) => [statement.Resource, actionsOf(statement)]))
+      .toEqual([['*', ['ec2:GetEbsEncryptionByDefault', 'ec2:GetEbsDefaultKmsKeyId']]]);
+    const keys = statements.filter(isDefaultKeyCheck);
+    expect(keys.map((statement) => [actionsOf(statement), statement.Condition])).toEqual([[['kms:DescribeKey'], undefined]]);
+    expect(keys[0].Resource).toEqual({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':kms:', { Ref: 'AWS::Region' }, ':', { Ref: 'AWS::AccountId' }, ':key/*']] });
+  });
+});
+
 describe('encryption keys', () => {
   function keyStatements(buildStrategy: BuildStrategy) {
     const stack = newStack();
     const key = new kms.Key(stack, 'Key');
     addUnikernel(stack, 'Hello', { encryptionKey: key, buildStrategy });
     const keyArn = { 'Fn::GetAtt': [stack.getLogicalId(key.node.defaultChild as kms.CfnKey), 'Arn'] };
-    const statements = handlerStatements(Template.fromStack(stack)).filter((statement) => actionsOf(statement).some((action) => action.startsWith('kms:')));
+    const statements = handlerStatements(Template.fromStack(stack))
+      .filter((statement) => actionsOf(statement).some((action) => action.startsWith('kms:')))
+      .filter((statement) => !isDefaultKeyCheck(statement));
     for (const statement of statements) {
       expect(statement.Resource).toEqual(keyArn);
     }

@@ -2,6 +2,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, utimesSync, writeFileS
 import { tmpdir } from 'os';
 import { join } from 'path';
 import { gzipSync } from 'zlib';
+import * as s3 from 'aws-cdk-lib/aws-s3';
 import { Annotations, Match } from 'aws-cdk-lib/assertions';
 import { KernelArchitecture, MirageUnikernelAmi, UnikernelKernel } from '../../lib';
 import * as inspection from '../../lib/kernel-inspection';
@@ -64,5 +65,25 @@ describe('UnikernelKernel.fromFile', () => {
     writeFileSync(file, gz.subarray(0, gz.length - 2));
     expect(() => new MirageUnikernelAmi(newStack(), 'Hello', { kernel: UnikernelKernel.fromFile(file), name: 'hello' }))
       .toThrow(/cannot be booted by AWS PV-GRUB: The kernel file starts with the gzip magic, but the gzip data is corrupt or truncated/);
+  });
+});
+
+describe('UnikernelKernel.fromBucket', () => {
+  const WITHOUT_VERSION = Match.stringLikeRegexp('names no objectVersion: overwriting that object never rebuilds the AMI.*Give fromBucket the object\'s version');
+
+  test('without objectVersion: a synth warning on the unikernel that overwriting the object never rebuilds the AMI', () => {
+    const stack = newStack();
+    const bucket = s3.Bucket.fromBucketName(stack, 'Kernels', 'my-kernels');
+    new MirageUnikernelAmi(stack, 'Hello', { kernel: UnikernelKernel.fromBucket(bucket, 'hello.xen'), name: 'hello' });
+    const warnings = Annotations.fromStack(stack).findWarning('*', WITHOUT_VERSION);
+    expect(warnings.map((warning) => warning.id)).toEqual(['/TestStack/Hello']);
+    expect(JSON.stringify(warnings[0].entry.data)).toContain('TestStack/Kernels, \\"hello.xen\\"');
+  });
+
+  test('with objectVersion: no such warning', () => {
+    const stack = newStack();
+    const bucket = s3.Bucket.fromBucketName(stack, 'Kernels', 'my-kernels');
+    new MirageUnikernelAmi(stack, 'Hello', { kernel: UnikernelKernel.fromBucket(bucket, 'hello.xen', 'v3'), name: 'hello' });
+    Annotations.fromStack(stack).hasNoWarning('*', WITHOUT_VERSION);
   });
 });

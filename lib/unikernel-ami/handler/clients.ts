@@ -5,6 +5,7 @@
  */
 import { EBSClient } from '@aws-sdk/client-ebs';
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { KMSClient } from '@aws-sdk/client-kms';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SSMClient } from '@aws-sdk/client-ssm';
 
@@ -13,6 +14,7 @@ export interface AwsClients {
   readonly s3: S3Client;
   readonly ssm: SSMClient;
   readonly ebs: EBSClient;
+  readonly kms: KMSClient;
 }
 
 /**
@@ -24,7 +26,10 @@ const requestHandler = { connectionTimeout: 5_000, requestTimeout: 60_000 };
 
 export const clients: AwsClients = {
   ec2: new EC2Client({ requestHandler }),
-  s3: new S3Client({ requestHandler }),
+  // A kernel bucket of another region answers 301 PermanentRedirect to a regional endpoint; with
+  // this the SDK retries the request in the bucket's region instead of failing.
+  s3: new S3Client({ requestHandler, followRegionRedirects: true }),
   ssm: new SSMClient({ requestHandler }),
   ebs: new EBSClient({ requestHandler }),
+  kms: new KMSClient({ requestHandler }),
 };

@@ -17,6 +17,7 @@ import {
   EC2Client,
   Instance,
   RunInstancesCommand,
+  RunInstancesCommandInput,
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { S3Client } from '@aws-sdk/client-s3';
@@ -27,7 +28,7 @@ import {
   SendCommandCommand,
   SSMClient,
 } from '@aws-sdk/client-ssm';
-import { HELPER_SSM_DOCUMENT, HELPER_VOLUMES } from '../types';
+import { HELPER_SSM_DOCUMENT, HELPER_VOLUMES, HelperInstanceBuildProperties } from '../types';
 import { clock } from './clock';
 import { BuildFailure, outputTail } from './failure';
 import { helperScript, helperUserData, runShellScriptCommands, SCRIPT_MESSAGE_PREFIX } from './helper-script';
@@ -68,8 +69,21 @@ export const RUN_INSTANCES_RETRY: RetryOptions = {
   attempts: 15,
   baseDelayMs: 2000,
   maxDelayMs: 20_000,
-  isRetryable: (err) => isRetryableError(err) || isInstanceProfileNotYetVisible(err),
+  // No capacity is a server error (EC2 API reference, "Error codes"), but waiting in the same zone
+  // rarely helps: the next subnet is tried instead.
+  isRetryable: (err) => (isRetryableError(err) && !isNoCapacity(err)) || isInstanceProfileNotYetVisible(err),
 };
+
+/** EC2 has no capacity for the instance type in the subnet's availability zone now. */
+export function isNoCapacity(err: unknown): boolean {
+  return (err as { name?: string } | undefined)?.name === 'InsufficientInstanceCapacity';
+}
+
+/** The account's On-Demand quota (vCPUs, or on old accounts instances) is used up: no other zone helps. */
+export function isLaunchQuotaExceeded(err: unknown): boolean {
+  const name = (err as { name?: string } | undefined)?.name;
+  return name === 'VcpuLimitExceeded' || name === 'InstanceLimitExceeded';
+}
 
 export interface HelperContext {
   readonly ec2: EC2Client;
@@ -81,62 +95,131 @@ export interface HelperContext {
   readonly log: StepLog;
 }
 
+/** The subnets the helper may be launched in, in order: SubnetId, then those of the other zones (types.ts). */
+export function helperSubnets(helper: HelperInstanceBuildProperties): string[] {
+  return [helper.SubnetId, ...(helper.SubnetIds ?? []).filter((id) => id !== helper.SubnetId)];
+}
+
 /**
- * Launches the helper with its data volume. The build id is the client token: a repeat (a retried
- * request, a later round that did not learn the id) gets the same instance back ("Ensuring
- * idempotency in Amazon EC2 API requests": for at least 24 hours after it terminates).
+ * The RunInstances client token of the launch in the `index`-th helper subnet: the build id in the
+ * first (as builds always had), the build id and the index in the others, since the same token
+ * with another subnet is IdempotentParameterMismatch. Every launch carries the build's tags, by
+ * which cleanup finds it whatever its token.
+ */
+export function launchClientToken(buildId: string, index: number): string {
+  return index === 0 ? buildId : `${buildId}-${index}`;
+}
+
+/**
+ * Launches the helper with its data volume, in the first helper subnet whose zone has capacity for
+ * its type. Each subnet's launch has its own client token: a repeat (a retried request, a later
+ * round that did not learn the id) gets the same instance back ("Ensuring idempotency in Amazon EC2
+ * API requests": for at least 24 hours after it terminates).
  */
 export async function launchHelper(ctx: HelperContext): Promise<string> {
   const helper = ctx.spec.helper!;
-  const tags = [...ctx.tags];
-  const launched = await withRetry(`ec2:RunInstances (${helper.InstanceType} in ${helper.SubnetId})`, () =>
-    ctx.ec2.send(
-      new RunInstancesCommand({
-        ClientToken: ctx.buildId,
-        ImageId: helper.ImageId,
-        InstanceType: helper.InstanceType as _InstanceType,
-        MinCount: 1,
-        MaxCount: 1,
-        SubnetId: helper.SubnetId,
-        SecurityGroupIds: [helper.SecurityGroupId],
-        IamInstanceProfile: { Arn: helper.InstanceProfileArn },
-        MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled' },
-        // A helper that shuts itself down must not linger as a stopped instance.
-        InstanceInitiatedShutdownBehavior: 'terminate',
-        UserData: Buffer.from(helperUserData(ctx.buildId, HELPER_SELF_DESTRUCT_MINUTES)).toString('base64'),
-        BlockDeviceMappings: [
-          {
-            DeviceName: HELPER_VOLUMES.dataDeviceName,
-            Ebs: {
-              VolumeSize: ctx.spec.volumeSizeGiB,
-              VolumeType: HELPER_VOLUMES.volumeType,
-              DeleteOnTermination: true,
-              Encrypted: ctx.spec.encrypted || undefined,
-              KmsKeyId: ctx.spec.encrypted ? ctx.spec.kmsKeyArn : undefined,
-            },
-          },
-          // The root volume as AL2023's AMI maps it, named here so that the role's bound on the
-          // volumes a launch creates is the handler's, not the AMI's (types.ts).
-          {
-            DeviceName: HELPER_VOLUMES.rootDeviceName,
-            Ebs: { VolumeSize: HELPER_VOLUMES.rootSizeGiB, VolumeType: HELPER_VOLUMES.volumeType, DeleteOnTermination: true },
-          },
-        ],
-        TagSpecifications: [
-          { ResourceType: 'instance', Tags: tags },
-          { ResourceType: 'volume', Tags: tags },
-          { ResourceType: 'network-interface', Tags: tags },
-        ],
-      }),
-    ),
-    RUN_INSTANCES_RETRY,
-  );
-  const instanceId = launched.Instances?.[0]?.InstanceId;
-  if (!instanceId) {
-    throw new BuildFailure(`ec2:RunInstances launched no instance for build ${ctx.buildId}.`);
+  const subnets = helperSubnets(helper);
+  for (const [index, subnetId] of subnets.entries()) {
+    let launched;
+    try {
+      launched = await withRetry(`ec2:RunInstances (${helper.InstanceType} in ${subnetId})`, () =>
+        ctx.ec2.send(new RunInstancesCommand(runInstancesInput(ctx, subnetId, launchClientToken(ctx.buildId, index)))),
+      RUN_INSTANCES_RETRY);
+    } catch (err) {
+      if (isLaunchQuotaExceeded(err)) {
+        throw new BuildFailure(
+          `EC2 refused to launch the helper (${helper.InstanceType}): the account's On-Demand instance quota is used up (${(err as Error).name}: ${(err as Error).message}). ` +
+            `Raise ${onDemandQuotaName(helper.InstanceType)} (vCPUs) in Service Quotas, or stop other instances, then redeploy.`,
+        );
+      }
+      if (isNoCapacity(err)) {
+        ctx.log.step('run-instances-no-capacity', { subnetId, instanceType: helper.InstanceType });
+        continue;
+      }
+      throw err;
+    }
+    const instanceId = launched.Instances?.[0]?.InstanceId;
+    if (!instanceId) {
+      throw new BuildFailure(`ec2:RunInstances launched no instance for build ${ctx.buildId}.`);
+    }
+    ctx.log.step('run-instances', { instanceId, subnetId });
+    return instanceId;
   }
-  ctx.log.step('run-instances', { instanceId });
-  return instanceId;
+  throw new BuildFailure(
+    `EC2 has no capacity for the helper's type ${helper.InstanceType} in the availability zone of any helper subnet (${subnets.join(', ')}; InsufficientInstanceCapacity). ` +
+      'Redeploy later, or choose another type (BuildStrategy.helperInstance({ instanceType })) or subnets in more zones (vpcSubnets).',
+  );
+}
+
+/**
+ * The On-Demand vCPU quota an instance type counts against (Service Quotas, EC2): the standard
+ * families (A, C, D, H, I, M, R, T, Z) share one; the others have their own.
+ */
+export function onDemandQuotaName(instanceType: string): string {
+  const family = /^[a-z]+/.exec(instanceType)?.[0] ?? '';
+  return /^[acdhimrtz]/.test(family) && !/^(?:dl|inf|trn|hpc|mac|u-)/.test(instanceType)
+    ? 'the quota "Running On-Demand Standard (A, C, D, H, I, M, R, T, Z) instances"'
+    : `the Running On-Demand quota of the ${family} family`;
+}
+
+/**
+ * The helper another round launched in a subnet other than the first, whose answer was lost: found
+ * by its client token, so that a later round does not launch a second helper in the first subnet.
+ * (A filtered read may miss an instance launched seconds ago; the build's tags still let cleanup
+ * find it.)
+ */
+async function findLaunchedHelper(ctx: HelperContext): Promise<string | undefined> {
+  const subnets = helperSubnets(ctx.spec.helper!);
+  if (subnets.length < 2) {
+    return undefined;
+  }
+  const tokens = subnets.map((_, index) => launchClientToken(ctx.buildId, index));
+  const response = await withRetry('ec2:DescribeInstances', () => ctx.ec2.send(new DescribeInstancesCommand({
+    Filters: [{ Name: 'client-token', Values: tokens }, { Name: 'instance-state-name', Values: ['pending', 'running'] }],
+  })));
+  return response.Reservations?.flatMap((r) => r.Instances ?? []).find((instance) => instance.InstanceId)?.InstanceId;
+}
+
+function runInstancesInput(ctx: HelperContext, subnetId: string, clientToken: string): RunInstancesCommandInput {
+  const helper = ctx.spec.helper!;
+  const tags = [...ctx.tags];
+  return {
+    ClientToken: clientToken,
+    ImageId: helper.ImageId,
+    InstanceType: helper.InstanceType as _InstanceType,
+    MinCount: 1,
+    MaxCount: 1,
+    SubnetId: subnetId,
+    SecurityGroupIds: [helper.SecurityGroupId],
+    IamInstanceProfile: { Arn: helper.InstanceProfileArn },
+    MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled' },
+    // A helper that shuts itself down must not linger as a stopped instance.
+    InstanceInitiatedShutdownBehavior: 'terminate',
+    UserData: Buffer.from(helperUserData(ctx.buildId, HELPER_SELF_DESTRUCT_MINUTES)).toString('base64'),
+    BlockDeviceMappings: [
+      {
+        DeviceName: HELPER_VOLUMES.dataDeviceName,
+        Ebs: {
+          VolumeSize: ctx.spec.volumeSizeGiB,
+          VolumeType: HELPER_VOLUMES.volumeType,
+          DeleteOnTermination: true,
+          Encrypted: ctx.spec.encrypted || undefined,
+          KmsKeyId: ctx.spec.encrypted ? ctx.spec.kmsKeyArn : undefined,
+        },
+      },
+      // The root volume as AL2023's AMI maps it, named here so that the role's bound on the
+      // volumes a launch creates is the handler's, not the AMI's (types.ts).
+      {
+        DeviceName: HELPER_VOLUMES.rootDeviceName,
+        Ebs: { VolumeSize: HELPER_VOLUMES.rootSizeGiB, VolumeType: HELPER_VOLUMES.volumeType, DeleteOnTermination: true },
+      },
+    ],
+    TagSpecifications: [
+      { ResourceType: 'instance', Tags: tags },
+      { ResourceType: 'volume', Tags: tags },
+      { ResourceType: 'network-interface', Tags: tags },
+    ],
+  };
 }
 
 /** Where an isComplete round of a helper build got to. */
@@ -155,7 +238,7 @@ export async function advanceHelperBuild(ctx: HelperContext, knownInstanceId: st
   let instanceId = knownInstanceId ?? progress.instanceId;
   if (!instanceId) {
     // onEvent did not learn the id (RunInstances' answer was lost): the client token gets it now.
-    instanceId = await launchHelper(ctx);
+    instanceId = (await findLaunchedHelper(ctx)) ?? (await launchHelper(ctx));
     progress = { ...progress, instanceId };
     await writeProgress(ctx.s3, bucket, ctx.buildId, progress);
   }
@@ -285,6 +368,30 @@ export function scriptReason(stderr: string | undefined): string {
   return outputTail(own ?? stderr, STDERR_TAIL_CHARS);
 }
 
+/** SSM StatusDetails of an invocation its agent never received (SSM user guide, "Understanding command statuses"). */
+const UNDELIVERED_DETAILS = new Set(['Delivery Timed Out', 'Undeliverable']);
+
+/** Why the helper script did not succeed, worded for the user from the invocation's Status and StatusDetails. */
+export function scriptFailure(
+  instanceId: string,
+  commandId: string,
+  invocation: { readonly Status?: string; readonly StatusDetails?: string; readonly ResponseCode?: number; readonly StandardErrorContent?: string },
+): string {
+  const status = invocation.Status ?? '';
+  const details = invocation.StatusDetails && invocation.StatusDetails !== status ? `${status}, ${invocation.StatusDetails}` : status;
+  if (status === 'Cancelled' || status === 'Cancelling') {
+    return `The helper script (SSM command ${commandId}) on ${instanceId} was cancelled before it finished (${details}): ssm:CancelCommand was called on it. ` +
+      'Redeploy to start a new build.';
+  }
+  if (UNDELIVERED_DETAILS.has(invocation.StatusDetails ?? '')) {
+    return `SSM could not deliver the helper script (command ${commandId}, ${details}) to the helper instance ${instanceId}: its SSM agent could not be reached. ` +
+      'Check that the helper\'s subnet reaches the ssm, ssmmessages and ec2messages endpoints (a public IP and an internet gateway, a NAT gateway, ' +
+      'or VPC endpoints), that its security group allows outbound HTTPS, and that the instance kept running; then redeploy.';
+  }
+  return `The helper instance ${instanceId} could not write the disk image (SSM command ${commandId} ${details}, exit code ${invocation.ResponseCode}): ` +
+    `${scriptReason(invocation.StandardErrorContent) || '(no output)'}`;
+}
+
 async function watchScript(ctx: HelperContext, instance: Instance, progress: HelperProgress): Promise<HelperRound> {
   const instanceId = instance.InstanceId!;
   const commandId = progress.commandId!;
@@ -305,10 +412,7 @@ async function watchScript(ctx: HelperContext, instance: Instance, progress: Hel
     return { done: false, waitingFor: `the helper script (SSM command ${commandId}, ${status}) on ${instanceId}` };
   }
   if (status !== 'Success') {
-    throw new BuildFailure(
-      `The helper instance ${instanceId} could not write the disk image (SSM command ${commandId} ${status}, exit code ${invocation.ResponseCode}): ` +
-        `${scriptReason(invocation.StandardErrorContent) || '(no output)'}`,
-    );
+    throw new BuildFailure(scriptFailure(instanceId, commandId, invocation));
   }
   return snapshotVolume(ctx, instance, progress);
 }

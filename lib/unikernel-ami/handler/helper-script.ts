@@ -161,16 +161,19 @@ fetch() {
 
 # Nitro instances show an EBS volume as an NVMe device whose serial is the volume id without its
 # dash; Xen instances show a volume attached as /dev/sdf as /dev/xvdf. Attachment takes a while.
+# (MUA_DEVICE_ROOT and MUA_DEVICE_ATTEMPTS are for tests, which have no udev: a directory standing
+# in for / with those links, and fewer rounds of waiting. Unset on the helper.)
 find_device() {
-  local nvme="/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_\${VOLUME_ID/-/}"
+  local root=\${MUA_DEVICE_ROOT:-}
+  local nvme="$root/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_\${VOLUME_ID/-/}"
   local candidate
-  for _ in $(seq 1 90); do
-    for candidate in "$nvme" /dev/xvdf /dev/sdf; do
+  for _ in $(seq 1 "\${MUA_DEVICE_ATTEMPTS:-90}"); do
+    for candidate in "$nvme" "$root/dev/xvdf" "$root/dev/sdf"; do
       if [ -b "$candidate" ]; then readlink -f "$candidate"; return 0; fi
     done
     sleep 2
   done
-  fail "volume $VOLUME_ID did not appear as $nvme or /dev/xvdf within 180 s"
+  fail "volume $VOLUME_ID did not appear as $nvme or $root/dev/xvdf within $((2 * \${MUA_DEVICE_ATTEMPTS:-90})) s"
 }
 
 # Refuses anything but an unmounted target of exactly the volume's size: a wrong device found
@@ -205,9 +208,11 @@ main() {
   exec 9<"$target"
   flock 9
   block_tool write "$target" "$WORK_DIR/blocks.gz" "$WORK_DIR/manifest.txt"
-  sync
+  sync || fail "sync failed after writing $target; the image may not be on the volume"
   # Drop the device's cached pages so that verification reads what the volume holds.
-  if [ -b "$target" ]; then blockdev --flushbufs "$target"; fi
+  if [ -b "$target" ]; then
+    blockdev --flushbufs "$target" || fail "blockdev --flushbufs $target failed; the read-back could not be trusted"
+  fi
   block_tool verify "$target" "$WORK_DIR/manifest.txt"
   echo "mirage-unikernel-ami helper: image written to $target and verified"
 }

@@ -32,6 +32,7 @@ import { BuildToRemove, describeLeftovers, failedBuild, isFinishedBuild, KnownId
 import { AwsClients, clients } from './clients';
 import { clock, InvocationContext, runInvocation } from './clock';
 import { DirectUploadError, uploadSnapshotDirect } from './ebs-direct';
+import { checkDefaultEncryptionKey } from './encryption-default';
 import {
   BuildAction,
   BuildState,
@@ -144,6 +145,7 @@ async function startBuild(event: OnEventRequest): Promise<OnEventResponse> {
   // build then streams the kernel object into the disk's blocks as it writes them.
   const image = await prepareDiskImage(ctx.s3, ctx.spec);
   log.step('lay-out-disk', { kernelBytes: image.plan.kernelBytes, filesystemBytes: image.plan.filesystemBytes, layout: image.layout });
+  await checkDefaultEncryptionKey(clients, ctx.spec);
   try {
     if (ctx.spec.strategy === BuildStrategyKind.HELPER_INSTANCE) {
       await stageImage(ctx, image);

@@ -29,6 +29,8 @@ const ALLOWED_CALLS = new Set([
   'ebs:StartSnapshot', 'ebs:PutSnapshotBlock', 'ebs:CompleteSnapshot', 'ebs:ListSnapshotBlocks', 'ebs:GetSnapshotBlock',
   'ec2:DescribeSnapshots', 'ec2:DescribeImages', 'ec2:RegisterImage', 'ec2:CreateTags', 'ec2:DeleteTags', 'ec2:DeregisterImage', 'ec2:DeleteSnapshot',
   's3:GetObject',
+  // the encryption-by-default check (encryption-default.ts)
+  'ec2:GetEbsEncryptionByDefault', 'ec2:GetEbsDefaultKmsKeyId', 'kms:DescribeKey',
 ]);
 
 const { aws, logLines } = useFakeAws();
