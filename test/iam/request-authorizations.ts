@@ -153,11 +153,16 @@ export class RequestAuthorizations {
    */
   private helperChecks(request: RecordedRequest, input: Input): IamCheck[] {
     const instanceArn = this.arnOf(request.instanceId ?? input.InstanceId);
-    const source = { 'ec2:SourceInstanceARN': instanceArn, 'ssm:SourceInstanceARN': instanceArn };
+    // ssm:SourceInstanceARN is absent for instance-profile credentials (Service Authorization Reference, ssm).
+    const source = { 'ec2:SourceInstanceARN': instanceArn };
     const action = `${request.service}:${request.action}`;
     switch (action) {
       case 'ssm:UpdateInstanceInformation':
-        return [{ action, resource: instanceArn, context: source, description: '' }];
+        // The instance resource carries its tags (Service Authorization Reference, ssm: instance).
+        return [{
+          action, resource: instanceArn, description: '',
+          context: { ...source, ...resourceTags(['ssm:resourceTag', 'aws:ResourceTag'], request.resourceTags[request.instanceId ?? input.InstanceId] ?? []) },
+        }];
       case 'ssm:ListInstanceAssociations':
         return [{ action, resource: '*', context: {}, description: '' }];
       case 'ssmmessages:CreateControlChannel':

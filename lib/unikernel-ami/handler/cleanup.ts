@@ -120,7 +120,10 @@ export async function removeBuildPass(aws: AwsClients, build: BuildToRemove, log
     const kept = build.retain ? images.find((image) => image.State === 'available') : undefined;
     if (kept) {
       keptSnapshot = rootSnapshotOf(kept);
-      await markRetained(aws.ec2, [kept.ImageId!, keptSnapshot!], log);
+      // Once marked, the role may change their tags no more (build-infrastructure.ts denyOnRetained).
+      if (!(kept.Tags ?? []).some((tag) => tag.Key === RETAINED_TAG)) {
+        await markRetained(aws.ec2, [kept.ImageId!, keptSnapshot!], log);
+      }
     }
     for (const image of images.filter((i) => i !== kept)) {
       if (await deregisterImage(aws.ec2, image.ImageId!, timeOf(image.CreationDate))) {
