@@ -18,7 +18,6 @@ import {
   MANAGED_TAG,
   OPERATION_TIMING,
   NAME_TAG,
-  PROGRESS_OBJECT_NAME,
   RETAINED_TAG,
   STACK_ID_TAG,
   STACK_TAG,
@@ -319,8 +318,8 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
       autoDeleteObjects: true,
     });
     acknowledgeNagRule(stagingBucket.node.defaultChild as CfnResource, 'AwsSolutions-S1',
-      'Transient staging: each object lives for the minutes of one build (lifecycle expiry after a day), is written and deleted only by ' +
-      'the handler role and read only by the helper role, over TLS only. Access logs would need a second bucket; use CloudTrail S3 data events to audit.');
+      'Transient staging: each object lives for the minutes of one build (lifecycle expiry after a day), is written, read and deleted only by ' +
+      'the handler role (the helper downloads with URLs the handler presigns), over TLS only. Access logs would need a second bucket; use CloudTrail S3 data events to audit.');
     const stagedObjects = stagingBucket.arnForObjects(`${STAGING_PREFIX}*`);
 
     // Exactly what the SSM agent (3.x, amazon-ssm-agent 3.3.1142.0 read) needs to take one Run
@@ -328,8 +327,9 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     // also allows ssm:GetParameter(s) on every parameter and interactive sessions (a root shell).
     // Whatever IAM can bind to the calling instance is bound: ec2:SourceInstanceARN (set for
     // instance-profile credentials; ssm:SourceInstanceARN is not) must be an instance of this
-    // account and region, and the heartbeat's instance must be this stack's helper. Inline in the
-    // role, so the helper never starts before its permissions exist.
+    // account and region. No resource tag: the Service Authorization Reference lists none for
+    // UpdateInstanceInformation, and a condition on a key IAM does not set would deny the heartbeat.
+    // Inline in the role, so the helper never starts before its permissions exist.
     const instanceCredentials = { StringLike: { 'ec2:SourceInstanceARN': this.arn('instance/*') } };
     const helperPolicy = new iam.PolicyDocument({
       statements: [
@@ -338,7 +338,7 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
         new iam.PolicyStatement({
           actions: ['ssm:UpdateInstanceInformation'],
           resources: [this.arn('instance/*')],
-          conditions: { ...instanceCredentials, StringEquals: this.resourceTagsOurs('ssm:resourceTag') },
+          conditions: instanceCredentials,
         }),
         // The Message Gateway control channel, over which the agent receives commands and replies
         // once it is up (agent/session/controlchannel/controlchannel.go: CreateControlChannel, then
@@ -355,23 +355,21 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
         // GetEndpoint: the agent never calls it.
         new iam.PolicyStatement({ actions: ['ec2messages:GetMessages', 'ec2messages:SendReply'], resources: ['*'], conditions: instanceCredentials }),
         new iam.PolicyStatement({ actions: ['ec2messages:AcknowledgeMessage', 'ec2messages:DeleteMessage', 'ec2messages:FailMessage'], resources: ['*'] }),
-        new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [stagedObjects] }),
+        // No S3 permission: the script downloads its build's staged objects with URLs the handler
+        // presigns for each command (handler/presign.ts).
       ],
     });
     const role = new iam.Role(this, 'HelperRole', {
       assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
-      description: 'mirage-unikernel-ami build helper: SSM agent (Run Command) and reading staged disk images',
+      description: 'mirage-unikernel-ami build helper: the SSM agent\'s Run Command channel, nothing else',
       inlinePolicies: { HelperPermissions: helperPolicy },
     });
     const roleResource = role.node.defaultChild as iam.CfnRole;
     acknowledgeNagRule(roleResource, 'AwsSolutions-IAM5',
       'ec2messages and ssmmessages actions take no resource (Service Authorization Reference), so they are granted on *, those that carry ' +
       'ec2:SourceInstanceARN only to instances of this account and region; ssm:UpdateInstanceInformation, the heartbeat of the helper\'s own ' +
-      'SSM agent, only for instances with this stack\'s tags.',
+      'SSM agent, only on instances of this account and region, from one of them.',
       [wildcardResourceFinding(roleResource, '*'), wildcardResourceFinding(roleResource, this.arn('instance/*'))]);
-    acknowledgeNagRule(roleResource, 'AwsSolutions-IAM5',
-      'The helper reads the image staged for its build under builds/<build id>/ of the staging bucket; build ids are made at deploy time.',
-      [wildcardResourceFinding(roleResource, stagedObjects)]);
     const instanceProfile = new iam.CfnInstanceProfile(this, 'HelperInstanceProfile', { roles: [role.roleName] });
     // The helper only copies bytes onto a volume; any x86_64 Linux does. AL2023 runs the SSM agent.
     const imageId = ec2.MachineImage.latestAmazonLinux2023().getImage(this).imageId;
@@ -394,13 +392,14 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     // A staged image above one part is a multipart upload (PutObject covers its parts); a failed
     // staging aborts its upload, so that no parts are left billed until the lifecycle rule runs.
     allow(['s3:PutObject', 's3:AbortMultipartUpload', 's3:DeleteObject'], [stagedObjects]);
-    // The build's progress object (handler/progress.ts), which every round reads back; never the
-    // staged image. A read of one not written yet (or removed by an earlier cleanup pass) must answer
-    // NoSuchKey, which S3 gives only to a caller allowed s3:ListBucket, else AccessDenied (GetObject
-    // API reference, "Permissions"); what context S3 checks that with is undocumented, so no prefix
-    // condition. The bucket holds nothing but this stack's builds/.
-    const progressObjects = stagingBucket.arnForObjects(`${STAGING_PREFIX}*/${PROGRESS_OBJECT_NAME}`);
-    allow(['s3:GetObject'], [progressObjects]);
+    // Reading under builds/: the build's progress object (handler/progress.ts), which every round
+    // reads back, and the staged image, which the helper downloads with URLs the handler presigns
+    // (a presigned GET is authorized as its signer). A read of a progress object not written yet
+    // (or removed by an earlier cleanup pass) must answer NoSuchKey, which S3 gives only to a caller
+    // allowed s3:ListBucket, else AccessDenied (GetObject API reference, "Permissions"); what context
+    // S3 checks that with is undocumented, so no prefix condition. The bucket holds nothing but this
+    // stack's builds/.
+    allow(['s3:GetObject'], [stagedObjects]);
     allow(['s3:ListBucket'], [stagingBucket.bucketArn]);
     allow(['iam:PassRole'], [role.roleArn], { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } });
 
@@ -449,8 +448,7 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
 
     acknowledge('*', 'the SSM instance-information and command-invocation reads support no resource-level permissions ' +
       '(Service Authorization Reference); they only read');
-    acknowledge(stagedObjects, 'the handler stages each build\'s image under builds/<build id>/, ids made at deploy time');
-    acknowledge(progressObjects, 'the handler reads back each build\'s progress object builds/<build id>/progress.json, ids made at deploy time');
+    acknowledge(stagedObjects, 'the handler stages each build\'s image and progress under builds/<build id>/ and reads them back (presigning the helper\'s downloads), ids made at deploy time');
     acknowledge(instances, 'an instance id is unknown before RunInstances: launching requires our stack and managed tags on the request, ' +
       'IMDSv2, a helper type and the helper profile; TerminateInstances and SendCommand require those tags on the instance');
     acknowledge(volumes, 'a volume id is unknown before RunInstances creates it: launching requires our stack and managed tags on the request, ' +

@@ -336,7 +336,12 @@ proofTest('the helper instance\'s own requests are part of the proof', async () 
   await play('HelperEncrypted', { lifecycle: 'create' });
   const helper = aws.requests.filter((r) => r.principal === 'helper-instance').map(labelOf);
   expect(new Set(helper)).toEqual(new Set(['helper ssm:UpdateInstanceInformation', 'helper ssmmessages:CreateControlChannel',
-    'helper ssmmessages:OpenControlChannel', 'helper ssm:ListInstanceAssociations', 'helper s3:GetObject']));
+    'helper ssmmessages:OpenControlChannel', 'helper ssm:ListInstanceAssociations']));
+  // Its script's downloads use URLs the handler presigned for exactly its build's two objects, authorized as the handler role.
+  const buildId = String(aws.handlerRequests('SendCommand')[0].input.Comment);
+  expect(aws.requests.filter((r) => r.principal === 'presigned-url').map((r) => `${labelOf(r)} ${r.input.Key}`)).toEqual([
+    `presigned s3:GetObject builds/${buildId}/blocks.gz`, `presigned s3:GetObject builds/${buildId}/manifest.txt`,
+  ]);
   expect(await judge(aws.requests, proofStacks())).toEqual([]);
 });
 

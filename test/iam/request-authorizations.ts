@@ -56,9 +56,12 @@ export class RequestAuthorizations {
     const label = `${request.service}:${request.action}`;
     const input: Input = request.input;
     const helper = request.principal === 'helper-instance';
+    // A URL the handler presigned is authorized as the handler role, whoever uses it.
+    const presigned = request.principal === 'presigned-url';
     const checks = helper ? this.helperChecks(request, input) : this.checks(request, input);
     const caller: Caller = helper ? 'helper' : 'handler';
-    return checks.map((check) => ({ ...check, caller, description: `${helper ? `helper ${request.instanceId}: ` : ''}${label} ${check.description}`.trim() }));
+    const who = helper ? `helper ${request.instanceId}: ` : presigned ? `helper ${request.instanceId} with a URL the handler presigned: ` : '';
+    return checks.map((check) => ({ ...check, caller, description: `${who}${label} ${check.description}`.trim() }));
   }
 
   private checks(request: RecordedRequest, input: Input): Omit<IamCheck, never>[] {
@@ -158,11 +161,7 @@ export class RequestAuthorizations {
     const action = `${request.service}:${request.action}`;
     switch (action) {
       case 'ssm:UpdateInstanceInformation':
-        // The instance resource carries its tags (Service Authorization Reference, ssm: instance).
-        return [{
-          action, resource: instanceArn, description: '',
-          context: { ...source, ...resourceTags(['ssm:resourceTag', 'aws:ResourceTag'], request.resourceTags[request.instanceId ?? input.InstanceId] ?? []) },
-        }];
+        return [{ action, resource: instanceArn, context: source, description: '' }];
       case 'ssm:ListInstanceAssociations':
         return [{ action, resource: '*', context: {}, description: '' }];
       case 'ssmmessages:CreateControlChannel':
