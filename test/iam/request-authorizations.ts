@@ -326,10 +326,14 @@ export class RequestAuthorizations {
     const checks: IamCheck[] = [{ action: 'ebs:StartSnapshot', resource: snapshot, context, description: 'the new snapshot' }];
     if (tags.length > 0) {
       // Tags on StartSnapshot are also authorized as ec2:CreateTags on the new snapshot; whether that
-      // check carries ec2:CreateAction = StartSnapshot is undocumented, so both must be allowed.
+      // check carries ec2:CreateAction = StartSnapshot, or the new snapshot's ec2:VolumeSize (the SAR
+      // lists it for snapshots), is undocumented, so every combination must be allowed.
+      const size = { 'ec2:VolumeSize': String(input.VolumeSize) };
       checks.push(
         { action: 'ec2:CreateTags', resource: snapshot, context: { ...requestTags(tags), 'ec2:CreateAction': 'StartSnapshot' }, description: 'tags of the new snapshot, with ec2:CreateAction' },
         { action: 'ec2:CreateTags', resource: snapshot, context: requestTags(tags), description: 'tags of the new snapshot, without ec2:CreateAction' },
+        { action: 'ec2:CreateTags', resource: snapshot, context: { ...requestTags(tags), 'ec2:CreateAction': 'StartSnapshot', ...size }, description: 'tags of the new snapshot, with ec2:CreateAction and its size' },
+        { action: 'ec2:CreateTags', resource: snapshot, context: { ...requestTags(tags), ...size }, description: 'tags of the new snapshot, with its size' },
       );
     }
     if (input.Encrypted && input.KmsKeyArn) {

@@ -177,7 +177,11 @@ export type ImageProgress =
  * the AMI is then found by its name (or by the build's tag). A registration EC2 does not list yet is
  * waited for.
  */
-export async function ensureImage(ctx: ImageContext, snapshotId: string): Promise<ImageProgress> {
+/**
+ * @param snapshotCreatedAt when the snapshot was started: RegisterImage needs our tags on it, which
+ *   IAM may not see yet right after (an EBS-direct snapshot can complete within seconds)
+ */
+export async function ensureImage(ctx: ImageContext, snapshotId: string, snapshotCreatedAt?: number): Promise<ImageProgress> {
   const existing = (await findBuildImages(ctx.ec2, ctx.buildId))[0] ?? (await findImageByName(ctx));
   if (existing) {
     return progressOf(existing);
@@ -202,7 +206,7 @@ export async function ensureImage(ctx: ImageContext, snapshotId: string): Promis
           TagSpecifications: [{ ResourceType: 'image', Tags: [...ctx.tags] }],
         }),
       ),
-    );
+    afterCreateRetry(snapshotCreatedAt, clock().now()));
     ctx.log.step('register-image', { imageId: response.ImageId, snapshotId });
     return { status: 'pending', imageId: response.ImageId! };
   } catch (err) {

@@ -35,7 +35,7 @@ import {
 } from './events';
 import { BuildFailure, failureMessage } from './failure';
 import { advanceHelperBuild, deleteDuplicateSnapshots, HelperContext, launchHelper, terminateHelper } from './helper-instance';
-import { describeBuiltImage, describeOwnSnapshot, ensureImage, findBuildByProperties, ImageProgress, retagImage, snapshotWait } from './image';
+import { describeBuiltImage, describeOwnSnapshot, ensureImage, findBuildByProperties, ImageProgress, retagImage, snapshotWait, timeOf } from './image';
 import { prepareDiskImage } from './kernel';
 import { StepLog } from './log';
 import { deleteProgress, readProgress, writeProgress } from './progress';
@@ -269,7 +269,7 @@ async function advanceDirectToImage(ctx: BuildContext, snapshotId: string, start
   if (waitingFor) {
     return waitingFor;
   }
-  const image = await ensureImage(ctx, snapshotId);
+  const image = await ensureImage(ctx, snapshotId, timeOf(snapshot.StartTime));
   if (image.status !== 'available') {
     return imageWait(image);
   }
