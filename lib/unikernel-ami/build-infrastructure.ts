@@ -17,7 +17,9 @@ import {
   HELPER_VOLUMES,
   MANAGED_TAG,
   OPERATION_TIMING,
-  PROGRESS_OBJECT_NAME,
+  NAME_TAG,
+  RETAINED_TAG,
+  STACK_ID_TAG,
   STACK_TAG,
   STAGING_PREFIX,
 } from './types';
@@ -85,9 +87,11 @@ interface Helper extends HelperLaunchSettings {
  * EBS-direct builds gets no instance, volume, SSM or VPC permissions).
  *
  * Every statement that lets the handler change something requires, besides the managed tag, this
- * stack's name in the stack tag (`mirage-unikernel-ami:stack`, which the handler writes with the name
- * from the event's StackId): on the request when creating, on the resource when changing or deleting.
- * One stack's handler cannot touch another stack's helpers, volumes, snapshots or AMIs.
+ * stack's id in the stack-id tag (`mirage-unikernel-ami:stack-id`, which the handler writes from the
+ * event's StackId): on the request when creating, on the resource when changing or deleting. One
+ * stack's handler cannot touch another stack's helpers, volumes, snapshots or AMIs, nor those of an
+ * earlier stack of the same name; and no handler can destroy or re-tag an AMI or snapshot marked
+ * retained. What IAM cannot bind to a build is listed in the README's Security section.
  */
 export class UnikernelAmiBuildInfrastructure extends Construct {
   /** The stack's singleton, created on first use. */
@@ -260,20 +264,27 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     }
     this.directBuildsEnabled = true;
     const snapshots = this.arn('snapshot/*', '');
+    const directSizes = Lazy.list({ produce: () => [...this.directVolumeSizes] });
+    // StartSnapshot carries the new snapshot's size and tags (Service Authorization Reference, ebs).
     this.addStatement(['ebs:StartSnapshot'], [snapshots], {
       StringEquals: this.requestTagsOurs(),
-      NumericEquals: { 'ebs:VolumeSize': Lazy.list({ produce: () => [...this.directVolumeSizes] }) },
+      NumericEquals: { 'ebs:VolumeSize': directSizes },
     });
-    // StartSnapshot with Tags is also authorized as ec2:CreateTags on the new snapshot. Whether that
-    // check carries ec2:CreateAction = StartSnapshot no AWS document says (AWS's EBS direct example
-    // policy grants ec2:CreateTags without it), so the statement holds either way: it requires our
-    // tags on the request, allows no other create action, and refuses a snapshot that already belongs
-    // to a stack (a new one has no tags yet).
+    // StartSnapshot with Tags is also authorized as ec2:CreateTags on the new snapshot (the SAR's
+    // operations table; AWS's example grants it unconditioned). Whether that check carries
+    // ec2:CreateAction = StartSnapshot, or the new snapshot's ec2:VolumeSize, no AWS document says,
+    // so both keys are "IfExists": a plain CreateTags, which carries no ec2:CreateAction, passes this
+    // statement too. IAM cannot tell "the snapshot this StartSnapshot creates" from an existing one,
+    // so what remains is bounded instead: only our tags, only on a snapshot that carries none of the
+    // build's tags (of any stack or release), and, where IAM sets ec2:VolumeSize, only of an
+    // EBS-direct unikernel's size. That residual is listed in the README's Security section.
     this.addStatement(['ec2:CreateTags'], [snapshots], {
       StringEquals: this.requestTagsOurs(),
       StringEqualsIfExists: { 'ec2:CreateAction': 'StartSnapshot' },
-      Null: { [`ec2:ResourceTag/${STACK_TAG}`]: 'true' },
+      NumericEqualsIfExists: { 'ec2:VolumeSize': directSizes },
+      Null: Object.fromEntries(BUILD_OWNED_TAG_KEYS.filter((key) => key !== NAME_TAG).map((key) => [`ec2:ResourceTag/${key}`, 'true'])),
     });
+    // PutSnapshotBlock and CompleteSnapshot carry only the snapshot's tags (SAR, ebs).
     this.addStatement(['ebs:PutSnapshotBlock', 'ebs:CompleteSnapshot'], [snapshots], { StringEquals: this.resourceTagsOurs('aws:ResourceTag') });
     // Reading back a snapshot the handler finds completed without having completed it (a repeated
     // attempt), before an AMI is registered from it: our snapshots only.
@@ -313,43 +324,58 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
       autoDeleteObjects: true,
     });
     acknowledgeNagRule(stagingBucket.node.defaultChild as CfnResource, 'AwsSolutions-S1',
-      'Transient staging: each object lives for the minutes of one build (lifecycle expiry after a day), is written and deleted only by ' +
-      'the handler role and read only by the helper role, over TLS only. Access logs would need a second bucket; use CloudTrail S3 data events to audit.');
+      'Transient staging: each object lives for the minutes of one build (lifecycle expiry after a day), is written, read and deleted only by ' +
+      'the handler role (the helper downloads with URLs the handler presigns), over TLS only. Access logs would need a second bucket; use CloudTrail S3 data events to audit.');
     const stagedObjects = stagingBucket.arnForObjects(`${STAGING_PREFIX}*`);
 
-    // What the SSM agent needs for Run Command (AWS Systems Manager user guide, "Reference:
-    // ec2messages, ssmmessages, and other API operations": UpdateInstanceInformation is the agent's
-    // heartbeat, ec2messages delivers commands and replies, ssmmessages is the Message Gateway
-    // channel newer agents receive commands through) and reading the staged image. Not the managed
-    // AmazonSSMManagedInstanceCore, which also allows ssm:GetParameter(s) on every parameter.
+    // Exactly what the SSM agent (3.x, amazon-ssm-agent 3.3.1142.0 read) needs to take one Run
+    // Command, and nothing for Session Manager: not the managed AmazonSSMManagedInstanceCore, which
+    // also allows ssm:GetParameter(s) on every parameter and interactive sessions (a root shell).
+    // Whatever IAM can bind to the calling instance is bound: ec2:SourceInstanceARN (set for
+    // instance-profile credentials; ssm:SourceInstanceARN is not) must be an instance of this
+    // account and region. No resource tag: the Service Authorization Reference lists none for
+    // UpdateInstanceInformation, and a condition on a key IAM does not set would deny the heartbeat.
     // Inline in the role, so the helper never starts before its permissions exist.
+    const instanceCredentials = { StringLike: { 'ec2:SourceInstanceARN': this.arn('instance/*') } };
     const helperPolicy = new iam.PolicyDocument({
       statements: [
-        new iam.PolicyStatement({ actions: ['ssm:UpdateInstanceInformation'], resources: [this.arn('instance/*')] }),
+        // The heartbeat that makes the helper a managed node SendCommand can target
+        // (agent/health/healthcheck.go, UpdateInstanceInformation).
         new iam.PolicyStatement({
-          actions: [
-            'ec2messages:AcknowledgeMessage', 'ec2messages:DeleteMessage', 'ec2messages:FailMessage',
-            'ec2messages:GetEndpoint', 'ec2messages:GetMessages', 'ec2messages:SendReply',
-            'ssmmessages:CreateControlChannel', 'ssmmessages:CreateDataChannel', 'ssmmessages:OpenControlChannel', 'ssmmessages:OpenDataChannel',
-          ],
-          resources: ['*'],
+          actions: ['ssm:UpdateInstanceInformation'],
+          resources: [this.arn('instance/*')],
+          conditions: instanceCredentials,
         }),
-        new iam.PolicyStatement({ actions: ['s3:GetObject'], resources: [stagedObjects] }),
+        // The Message Gateway control channel, over which the agent receives commands and replies
+        // once it is up (agent/session/controlchannel/controlchannel.go: CreateControlChannel, then
+        // OpenControlChannel's websocket; agent/messageservice/interactor/mgsinteractor). No data
+        // channels: CreateDataChannel/OpenDataChannel serve only Session Manager sessions
+        // (agent/session/datachannel, used by agent/session/plugins/sessionplugin).
+        new iam.PolicyStatement({ actions: ['ssmmessages:CreateControlChannel'], resources: ['*'], conditions: instanceCredentials }),
+        new iam.PolicyStatement({ actions: ['ssmmessages:OpenControlChannel'], resources: ['*'] }),
+        // The Message Delivery Service, which the agent polls from its start until the control
+        // channel is up, and again whenever CreateControlChannel is denied
+        // (agent/messageservice/interactor/mdsinteractor, agent/ssmconnectionchannel): its calls in
+        // agent/runcommand/mds/service.go. Without it a command sent in that window, or through a
+        // VPC with an ec2messages endpoint but no ssmmessages one, would never arrive. No
+        // GetEndpoint: the agent never calls it.
+        new iam.PolicyStatement({ actions: ['ec2messages:GetMessages', 'ec2messages:SendReply'], resources: ['*'], conditions: instanceCredentials }),
+        new iam.PolicyStatement({ actions: ['ec2messages:AcknowledgeMessage', 'ec2messages:DeleteMessage', 'ec2messages:FailMessage'], resources: ['*'] }),
+        // No S3 permission: the script downloads its build's staged objects with URLs the handler
+        // presigns for each command (handler/presign.ts).
       ],
     });
     const role = new iam.Role(this, 'HelperRole', {
       assumedBy: new iam.ServicePrincipal('ec2.amazonaws.com'),
-      description: 'mirage-unikernel-ami build helper: SSM agent (Run Command) and reading staged disk images',
+      description: 'mirage-unikernel-ami build helper: the SSM agent\'s Run Command channel, nothing else',
       inlinePolicies: { HelperPermissions: helperPolicy },
     });
     const roleResource = role.node.defaultChild as iam.CfnRole;
     acknowledgeNagRule(roleResource, 'AwsSolutions-IAM5',
-      'ec2messages and ssmmessages actions take no resource (Service Authorization Reference), so they are granted on *; ' +
-      'ssm:UpdateInstanceInformation is limited to EC2 instances of this account and region, the heartbeat of the helper\'s own SSM agent.',
+      'ec2messages and ssmmessages actions take no resource (Service Authorization Reference), so they are granted on *, those that carry ' +
+      'ec2:SourceInstanceARN only to instances of this account and region; ssm:UpdateInstanceInformation, the heartbeat of the helper\'s own ' +
+      'SSM agent, only on instances of this account and region, from one of them.',
       [wildcardResourceFinding(roleResource, '*'), wildcardResourceFinding(roleResource, this.arn('instance/*'))]);
-    acknowledgeNagRule(roleResource, 'AwsSolutions-IAM5',
-      'The helper reads the image staged for its build under builds/<build id>/ of the staging bucket; build ids are made at deploy time.',
-      [wildcardResourceFinding(roleResource, stagedObjects)]);
     const instanceProfile = new iam.CfnInstanceProfile(this, 'HelperInstanceProfile', { roles: [role.roleName] });
     // The helper only copies bytes onto a volume; any x86_64 Linux does. AL2023 runs the SSM agent.
     const imageId = ec2.MachineImage.latestAmazonLinux2023().getImage(this).imageId;
@@ -372,13 +398,14 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     // A staged image above one part is a multipart upload (PutObject covers its parts); a failed
     // staging aborts its upload, so that no parts are left billed until the lifecycle rule runs.
     allow(['s3:PutObject', 's3:AbortMultipartUpload', 's3:DeleteObject'], [stagedObjects]);
-    // The build's progress object (handler/progress.ts), which every round reads back; never the
-    // staged image. A read of one not written yet (or removed by an earlier cleanup pass) must answer
-    // NoSuchKey, which S3 gives only to a caller allowed s3:ListBucket, else AccessDenied (GetObject
-    // API reference, "Permissions"); what context S3 checks that with is undocumented, so no prefix
-    // condition. The bucket holds nothing but this stack's builds/.
-    const progressObjects = stagingBucket.arnForObjects(`${STAGING_PREFIX}*/${PROGRESS_OBJECT_NAME}`);
-    allow(['s3:GetObject'], [progressObjects]);
+    // Reading under builds/: the build's progress object (handler/progress.ts), which every round
+    // reads back, and the staged image, which the helper downloads with URLs the handler presigns
+    // (a presigned GET is authorized as its signer). A read of a progress object not written yet
+    // (or removed by an earlier cleanup pass) must answer NoSuchKey, which S3 gives only to a caller
+    // allowed s3:ListBucket, else AccessDenied (GetObject API reference, "Permissions"); what context
+    // S3 checks that with is undocumented, so no prefix condition. The bucket holds nothing but this
+    // stack's builds/.
+    allow(['s3:GetObject'], [stagedObjects]);
     allow(['s3:ListBucket'], [stagingBucket.bucketArn]);
     allow(['iam:PassRole'], [role.roleArn], { StringEquals: { 'iam:PassedToService': 'ec2.amazonaws.com' } });
 
@@ -411,6 +438,8 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     allow(['ec2:CreateTags'], [instances, volumes, networkInterfaces, snapshots], {
       StringEquals: { ...this.requestTagsOurs(), 'ec2:CreateAction': ['RunInstances', 'CreateSnapshot'] },
     });
+    this.allowTagMigration([instances, volumes], (statement) => policy.addStatements(statement));
+    this.denyTagChangesOfOtherStacks([instances, volumes], (statement) => policy.addStatements(statement));
     // Our helper and its volumes only: snapshotting the written volume, terminating the helper, and
     // deleting a volume that builds of earlier versions of the handler made outside a launch.
     allow(['ec2:CreateSnapshot', 'ec2:DeleteVolume', 'ec2:TerminateInstances'], [instances, volumes], {
@@ -425,8 +454,7 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
 
     acknowledge('*', 'the SSM instance-information and command-invocation reads support no resource-level permissions ' +
       '(Service Authorization Reference); they only read');
-    acknowledge(stagedObjects, 'the handler stages each build\'s image under builds/<build id>/, ids made at deploy time');
-    acknowledge(progressObjects, 'the handler reads back each build\'s progress object builds/<build id>/progress.json, ids made at deploy time');
+    acknowledge(stagedObjects, 'the handler stages each build\'s image and progress under builds/<build id>/ and reads them back (presigning the helper\'s downloads), ids made at deploy time');
     acknowledge(instances, 'an instance id is unknown before RunInstances: launching requires our stack and managed tags on the request, ' +
       'IMDSv2, a helper type and the helper profile; TerminateInstances and SendCommand require those tags on the instance');
     acknowledge(volumes, 'a volume id is unknown before RunInstances creates it: launching requires our stack and managed tags on the request, ' +
@@ -479,6 +507,12 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
       'ForAllValues:StringNotEquals': { 'aws:TagKeys': [...BUILD_OWNED_TAG_KEYS] },
       'Null': { 'aws:TagKeys': 'false' },
     });
+    this.allowTagMigration([images, snapshots]);
+    // Whatever any Allow says: an AMI or snapshot marked retained outlives its resource, so no
+    // handler, of this stack or of a later one, may destroy it or change its tags; and nothing
+    // tagged for another stack (incarnation) may be re-tagged.
+    this.denyOnRetained([images, snapshots], ['ec2:DeregisterImage', 'ec2:DeleteSnapshot', 'ec2:CreateTags', 'ec2:DeleteTags']);
+    this.denyTagChangesOfOtherStacks([images, snapshots]);
     this.addStatement(['ec2:DescribeImages', 'ec2:DescribeSnapshots', 'ec2:DescribeInstances', 'ec2:DescribeVolumes'], ['*']);
     this.acknowledgeHandlerWildcard('*', 'DescribeImages, DescribeSnapshots, DescribeInstances and DescribeVolumes support no resource-level ' +
       'permissions (Service Authorization Reference); they only read');
@@ -530,14 +564,61 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     }
   }
 
-  /** The `aws:RequestTag` conditions that make a created resource this stack's. */
+  /** The `aws:RequestTag` conditions that make a created resource this stack's (this incarnation's: its id). */
   private requestTagsOurs(): { [key: string]: string } {
-    return { [`aws:RequestTag/${MANAGED_TAG}`]: 'true', [`aws:RequestTag/${STACK_TAG}`]: Aws.STACK_NAME };
+    return { [`aws:RequestTag/${MANAGED_TAG}`]: 'true', [`aws:RequestTag/${STACK_TAG}`]: Aws.STACK_NAME, [`aws:RequestTag/${STACK_ID_TAG}`]: Aws.STACK_ID };
   }
 
-  /** The resource-tag conditions that make an existing resource this stack's. */
+  /** The resource-tag conditions that make an existing resource this stack's: the managed tag and this stack's id. */
   private resourceTagsOurs(key: ResourceTagKey): { [key: string]: string } {
-    return { [`${key}/${MANAGED_TAG}`]: 'true', [`${key}/${STACK_TAG}`]: Aws.STACK_NAME };
+    return { [`${key}/${MANAGED_TAG}`]: 'true', [`${key}/${STACK_ID_TAG}`]: Aws.STACK_ID };
+  }
+
+  /**
+   * Releases before the stack-id tag scoped by the stack's name. On its next Update or Delete, the
+   * handler adds this stack's id to what its own build (found by build id) carries: allowed only
+   * for a resource that carries the managed tag and this stack's name, no stack id yet and no
+   * retained mark, and only that one tag. IAM cannot tell this stack from an earlier, deleted stack
+   * of the same name: a resource such a stack's old release left (unretained) can be migrated too,
+   * the residual the README lists.
+   */
+  private allowTagMigration(resources: string[], add: (statement: iam.PolicyStatement) => void = (st) => this.handlerRole.addToPrincipalPolicy(st)): void {
+    add(new iam.PolicyStatement({
+      actions: ['ec2:CreateTags'],
+      resources,
+      conditions: {
+        'StringEquals': {
+          [`ec2:ResourceTag/${MANAGED_TAG}`]: 'true',
+          [`ec2:ResourceTag/${STACK_TAG}`]: Aws.STACK_NAME,
+          [`aws:RequestTag/${STACK_ID_TAG}`]: Aws.STACK_ID,
+        },
+        'ForAllValues:StringEquals': { 'aws:TagKeys': [STACK_ID_TAG] },
+        'Null': { 'aws:TagKeys': 'false', [`ec2:ResourceTag/${STACK_ID_TAG}`]: 'true', [`ec2:ResourceTag/${RETAINED_TAG}`]: 'true' },
+      },
+    }));
+  }
+
+  /** Denies `actions` on resources that carry the retained mark. */
+  private denyOnRetained(resources: string[], actions: string[]): void {
+    this.handlerRole.addToPrincipalPolicy(new iam.PolicyStatement({
+      effect: iam.Effect.DENY,
+      actions,
+      resources,
+      conditions: { Null: { [`ec2:ResourceTag/${RETAINED_TAG}`]: 'false' } },
+    }));
+  }
+
+  /** Denies tag changes on resources whose stack-id tag names another stack. */
+  private denyTagChangesOfOtherStacks(resources: string[], add: (statement: iam.PolicyStatement) => void = (st) => this.handlerRole.addToPrincipalPolicy(st)): void {
+    add(new iam.PolicyStatement({
+      effect: iam.Effect.DENY,
+      actions: ['ec2:CreateTags', 'ec2:DeleteTags'],
+      resources,
+      conditions: {
+        StringNotEquals: { [`ec2:ResourceTag/${STACK_ID_TAG}`]: Aws.STACK_ID },
+        Null: { [`ec2:ResourceTag/${STACK_ID_TAG}`]: 'false' },
+      },
+    }));
   }
 
   private addStatement(actions: string[], resources: string[], conditions?: { [operator: string]: unknown }): iam.PolicyStatement {

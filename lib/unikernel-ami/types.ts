@@ -95,11 +95,18 @@ export interface UnikernelAmiAttributes {
 /** Tag keys the handler puts on everything it creates, so that Delete can find what a build left. */
 export const BUILD_ID_TAG = 'mirage-unikernel-ami:build-id';
 /**
- * The name of the stack (from the event's StackId). The handler role's policies require it, with
- * MANAGED_TAG, on everything the handler creates or changes: one stack's handler cannot touch
- * another stack's resources.
+ * The name of the stack (from the event's StackId). Releases before STACK_ID_TAG scoped the handler
+ * role by it; a name comes back when a deleted stack is created again, so it now only names the
+ * stack for people, and lets the handler role find and migrate what those releases built.
  */
 export const STACK_TAG = 'mirage-unikernel-ami:stack';
+/**
+ * The stack's id (`arn:...:stack/<name>/<uuid>`, the event's StackId), unique to one incarnation of
+ * the stack. The handler role's policies require it, with MANAGED_TAG, on everything the handler
+ * creates or changes: one stack's handler cannot touch another stack's resources, nor those of an
+ * earlier stack of the same name.
+ */
+export const STACK_ID_TAG = 'mirage-unikernel-ami:stack-id';
 export const NAME_TAG = 'Name';
 /** `true` on everything the handler creates; the IAM conditions require it beside STACK_TAG. */
 export const MANAGED_TAG = 'mirage-unikernel-ami:managed';
@@ -119,7 +126,7 @@ export const BUILD_RECORD_TAG = 'mirage-unikernel-ami:build-record';
  * The tag keys the build sets itself and relies on (IAM conditions, cleanup, rollback): never a user
  * tag, and never removable by the handler role (its DeleteTags statement refuses them).
  */
-export const BUILD_OWNED_TAG_KEYS: readonly string[] = [MANAGED_TAG, STACK_TAG, BUILD_ID_TAG, NAME_TAG, RESOURCE_TAG, PROPERTIES_TAG, RETAINED_TAG, BUILD_RECORD_TAG];
+export const BUILD_OWNED_TAG_KEYS: readonly string[] = [MANAGED_TAG, STACK_TAG, STACK_ID_TAG, BUILD_ID_TAG, NAME_TAG, RESOURCE_TAG, PROPERTIES_TAG, RETAINED_TAG, BUILD_RECORD_TAG];
 
 /**
  * Prefix of everything the handler keeps in the staging bucket for a helper build

@@ -9,9 +9,10 @@ import { Authorization, RequestAuthorizations } from './request-authorizations';
 import { PolicyDocument } from './role-policies';
 import { describe as describeCheck, IamCheck, judge, Judgement } from './simulator';
 
-/** How a recorded request is named in the proof: `ec2:RunInstances`, or `helper ssm:UpdateInstanceInformation`. */
+/** How a recorded request is named in the proof: `ec2:RunInstances`, `helper ssm:UpdateInstanceInformation`, or `presigned s3:GetObject`. */
 export function labelOf(request: RecordedRequest): string {
-  return `${request.principal === 'helper-instance' ? 'helper ' : ''}${request.service}:${request.action}`;
+  const who = request.principal === 'helper-instance' ? 'helper ' : request.principal === 'presigned-url' ? 'presigned ' : '';
+  return `${who}${request.service}:${request.action}`;
 }
 
 export interface RequestJudgement {

@@ -16,12 +16,12 @@
  * helper to EBS direct builds; and runs with faults, throttling and lags, in which the handler repeats
  * calls or cleans up after a failure.
  */
-import { UnikernelAmiProperties } from '../../lib/unikernel-ami/types';
+import { BUILD_ID_TAG, STACK_ID_TAG, UnikernelAmiProperties } from '../../lib/unikernel-ami/types';
 import { onEvent } from '../../lib/unikernel-ami/handler/index';
-import { createEvent } from '../fixtures/custom-resource';
+import { createEvent, deleteEvent, STACK_ID, updateEvent } from '../fixtures/custom-resource';
 import { seededRandom, useFakeAws } from '../fixtures/fake-aws';
 import { RecordedRequest } from '../fixtures/recorded-request';
-import { CfnOutcome, DEFAULT_KERNEL, Lifecycle, LIFECYCLES, LifecycleOptions, lifecycleProperties, LifecycleResult, runLifecycle, Strategy } from '../fixtures/lifecycle';
+import { CfnOutcome, completeRequest, DEFAULT_KERNEL, findLeaks, Lifecycle, LIFECYCLES, LifecycleOptions, lifecycleProperties, LifecycleResult, runLifecycle, Strategy } from '../fixtures/lifecycle';
 import { denials, labelOf, RequestJudge } from './judge-requests';
 import { Authorization } from './request-authorizations';
 import { addTemplateResources, objectsLeft, putKernel } from './proof-account';
@@ -297,11 +297,65 @@ describe('faults, throttling and lags: the requests the handler repeats are allo
   });
 });
 
+describe('builds of a release before the stack-id tag (tagged with the stack\'s name only)', () => {
+  /** What that release left: the stack-id tag removed from everything the build made. */
+  function asBeforeStackId(buildId: string): string[] {
+    const resources = [...aws.world.images.values(), ...aws.world.snapshots.values(), ...aws.world.instances.values(), ...aws.world.volumes.values()]
+      .filter((r) => r.tags.some((tag) => tag.Key === BUILD_ID_TAG && tag.Value === buildId));
+    for (const resource of resources) {
+      resource.tags = resource.tags.filter((tag) => tag.Key !== STACK_ID_TAG);
+    }
+    return resources.map((r) => r.id);
+  }
+
+  for (const unikernel of ['HelperT1', 'DirectFromBucket'] as const) {
+    proofTest(`${unikernel}: the next Update adds this stack's id and updates the build, the Delete removes it; a retained AMI of that release stays untouched; every request is allowed`, async () => {
+      const template = proofs.synthesized!.properties[unikernel];
+      const logicalId = proofs.synthesized!.logicalIds[unikernel];
+      putKernel(aws, template, DEFAULT_KERNEL);
+      figures.runs++;
+      // GIVEN a retained AMI of another resource of that release, and a build of this resource made by it
+      const retained = await runLifecycle(aws, { strategy: strategyOf(template), lifecycle: 'retain', logicalId: `${logicalId}Retained`, properties: templateProperties(template) });
+      const [retainedBuild] = retained.keptBuildIds;
+      const retainedIds = asBeforeStackId(retainedBuild);
+      const retainedTags = retainedIds.map((id) => aws.tagsOf(id));
+      const props = lifecycleProperties({ strategy: strategyOf(template), lifecycle: 'create', properties: templateProperties(template) });
+      const { response } = await completeRequest(aws, { ...createEvent(props), LogicalResourceId: logicalId });
+      const buildId = response.PhysicalResourceId;
+      const migrated = asBeforeStackId(buildId);
+      expect(migrated.length).toBeGreaterThanOrEqual(2);
+      const requestsBefore = aws.requests.length;
+      // WHEN a tag-only Update, then the stack's Delete
+      const updated = { ...props, Tags: { ...props.Tags, owner: 'ops' } };
+      await completeRequest(aws, { ...updateEvent(buildId, updated, props), LogicalResourceId: logicalId });
+      // THEN the build's AMI and snapshot carry this stack's id and the new tag (its helper is long terminated)
+      const kept = migrated.filter((id) => /^(ami|snap)-/.test(id));
+      expect(kept).toHaveLength(2);
+      for (const id of kept) {
+        expect(aws.tagsOf(id)).toMatchObject({ [STACK_ID_TAG]: STACK_ID, owner: 'ops' });
+      }
+      await completeRequest(aws, { ...deleteEvent(buildId, updated), LogicalResourceId: logicalId });
+      await aws.advance(2 * 3600_000);
+      // the Delete removed it, and the retained AMI of that release is as it was, named by no request
+      expect(findLeaks(aws, [retainedBuild])).toEqual([]);
+      expect(retainedIds.map((id) => aws.tagsOf(id))).toEqual(retainedTags);
+      expect(aws.requests.slice(requestsBefore).filter((r) => retainedIds.some((id) => JSON.stringify(r.input).includes(id)))).toEqual([]);
+      expect(aws.requests.filter((r) => r.action === 'CreateTags' && (r.input.Tags as { Key: string }[]).some((t) => t.Key === STACK_ID_TAG) && (r.input.Tags as unknown[]).length === 1)).not.toEqual([]);
+      expect(await judge(aws.requests, proofStacks())).toEqual([]);
+    });
+  }
+});
+
 proofTest('the helper instance\'s own requests are part of the proof', async () => {
   await play('HelperEncrypted', { lifecycle: 'create' });
   const helper = aws.requests.filter((r) => r.principal === 'helper-instance').map(labelOf);
   expect(new Set(helper)).toEqual(new Set(['helper ssm:UpdateInstanceInformation', 'helper ssmmessages:CreateControlChannel',
-    'helper ssmmessages:OpenControlChannel', 'helper ssm:ListInstanceAssociations', 'helper s3:GetObject']));
+    'helper ssmmessages:OpenControlChannel', 'helper ssm:ListInstanceAssociations']));
+  // Its script's downloads use URLs the handler presigned for exactly its build's two objects, authorized as the handler role.
+  const buildId = String(aws.handlerRequests('SendCommand')[0].input.Comment);
+  expect(aws.requests.filter((r) => r.principal === 'presigned-url').map((r) => `${labelOf(r)} ${r.input.Key}`)).toEqual([
+    `presigned s3:GetObject builds/${buildId}/blocks.gz`, `presigned s3:GetObject builds/${buildId}/manifest.txt`,
+  ]);
   expect(await judge(aws.requests, proofStacks())).toEqual([]);
 });
 
@@ -357,8 +411,6 @@ const GRANTED_UNEXERCISED: { readonly [action: string]: string } = {
   'ec2:DeleteVolume': 'for the detached volumes of builds made by earlier versions of the handler (CreateVolume); this one makes none',
   'helper ec2messages:DeleteMessage': 'the SSM agent\'s ec2messages calls for messages it drops or fails, which the fake agent never does',
   'helper ec2messages:FailMessage': 'the SSM agent\'s ec2messages calls for messages it drops or fails, which the fake agent never does',
-  'helper ssmmessages:CreateDataChannel': 'in AWS\'s list of what the agent calls through ssmmessages; the fake agent opens only its control channel',
-  'helper ssmmessages:OpenDataChannel': 'in AWS\'s list of what the agent calls through ssmmessages; the fake agent opens only its control channel',
 };
 
 test('every action the proof stack\'s roles grant is needed by a recorded request, but those GRANTED_UNEXERCISED names', () => {

@@ -6,11 +6,11 @@
  * that the probe is denied for that reason, not because the request was malformed.
  */
 import { buildTags, parseProperties, propertiesHash } from '../../lib/unikernel-ami/handler/properties';
-import { BUILD_OWNED_TAG_KEYS, HELPER_VOLUMES, UnikernelAmiProperties } from '../../lib/unikernel-ami/types';
+import { BUILD_OWNED_TAG_KEYS, HELPER_VOLUMES, MANAGED_TAG, NAME_TAG, RETAINED_TAG, STACK_ID_TAG, STACK_TAG, UnikernelAmiProperties } from '../../lib/unikernel-ami/types';
 import { RecordedRequest, RecordedTag } from '../fixtures/recorded-request';
 import { denials, recorded, RequestJudge } from './judge-requests';
 import { Proof, synthesizeProofStack } from './proof-stack';
-import { Authorization } from './request-authorizations';
+import { Authorization, requestTags } from './request-authorizations';
 import { PROOF_ENVIRONMENT, RESOLVED_AL2023_IMAGE } from './template-resolver';
 
 const BUILD_ID = 'mua-0123456789abcdef';
@@ -26,6 +26,10 @@ let proof: Proof;
 let judge: RequestJudge;
 let ours: RecordedTag[];
 let theirs: RecordedTag[];
+/** Tags of a stack of the same name created before this one and deleted since (its retained AMIs outlive it). */
+let earlier: RecordedTag[];
+/** Tags a release before the stack-id tag wrote for this stack. */
+let beforeStackId: RecordedTag[];
 let probesDenied = 0;
 
 
@@ -101,6 +105,11 @@ function startSnapshot(overrides: { [key: string]: unknown } = {}): RecordedRequ
   return recorded('ebs', 'StartSnapshot', { VolumeSize: 1, ClientToken: `${BUILD_ID}-ebs-direct`, Tags: ours, Timeout: 60, ...overrides });
 }
 
+/** A request of the helper instance (its SSM agent) as the fake records it. */
+function recordedHelper(service: RecordedRequest['service'], action: string, input: { [key: string]: unknown }, resourceTags: { [id: string]: readonly RecordedTag[] }): RecordedRequest {
+  return { ...recorded(service, action, input, resourceTags), principal: 'helper-instance', instanceId: INSTANCE };
+}
+
 function check(caller: 'handler' | 'helper', action: string, resource: string, context: Authorization['context'] = {}): Authorization[] {
   return [{ caller, action, resource, context, description: 'probe' }];
 }
@@ -124,6 +133,8 @@ describe.each([['as synthesized', false], ['with @aws-cdk/aws-iam:minimizePolici
     const identity = { buildId: BUILD_ID, logicalId: proof.logicalIds.HelperEncrypted, propertiesHash: propertiesHash(properties) };
     ours = buildTags({ ...identity, stackId: proof.resolver.stackId }, parseProperties(properties));
     theirs = buildTags({ ...identity, stackId: OTHER_STACK_ID }, parseProperties(properties));
+    earlier = buildTags({ ...identity, stackId: proof.resolver.stackId.replace(/[^/]+$/, '7e4a2d30-0000-11ef-9e2a-0a1b2c3d4e5f') }, parseProperties(properties));
+    beforeStackId = without(ours, STACK_ID_TAG);
   });
 
   describe('another stack\'s resources are out of reach', () => {
@@ -168,11 +179,103 @@ describe.each([['as synthesized', false], ['with @aws-cdk/aws-iam:minimizePolici
       );
     });
 
-    test('a build of a library version that wrote only the managed tag (no stack tag)', async () => {
+    test('a build of a library version that wrote only the managed tag, or only the stack name (before the stack-id tag)', async () => {
       await expectDenied(
         recorded('ec2', 'DeregisterImage', { ImageId: IMAGE }, withTags(ours, IMAGE)),
-        recorded('ec2', 'DeregisterImage', { ImageId: IMAGE }, withTags(without(ours, 'mirage-unikernel-ami:stack'), IMAGE)),
+        recorded('ec2', 'DeregisterImage', { ImageId: IMAGE }, withTags(without(without(ours, STACK_TAG), STACK_ID_TAG), IMAGE)),
       );
+      await expectDenied(
+        recorded('ec2', 'DeregisterImage', { ImageId: IMAGE }, withTags(ours, IMAGE)),
+        recorded('ec2', 'DeregisterImage', { ImageId: IMAGE }, withTags(beforeStackId, IMAGE)),
+      );
+    });
+  });
+
+  describe('every request of a build that creates, changes, tags or deletes: denied untagged, for another stack, and for an earlier stack of the same name', () => {
+    type Make = (tags: RecordedTag[]) => Probe;
+    const registerImage = (requestTags: RecordedTag[], snapshotTags: RecordedTag[]) => recorded('ec2', 'RegisterImage', {
+      Name: 'hello', BlockDeviceMappings: [{ DeviceName: '/dev/sda1', Ebs: { SnapshotId: SNAPSHOT } }], TagSpecifications: [{ ResourceType: 'image', Tags: requestTags }],
+    }, withTags(snapshotTags, SNAPSHOT));
+    const createSnapshot = (requestTags: RecordedTag[], volumeTags: RecordedTag[]) => recorded('ec2', 'CreateSnapshot',
+      { VolumeId: VOLUME, TagSpecifications: [{ ResourceType: 'snapshot', Tags: requestTags }] }, withTags(volumeTags, VOLUME));
+    const requests: [string, Make][] = [
+      ['ec2:RunInstances (its tags)', (tags) => runInstances({ TagSpecifications: ['instance', 'volume', 'network-interface'].map((ResourceType) => ({ ResourceType, Tags: tags })) })],
+      ['ec2:CreateSnapshot (its tags)', (tags) => createSnapshot(tags, ours)],
+      ['ec2:CreateSnapshot (the volume it reads)', (tags) => createSnapshot(ours, tags)],
+      ['ec2:RegisterImage (its tags)', (tags) => registerImage(tags, ours)],
+      ['ec2:RegisterImage (the snapshot it boots from)', (tags) => registerImage(ours, tags)],
+      ['ec2:CreateTags (a tag-only update)', (tags) => recorded('ec2', 'CreateTags', { Resources: [IMAGE, SNAPSHOT], Tags: [...ours, { Key: 'owner', Value: 'ops' }] }, withTags(tags, IMAGE, SNAPSHOT))],
+      ['ec2:CreateTags (the retained mark)', (tags) => recorded('ec2', 'CreateTags', { Resources: [IMAGE, SNAPSHOT], Tags: [{ Key: RETAINED_TAG, Value: 'true' }] }, withTags(tags, IMAGE, SNAPSHOT))],
+      ['ec2:DeleteTags', (tags) => recorded('ec2', 'DeleteTags', { Resources: [IMAGE, SNAPSHOT], Tags: [{ Key: 'owner' }] }, withTags(tags, IMAGE, SNAPSHOT))],
+      ['ec2:DeregisterImage', (tags) => recorded('ec2', 'DeregisterImage', { ImageId: IMAGE }, withTags(tags, IMAGE))],
+      ['ec2:DeleteSnapshot', (tags) => recorded('ec2', 'DeleteSnapshot', { SnapshotId: SNAPSHOT }, withTags(tags, SNAPSHOT))],
+      ['ec2:TerminateInstances', (tags) => recorded('ec2', 'TerminateInstances', { InstanceIds: [INSTANCE] }, withTags(tags, INSTANCE))],
+      ['ec2:DeleteVolume', (tags) => recorded('ec2', 'DeleteVolume', { VolumeId: VOLUME }, withTags(tags, VOLUME))],
+      ['ebs:StartSnapshot', (tags) => startSnapshot({ Tags: tags })],
+      ['ebs:PutSnapshotBlock', (tags) => recorded('ebs', 'PutSnapshotBlock', { SnapshotId: SNAPSHOT, BlockIndex: 0 }, withTags(tags, SNAPSHOT))],
+      ['ebs:CompleteSnapshot', (tags) => recorded('ebs', 'CompleteSnapshot', { SnapshotId: SNAPSHOT }, withTags(tags, SNAPSHOT))],
+      ['ssm:SendCommand', (tags) => sendCommand('AWS-RunShellScript', tags)],
+    ];
+    test.each(requests)('%s', async (_name, make) => {
+      await expectDenied(make(ours), make([]));
+      await expectDenied(make(ours), make(theirs));
+      await expectDenied(make(ours), make(earlier));
+    });
+  });
+
+  describe('retained AMIs and snapshots', () => {
+    const retained = () => [...ours, { Key: RETAINED_TAG, Value: 'true' }];
+    test.each([
+      ['ec2:DeregisterImage', (tags: RecordedTag[]) => recorded('ec2', 'DeregisterImage', { ImageId: IMAGE }, withTags(tags, IMAGE))],
+      ['ec2:DeleteSnapshot', (tags: RecordedTag[]) => recorded('ec2', 'DeleteSnapshot', { SnapshotId: SNAPSHOT }, withTags(tags, SNAPSHOT))],
+      ['ec2:CreateTags', (tags: RecordedTag[]) => recorded('ec2', 'CreateTags', { Resources: [IMAGE, SNAPSHOT], Tags: [{ Key: 'owner', Value: 'ops' }] }, withTags(tags, IMAGE, SNAPSHOT))],
+      ['ec2:CreateTags of the retained mark', (tags: RecordedTag[]) => recorded('ec2', 'CreateTags', { Resources: [IMAGE], Tags: [{ Key: RETAINED_TAG, Value: 'false' }] }, withTags(tags, IMAGE))],
+      ['ec2:DeleteTags', (tags: RecordedTag[]) => recorded('ec2', 'DeleteTags', { Resources: [IMAGE, SNAPSHOT], Tags: [{ Key: 'owner' }] }, withTags(tags, IMAGE, SNAPSHOT))],
+    ])('%s on this stack\'s retained AMI or snapshot', async (_name, make) => {
+      await expectDenied(make(ours), make(retained()));
+    });
+  });
+
+  describe('migrating what a release before the stack-id tag built', () => {
+    const ourId = () => [{ Key: STACK_ID_TAG, Value: proof.resolver.stackId }];
+    const migrate = (resourceTags: RecordedTag[], tags: RecordedTag[] = ourId(), ids = [IMAGE, SNAPSHOT]) =>
+      recorded('ec2', 'CreateTags', { Resources: ids, Tags: tags }, withTags(resourceTags, ...ids));
+
+    test('adds this stack\'s id to an AMI, snapshot, instance or volume of this stack\'s name; nothing else', async () => {
+      const twin = migrate(beforeStackId);
+      await expectDenied(twin, migrate([]));
+      await expectDenied(twin, migrate(without(theirs, STACK_ID_TAG)));
+      await expectDenied(twin, migrate(theirs));
+      await expectDenied(twin, migrate(earlier));
+      await expectDenied(twin, migrate([...beforeStackId, { Key: RETAINED_TAG, Value: 'true' }]));
+      await expectDenied(twin, migrate(without(beforeStackId, MANAGED_TAG)));
+      await expectDenied(twin, migrate(beforeStackId, [...ourId(), { Key: 'owner', Value: 'ops' }]));
+      await expectDenied(twin, migrate(beforeStackId, [{ Key: STACK_ID_TAG, Value: OTHER_STACK_ID }]));
+      const helperTwin = migrate(beforeStackId, ourId(), [INSTANCE, VOLUME]);
+      await expectDenied(helperTwin, migrate(without(theirs, STACK_ID_TAG), ourId(), [INSTANCE, VOLUME]));
+      await expectDenied(helperTwin, migrate([], ourId(), [INSTANCE, VOLUME]));
+    });
+  });
+
+  describe('StartSnapshot\'s tag authorization (the documented residual)', () => {
+    const claim = (resourceTags: RecordedTag[], volumeSize: string) => check('handler', 'ec2:CreateTags', judge.authorizations.arnOf(SNAPSHOT), {
+      ...requestTags(ours),
+      'ec2:VolumeSize': volumeSize,
+      ...Object.fromEntries(resourceTags.flatMap((tag) => [[`ec2:ResourceTag/${tag.Key}`, tag.Value], [`aws:ResourceTag/${tag.Key}`, tag.Value]])),
+    });
+
+    test('a CreateTags without ec2:CreateAction can give our tags to an existing snapshot only if it carries no build tag and has an EBS-direct size', async () => {
+      // The residual: IAM cannot tell it from StartSnapshot's own tagging (README, Security).
+      const residual = claim([{ Key: NAME_TAG, Value: 'backup' }], '1');
+      await expectDenied(residual, claim([], '16'));
+      await expectDenied(residual, claim([], '2'));
+      for (const key of BUILD_OWNED_TAG_KEYS.filter((k) => k !== NAME_TAG)) {
+        await expectDenied(residual, claim([{ Key: key, Value: 'x' }], '1'));
+      }
+      await expectDenied(residual, claim(theirs, '1'));
+      await expectDenied(residual, claim(earlier, '1'));
+      await expectDenied(residual, claim(beforeStackId, '1'));
+      await expectDenied(residual, check('handler', 'ec2:CreateTags', judge.authorizations.arnOf(SNAPSHOT), { ...requestTags(theirs), 'ec2:VolumeSize': '1' }));
     });
   });
 
@@ -323,29 +426,33 @@ describe.each([['as synthesized', false], ['with @aws-cdk/aws-iam:minimizePolici
         recorded('s3', 'PutObject', { Bucket: staging, Key: `builds/${BUILD_ID}/blocks.gz` }),
         recorded('s3', 'PutObject', { Bucket: staging, Key: 'index.html' }),
       );
-      // It reads back a build's progress object, never the staged image.
+      // It reads back what it staged (progress, and the staged image through the URLs it presigns), nothing else of the bucket.
       await expectDenied(
-        recorded('s3', 'GetObject', { Bucket: staging, Key: `builds/${BUILD_ID}/progress.json` }),
         recorded('s3', 'GetObject', { Bucket: staging, Key: `builds/${BUILD_ID}/blocks.gz` }),
+        recorded('s3', 'GetObject', { Bucket: staging, Key: 'index.html' }),
       );
       // It may learn that an object of the staging bucket does not exist, of no other bucket.
       const missing = (bucket: string, key: string) => ({ ...recorded('s3', 'GetObject', { Bucket: bucket, Key: key }), error: 'NoSuchKey' });
       await expectDenied(missing(staging, `builds/${BUILD_ID}/progress.json`), missing(kernel.KernelBucket, kernel.KernelKey));
     });
 
-    test('the helper reads only staged objects', async () => {
+    test('the helper\'s role reads nothing of S3: not another build\'s staged object, not even its own (it gets presigned URLs)', async () => {
       const objectArn = (bucket: string, key: string) => judge.authorizations.objectArn(bucket, key);
       const staging = proof.properties.HelperEncrypted.StagingBucket!;
       const overTls = { 'aws:SecureTransport': 'true' };
-      const staged = check('helper', 's3:GetObject', objectArn(staging, `builds/${BUILD_ID}/manifest.txt`), overTls);
-      await expectDenied(staged, check('helper', 's3:GetObject', objectArn(staging, 'elsewhere/manifest.txt'), overTls));
-      await expectDenied(staged, check('helper', 's3:GetObject', objectArn(proof.properties.HelperEncrypted.KernelBucket, proof.properties.HelperEncrypted.KernelKey), overTls));
-      await expectDenied(staged, check('helper', 's3:PutObject', objectArn(staging, `builds/${BUILD_ID}/manifest.txt`), overTls));
+      // What the helper's download of its own build's object is: a GET presigned by the handler.
+      const presigned: RecordedRequest = { ...recorded('s3', 'GetObject', { Bucket: staging, Key: `builds/${BUILD_ID}/manifest.txt` }), principal: 'presigned-url', instanceId: INSTANCE };
+      const otherBuild = 'mua-fedcba9876543210';
+      await expectDenied(presigned, check('helper', 's3:GetObject', objectArn(staging, `builds/${otherBuild}/blocks.gz`), overTls));
+      await expectDenied(presigned, check('helper', 's3:GetObject', objectArn(staging, `builds/${BUILD_ID}/manifest.txt`), overTls));
+      await expectDenied(presigned, check('helper', 's3:GetObject', objectArn(proof.properties.HelperEncrypted.KernelBucket, proof.properties.HelperEncrypted.KernelKey), overTls));
+      await expectDenied(presigned, check('helper', 's3:PutObject', objectArn(staging, `builds/${BUILD_ID}/manifest.txt`), overTls));
     });
 
     test('the staging bucket refuses plain HTTP, whatever the role allows', async () => {
       const staging = proof.properties.HelperEncrypted.StagingBucket!;
-      const read = (secureTransport: string) => check('helper', 's3:GetObject', judge.authorizations.objectArn(staging, `builds/${BUILD_ID}/blocks.gz`),
+      // (as the helper's presigned downloads are authorized: as the handler role)
+      const read = (secureTransport: string) => check('handler', 's3:GetObject', judge.authorizations.objectArn(staging, `builds/${BUILD_ID}/blocks.gz`),
         { 'aws:SecureTransport': secureTransport });
       await expectDenied(read('true'), read('false'));
     });
@@ -353,10 +460,29 @@ describe.each([['as synthesized', false], ['with @aws-cdk/aws-iam:minimizePolici
 
   describe('the helper instance\'s role holds only what its SSM agent and script need', () => {
     test('no parameters, no commands, no EC2 changes', async () => {
-      const heartbeat = check('helper', 'ssm:UpdateInstanceInformation', judge.authorizations.arnOf(INSTANCE));
+      const heartbeat = recordedHelper('ssm', 'UpdateInstanceInformation', { InstanceId: INSTANCE }, withTags(ours, INSTANCE));
       await expectDenied(heartbeat, check('helper', 'ssm:GetParameter', `arn:aws:ssm:${PROOF_ENVIRONMENT.region}:${PROOF_ENVIRONMENT.account}:parameter/prod/database-password`));
       await expectDenied(heartbeat, check('helper', 'ssm:SendCommand', judge.authorizations.documentArn('AWS-RunShellScript')));
       await expectDenied(heartbeat, check('helper', 'ec2:TerminateInstances', judge.authorizations.arnOf(INSTANCE), { 'ec2:ResourceTag/mirage-unikernel-ami:managed': 'true' }));
+    });
+
+    test('no Session Manager data channels, no ec2messages:GetEndpoint', async () => {
+      const control = check('helper', 'ssmmessages:OpenControlChannel', '*');
+      for (const action of ['ssmmessages:CreateDataChannel', 'ssmmessages:OpenDataChannel', 'ec2messages:GetEndpoint']) {
+        await expectDenied(control, check('helper', action, '*'));
+      }
+    });
+
+    test('the calls that carry ec2:SourceInstanceARN only from an instance of this account and region', async () => {
+      const source = { 'ec2:SourceInstanceARN': judge.authorizations.arnOf(INSTANCE) };
+      const heartbeat = (context: Authorization['context']) => check('helper', 'ssm:UpdateInstanceInformation', judge.authorizations.arnOf(INSTANCE), context);
+      await expectDenied(heartbeat(source), heartbeat({}));
+      await expectDenied(heartbeat(source), heartbeat({ 'ec2:SourceInstanceARN': `arn:aws:ec2:eu-west-1:${PROOF_ENVIRONMENT.account}:instance/${INSTANCE}` }));
+      for (const action of ['ssmmessages:CreateControlChannel', 'ec2messages:GetMessages', 'ec2messages:SendReply']) {
+        await expectDenied(check('helper', action, '*', source), check('helper', action, '*'));
+        await expectDenied(check('helper', action, '*', source),
+          check('helper', action, '*', { 'ec2:SourceInstanceARN': `arn:aws:ec2:${PROOF_ENVIRONMENT.region}:111122223333:instance/${INSTANCE}` }));
+      }
     });
   });
 

@@ -56,9 +56,12 @@ export class RequestAuthorizations {
     const label = `${request.service}:${request.action}`;
     const input: Input = request.input;
     const helper = request.principal === 'helper-instance';
+    // A URL the handler presigned is authorized as the handler role, whoever uses it.
+    const presigned = request.principal === 'presigned-url';
     const checks = helper ? this.helperChecks(request, input) : this.checks(request, input);
     const caller: Caller = helper ? 'helper' : 'handler';
-    return checks.map((check) => ({ ...check, caller, description: `${helper ? `helper ${request.instanceId}: ` : ''}${label} ${check.description}`.trim() }));
+    const who = helper ? `helper ${request.instanceId}: ` : presigned ? `helper ${request.instanceId} with a URL the handler presigned: ` : '';
+    return checks.map((check) => ({ ...check, caller, description: `${who}${label} ${check.description}`.trim() }));
   }
 
   private checks(request: RecordedRequest, input: Input): Omit<IamCheck, never>[] {
@@ -163,7 +166,8 @@ export class RequestAuthorizations {
    */
   private helperChecks(request: RecordedRequest, input: Input): IamCheck[] {
     const instanceArn = this.arnOf(request.instanceId ?? input.InstanceId);
-    const source = { 'ec2:SourceInstanceARN': instanceArn, 'ssm:SourceInstanceARN': instanceArn };
+    // ssm:SourceInstanceARN is absent for instance-profile credentials (Service Authorization Reference, ssm).
+    const source = { 'ec2:SourceInstanceARN': instanceArn };
     const action = `${request.service}:${request.action}`;
     switch (action) {
       case 'ssm:UpdateInstanceInformation':
@@ -332,10 +336,14 @@ export class RequestAuthorizations {
     const checks: IamCheck[] = [{ action: 'ebs:StartSnapshot', resource: snapshot, context, description: 'the new snapshot' }];
     if (tags.length > 0) {
       // Tags on StartSnapshot are also authorized as ec2:CreateTags on the new snapshot; whether that
-      // check carries ec2:CreateAction = StartSnapshot is undocumented, so both must be allowed.
+      // check carries ec2:CreateAction = StartSnapshot, or the new snapshot's ec2:VolumeSize (the SAR
+      // lists it for snapshots), is undocumented, so every combination must be allowed.
+      const size = { 'ec2:VolumeSize': String(input.VolumeSize) };
       checks.push(
         { action: 'ec2:CreateTags', resource: snapshot, context: { ...requestTags(tags), 'ec2:CreateAction': 'StartSnapshot' }, description: 'tags of the new snapshot, with ec2:CreateAction' },
         { action: 'ec2:CreateTags', resource: snapshot, context: requestTags(tags), description: 'tags of the new snapshot, without ec2:CreateAction' },
+        { action: 'ec2:CreateTags', resource: snapshot, context: { ...requestTags(tags), 'ec2:CreateAction': 'StartSnapshot', ...size }, description: 'tags of the new snapshot, with ec2:CreateAction and its size' },
+        { action: 'ec2:CreateTags', resource: snapshot, context: { ...requestTags(tags), ...size }, description: 'tags of the new snapshot, with its size' },
       );
     }
     if (input.Encrypted && input.KmsKeyArn) {

@@ -6,6 +6,7 @@
  * silently resolve to something that makes a policy look right.
  */
 import { createHash } from 'crypto';
+import { STACK_ID } from '../fixtures/custom-resource';
 
 export interface DeploymentEnvironment {
   readonly account: string;
@@ -38,8 +39,9 @@ export interface CfnTemplate {
 export class TemplateResolver {
   constructor(readonly template: CfnTemplate, readonly env: DeploymentEnvironment = PROOF_ENVIRONMENT) {}
 
+  /** The stack's id; its UUID is the one the lifecycle driver's events carry (test/fixtures/custom-resource.ts), so both are one deployment. */
   get stackId(): string {
-    return `arn:${this.env.partition}:cloudformation:${this.env.region}:${this.env.account}:stack/${this.env.stackName}/0b6f3c10-0000-11ef-9e2a-0a1b2c3d4e5f`;
+    return `arn:${this.env.partition}:cloudformation:${this.env.region}:${this.env.account}:stack/${this.env.stackName}/${STACK_ID.split('/')[2]}`;
   }
 
   /** The value of `node` with every intrinsic function and reference resolved. */

@@ -18,9 +18,12 @@ import {
 const CUSTOM_RESOURCE = 'Custom::MirageUnikernelAmi';
 const MANAGED = 'mirage-unikernel-ami:managed';
 const STACK = 'mirage-unikernel-ami:stack';
+const STACK_ID_TAG = 'mirage-unikernel-ami:stack-id';
+const RETAINED = 'mirage-unikernel-ami:retained';
 const STACK_NAME = { Ref: 'AWS::StackName' };
-const REQUEST_TAGS_OURS = { [`aws:RequestTag/${MANAGED}`]: 'true', [`aws:RequestTag/${STACK}`]: STACK_NAME };
-const EC2_RESOURCE_TAGS_OURS = { [`ec2:ResourceTag/${MANAGED}`]: 'true', [`ec2:ResourceTag/${STACK}`]: STACK_NAME };
+const STACK_ID = { Ref: 'AWS::StackId' };
+const REQUEST_TAGS_OURS = { [`aws:RequestTag/${MANAGED}`]: 'true', [`aws:RequestTag/${STACK}`]: STACK_NAME, [`aws:RequestTag/${STACK_ID_TAG}`]: STACK_ID };
+const EC2_RESOURCE_TAGS_OURS = { [`ec2:ResourceTag/${MANAGED}`]: 'true', [`ec2:ResourceTag/${STACK_ID_TAG}`]: STACK_ID };
 
 /** The actions that take no resource-level permission, so they may (and must) use Resource '*'. */
 const UNSCOPED_ACTIONS = [
@@ -69,14 +72,19 @@ function expectEveryChangeScopedToTheStack(statements: TemplateStatement[]) {
     if (actions.includes('ssm:SendCommand') && resourceText(statement).includes(':document/')) {
       return false; // the one document, by name
     }
-    return !JSON.stringify(statement.Condition ?? {}).includes(`Tag/${STACK}":{"Ref":"AWS::StackName"}`);
+    return statement.Effect === 'Allow' && !JSON.stringify(statement.Condition ?? {}).includes(`Tag/${STACK_ID_TAG}":{"Ref":"AWS::StackId"}`);
   });
   expect(unscopedChanges).toEqual([]);
 }
 
 function expectCommonHandlerRules(statements: TemplateStatement[]) {
+  // The only Denies: nothing marked retained is destroyed or re-tagged, nothing of another stack id re-tagged.
+  expect(statements.filter((statement) => statement.Effect !== 'Allow').map((statement) => [actionsOf(statement).sort(), statement.Condition])).toEqual(expect.arrayContaining([
+    [['ec2:CreateTags', 'ec2:DeleteSnapshot', 'ec2:DeleteTags', 'ec2:DeregisterImage'], { Null: { [`ec2:ResourceTag/${RETAINED}`]: 'false' } }],
+    [['ec2:CreateTags', 'ec2:DeleteTags'], { StringNotEquals: { [`ec2:ResourceTag/${STACK_ID_TAG}`]: STACK_ID }, Null: { [`ec2:ResourceTag/${STACK_ID_TAG}`]: 'false' } }],
+  ]));
   for (const statement of statements) {
-    expect(statement.Effect).toBe('Allow');
+    expect(['Allow', 'Deny']).toContain(statement.Effect);
     for (const action of actionsOf(statement)) {
       expect(action).not.toContain('*');
     }
@@ -100,13 +108,13 @@ function expectCommonHandlerRules(statements: TemplateStatement[]) {
   expect(tagOnRegister[0].Condition).toEqual({ StringEquals: { ...REQUEST_TAGS_OURS, 'ec2:CreateAction': 'RegisterImage' } });
   // Re-tagging our AMI and snapshot may not hand them to another stack; untagging never removes the build's own tags.
   const retag = statementsAllowing(statements, 'ec2:CreateTags').filter((statement) => statement.Condition?.StringEqualsIfExists !== undefined
-    && statement.Condition?.StringEquals?.[`ec2:ResourceTag/${STACK}`] !== undefined);
+    && statement.Condition?.StringEquals?.[`ec2:ResourceTag/${STACK_ID_TAG}`] !== undefined);
   expect(retag).toHaveLength(1);
   expect(retag[0].Condition).toEqual({ StringEquals: EC2_RESOURCE_TAGS_OURS, StringEqualsIfExists: REQUEST_TAGS_OURS });
   expect(statementFor(statements, 'ec2:DeleteTags', '::image/*').Condition).toEqual({
     'StringEquals': EC2_RESOURCE_TAGS_OURS,
     'ForAllValues:StringNotEquals': {
-      'aws:TagKeys': [MANAGED, STACK, 'mirage-unikernel-ami:build-id', 'Name', 'mirage-unikernel-ami:resource', 'mirage-unikernel-ami:properties', 'mirage-unikernel-ami:retained', 'mirage-unikernel-ami:build-record'],
+      'aws:TagKeys': [MANAGED, STACK, STACK_ID_TAG, 'mirage-unikernel-ami:build-id', 'Name', 'mirage-unikernel-ami:resource', 'mirage-unikernel-ami:properties', 'mirage-unikernel-ami:retained', 'mirage-unikernel-ami:build-record'],
     },
     'Null': { 'aws:TagKeys': 'false' },
   });
@@ -243,20 +251,23 @@ describe('helper-instance builds (the default)', () => {
     template.resourceCountIs('Custom::S3AutoDeleteObjects', 1);
   });
 
-  test('the helper\'s own role: the SSM agent\'s Run Command calls and reading staged images, inline, no managed policy', () => {
+  test('the helper\'s own role: the SSM agent\'s Run Command calls only (no Session Manager, no S3), inline, no managed policy', () => {
     const helperRoles = template.findResources('AWS::IAM::Role', { Properties: { AssumeRolePolicyDocument: { Statement: [Match.objectLike({ Principal: { Service: 'ec2.amazonaws.com' } })] } } });
     const [helperRoleId] = Object.keys(helperRoles).filter((id) => id.startsWith('MirageUnikernelAmiBuildInfrastructureHelperRole'));
     expect(helperRoles[helperRoleId].Properties.ManagedPolicyArns).toBeUndefined();
     const helperStatements = roleStatements(template, 'MirageUnikernelAmiBuildInfrastructureHelperRole');
     expect(allowedActions(helperStatements)).toEqual([
-      'ec2messages:AcknowledgeMessage', 'ec2messages:DeleteMessage', 'ec2messages:FailMessage', 'ec2messages:GetEndpoint', 'ec2messages:GetMessages', 'ec2messages:SendReply',
-      's3:GetObject',
+      'ec2messages:AcknowledgeMessage', 'ec2messages:DeleteMessage', 'ec2messages:FailMessage', 'ec2messages:GetMessages', 'ec2messages:SendReply',
       'ssm:UpdateInstanceInformation',
-      'ssmmessages:CreateControlChannel', 'ssmmessages:CreateDataChannel', 'ssmmessages:OpenControlChannel', 'ssmmessages:OpenDataChannel',
+      'ssmmessages:CreateControlChannel', 'ssmmessages:OpenControlChannel',
     ]);
-    expect(statementFor(helperStatements, 's3:GetObject', 'StagingBucket').Resource)
-      .toEqual({ 'Fn::Join': ['', [{ 'Fn::GetAtt': [expect.stringMatching(/StagingBucket/), 'Arn'] }, '/builds/*']] });
-    expect(resourceText(statementFor(helperStatements, 'ssm:UpdateInstanceInformation', ':instance/*'))).toContain(':ec2:');
+    const heartbeat = statementFor(helperStatements, 'ssm:UpdateInstanceInformation', ':instance/*');
+    expect(resourceText(heartbeat)).toContain(':ec2:');
+    // Whatever carries ec2:SourceInstanceARN only from an instance of this account and region.
+    for (const action of ['ssm:UpdateInstanceInformation', 'ssmmessages:CreateControlChannel', 'ec2messages:GetMessages', 'ec2messages:SendReply']) {
+      const [statement] = statementsAllowing(helperStatements, action);
+      expect(JSON.stringify(statement.Condition?.StringLike?.['ec2:SourceInstanceARN'])).toContain(':instance/*');
+    }
     template.hasResourceProperties('AWS::IAM::InstanceProfile', { Roles: [{ Ref: helperRoleId }] });
   });
 
@@ -328,8 +339,18 @@ describe('helper-instance builds (the default)', () => {
     expect(actionsOf(owned).sort()).toEqual(['ec2:CreateSnapshot', 'ec2:DeleteVolume', 'ec2:TerminateInstances']);
     expect(resourceText(owned)).toContain(':volume/*');
     expect(owned.Condition).toEqual({ StringEquals: EC2_RESOURCE_TAGS_OURS });
-    expect(statementFor(statements, 'ec2:CreateTags', ':instance/*').Condition).toEqual({
-      StringEquals: { ...REQUEST_TAGS_OURS, 'ec2:CreateAction': ['RunInstances', 'CreateSnapshot'] },
+    const tagOnCreate = statementsAllowing(statements, 'ec2:CreateTags').filter((statement) => resourceText(statement).includes(':instance/*')
+      && JSON.stringify(statement.Condition).includes('ec2:CreateAction'));
+    expect(tagOnCreate).toHaveLength(1);
+    expect(tagOnCreate[0].Condition).toEqual({ StringEquals: { ...REQUEST_TAGS_OURS, 'ec2:CreateAction': ['RunInstances', 'CreateSnapshot'] } });
+    // Migration from a release before the stack-id tag: only that tag, only on a resource of this stack's name with none yet.
+    const migration = statementsAllowing(statements, 'ec2:CreateTags').filter((statement) => resourceText(statement).includes(':instance/*')
+      && statement.Condition?.['ForAllValues:StringEquals'] !== undefined);
+    expect(migration).toHaveLength(1);
+    expect(migration[0].Condition).toEqual({
+      'StringEquals': { [`ec2:ResourceTag/${MANAGED}`]: 'true', [`ec2:ResourceTag/${STACK}`]: STACK_NAME, [`aws:RequestTag/${STACK_ID_TAG}`]: STACK_ID },
+      'ForAllValues:StringEquals': { 'aws:TagKeys': [STACK_ID_TAG] },
+      'Null': { 'aws:TagKeys': 'false', [`ec2:ResourceTag/${STACK_ID_TAG}`]: 'true', [`ec2:ResourceTag/${RETAINED}`]: 'true' },
     });
   });
 
@@ -337,11 +358,11 @@ describe('helper-instance builds (the default)', () => {
     const document = statementFor(statements, 'ssm:SendCommand', ':document/AWS-RunShellScript');
     expect(resourceText(document)).toMatch(/:ssm:",\{"Ref":"AWS::Region"\},":\*:document\/AWS-RunShellScript"/);
     expect(statementFor(statements, 'ssm:SendCommand', ':instance/*').Condition).toEqual({
-      StringEquals: { [`ssm:resourceTag/${MANAGED}`]: 'true', [`ssm:resourceTag/${STACK}`]: STACK_NAME },
+      StringEquals: { [`ssm:resourceTag/${MANAGED}`]: 'true', [`ssm:resourceTag/${STACK_ID_TAG}`]: STACK_ID },
     });
   });
 
-  test('handler: stages images under builds/ of the staging bucket only (aborting a failed multipart upload); reads back only progress objects', () => {
+  test('handler: stages images under builds/ of the staging bucket only (aborting a failed multipart upload); reads back only what it staged', () => {
     const bucketArn = { 'Fn::GetAtt': [expect.stringMatching(/StagingBucket/), 'Arn'] };
     const staging = statementsAllowing(statements, 's3:PutObject');
     expect(staging).toHaveLength(1);
@@ -349,7 +370,8 @@ describe('helper-instance builds (the default)', () => {
     expect(staging[0].Resource).toEqual({ 'Fn::Join': ['', [bucketArn, '/builds/*']] });
     const reads = statementsAllowing(statements, 's3:GetObject').filter((statement) => resourceText(statement).includes('StagingBucket'));
     expect(reads).toHaveLength(1);
-    expect(reads[0].Resource).toEqual({ 'Fn::Join': ['', [bucketArn, '/builds/*/progress.json']] });
+    // (progress objects, and the staged images the helper downloads with URLs the handler presigns)
+    expect(reads[0].Resource).toEqual({ 'Fn::Join': ['', [bucketArn, '/builds/*']] });
     // So that reading a progress object not written yet answers NoSuchKey, not AccessDenied.
     expect(statementsAllowing(statements, 's3:ListBucket')).toEqual([{ Action: 's3:ListBucket', Effect: 'Allow', Resource: bucketArn }]);
   });
@@ -398,21 +420,23 @@ describe('EBS direct builds', () => {
     });
     const write = statementFor(statements, 'ebs:PutSnapshotBlock', '::snapshot/*');
     expect(write.Action).toEqual(['ebs:PutSnapshotBlock', 'ebs:CompleteSnapshot']);
-    expect(write.Condition).toEqual({ StringEquals: { [`aws:ResourceTag/${MANAGED}`]: 'true', [`aws:ResourceTag/${STACK}`]: STACK_NAME } });
+    expect(write.Condition).toEqual({ StringEquals: { [`aws:ResourceTag/${MANAGED}`]: 'true', [`aws:ResourceTag/${STACK_ID_TAG}`]: STACK_ID } });
     // Reading back a snapshot the handler did not complete itself: this stack's snapshots only.
     const read = statementFor(statements, 'ebs:ListSnapshotBlocks', '::snapshot/*');
     expect(read.Action).toEqual(['ebs:ListSnapshotBlocks', 'ebs:GetSnapshotBlock']);
     expect(read.Condition).toEqual(write.Condition);
   });
 
-  test('StartSnapshot may tag the snapshot it creates with this stack\'s tags, with or without ec2:CreateAction, and never a snapshot of a stack', () => {
-    const tagOnStart = statementsAllowing(statements, 'ec2:CreateTags').filter((statement) => statement.Condition?.Null !== undefined);
+  test('StartSnapshot may tag the snapshot it creates with this stack\'s tags, with or without ec2:CreateAction, never a snapshot with any build tag, of another size', () => {
+    const tagOnStart = statementsAllowing(statements, 'ec2:CreateTags').filter((statement) => statement.Condition?.StringEqualsIfExists?.['ec2:CreateAction'] !== undefined);
     expect(tagOnStart).toHaveLength(1);
     expect(resourceText(tagOnStart[0])).toContain('::snapshot/*');
+    const buildKeys = [MANAGED, STACK, STACK_ID_TAG, 'mirage-unikernel-ami:build-id', 'mirage-unikernel-ami:resource', 'mirage-unikernel-ami:properties', RETAINED];
     expect(tagOnStart[0].Condition).toEqual({
       StringEquals: REQUEST_TAGS_OURS,
       StringEqualsIfExists: { 'ec2:CreateAction': 'StartSnapshot' },
-      Null: { [`ec2:ResourceTag/${STACK}`]: 'true' },
+      NumericEqualsIfExists: { 'ec2:VolumeSize': ['2'] },
+      Null: Object.fromEntries(buildKeys.map((key) => [`ec2:ResourceTag/${key}`, 'true'])),
     });
   });
 });

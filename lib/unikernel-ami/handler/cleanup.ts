@@ -214,7 +214,10 @@ export async function removeBuildPass(aws: AwsClients, build: BuildToRemove, log
       if (root) {
         keptSnapshots.add(root);
       }
-      await markRetained(aws.ec2, [retained.ImageId!, ...(root ? [root] : [])], log);
+      // Once marked, the role may change their tags no more (build-infrastructure.ts denyOnRetained).
+      if (!(retained.Tags ?? []).some((tag) => tag.Key === RETAINED_TAG)) {
+        await markRetained(aws.ec2, [retained.ImageId!, ...(root ? [root] : [])], log);
+      }
     }
   });
   // What this invocation knows by id needs no lookup (lookups lag, or may be denied). Never the

@@ -30,7 +30,7 @@ import { EBS_SNAPSHOT_BLOCK_BYTES } from '../../pv-grub';
 import { clock, invocationTimeLeft } from './clock';
 import { isNotFound } from './image';
 import { StepLog } from './log';
-import { isRetryableError, RetryOptions, withRetry } from './retry';
+import { afterCreateRetry, isRetryableError, RetryOptions, withRetry } from './retry';
 
 /** What the upload needs of a disk image: a DiskImage in memory, or one streamed from the kernel object. */
 export interface DirectUploadImage {
@@ -187,6 +187,11 @@ export async function uploadSnapshotDirect(ebs: EBSClient, ec2: EC2Client, optio
     throw new Error(`StartSnapshot for build ${buildId} returned no SnapshotId; retry the deployment.`);
   }
   log.step('ebs-direct:start-snapshot', { snapshotId, status: start.Status });
+  // The role may write only into a snapshot with our tags; right after StartSnapshot, IAM may not
+  // see them yet and answer AccessDenied: retried while the snapshot is young (retry.ts), after that
+  // a denial fails at once.
+  const startedAt = clock().now();
+  const isRetryableWrite = (err: unknown) => isRetryableBlockError(err) || (afterCreateRetry(startedAt, clock().now()).isRetryable?.(err) ?? false);
 
   // A repeated StartSnapshot (same client token: a retried build) returns the ORIGINAL response,
   // whose Status is the one the snapshot had then ("Ensure idempotency in StartSnapshot API
@@ -204,7 +209,7 @@ export async function uploadSnapshotDirect(ebs: EBSClient, ec2: EC2Client, optio
     if (now === Status.ERROR || start.Status === Status.ERROR) {
       throw new DirectUploadError(`Snapshot ${snapshotId} of build ${buildId} is in the error state.`, snapshotId);
     }
-    const blocks = await putBlocks(ebs, snapshotId, options, () => apiCalls++);
+    const blocks = await putBlocks(ebs, snapshotId, options, () => apiCalls++, isRetryableWrite);
     log.step('ebs-direct:put-blocks', { snapshotId, blocksSent: blocks.sent, bytesSent: blocks.bytes, apiCalls });
 
     await withRetry('ebs:CompleteSnapshot', () => {
@@ -217,7 +222,7 @@ export async function uploadSnapshotDirect(ebs: EBSClient, ec2: EC2Client, optio
         ChecksumAggregationMethod: ChecksumAggregationMethod.CHECKSUM_AGGREGATION_LINEAR,
       }));
       // The snapshot may still be unknown to EBS right after StartSnapshot, as for the blocks.
-    }, { ...BLOCK_RETRY, isRetryable: isRetryableBlockError, ...options.retry }).catch((err) => {
+    }, { ...BLOCK_RETRY, isRetryable: isRetryableWrite, ...options.retry }).catch((err) => {
       throw new DirectUploadError(`CompleteSnapshot of snapshot ${snapshotId} (build ${buildId}) failed: ${describe(err)}`, snapshotId, undefined, { cause: err });
     });
     log.step('ebs-direct:complete-snapshot', { snapshotId, apiCalls });
@@ -336,7 +341,8 @@ interface SentBlocks {
  * broke, or the kernel was not what was laid out), stops the pulling; the requests in flight end
  * before it is thrown.
  */
-async function putBlocks(ebs: EBSClient, snapshotId: string, options: DirectUploadOptions, countCall: () => void): Promise<SentBlocks> {
+async function putBlocks(ebs: EBSClient, snapshotId: string, options: DirectUploadOptions, countCall: () => void,
+  isRetryable: (err: unknown) => boolean): Promise<SentBlocks> {
   const source = options.image.nonZeroBlocks(EBS_SNAPSHOT_BLOCK_BYTES);
   const blocks: Iterator<DiskBlock> | AsyncIterator<DiskBlock> = Symbol.asyncIterator in source
     ? (source as AsyncIterable<DiskBlock>)[Symbol.asyncIterator]()
@@ -370,7 +376,7 @@ async function putBlocks(ebs: EBSClient, snapshotId: string, options: DirectUplo
             Checksum: digest.toString('base64'),
             ChecksumAlgorithm: ChecksumAlgorithm.CHECKSUM_ALGORITHM_SHA256,
           }));
-        }, { ...BLOCK_RETRY, isRetryable: isRetryableBlockError, ...options.retry });
+        }, { ...BLOCK_RETRY, isRetryable, ...options.retry });
       } catch (err) {
         failure ??= new DirectUploadError(
           `PutSnapshotBlock of block ${index} (bytes ${index * EBS_SNAPSHOT_BLOCK_BYTES}..${(index + 1) * EBS_SNAPSHOT_BLOCK_BYTES - 1}) `

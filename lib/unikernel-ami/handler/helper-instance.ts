@@ -36,6 +36,7 @@ import { deleteSnapshot, describeOwn, describeOwnSnapshot, findBuildSnapshots, i
 import { StepLog } from './log';
 import { HelperProgress, readProgress, writeProgress } from './progress';
 import { BuildSpec, Tag } from './properties';
+import { presignStagedObject } from './presign';
 import { afterCreateRetry, isRetryableError, RetryOptions, withRetry } from './retry';
 import { stagingKeys } from './staging';
 
@@ -332,12 +333,9 @@ async function findScriptInvocation(ctx: HelperContext, instanceId: string): Pro
 async function sendScript(ctx: HelperContext, instanceId: string, volumeId: string, launchedAt: number): Promise<string> {
   const keys = stagingKeys(ctx.buildId);
   const bucket = ctx.spec.stagingBucket!;
-  const script = helperScript({
-    blocksSource: `s3://${bucket}/${keys.blocks}`,
-    manifestSource: `s3://${bucket}/${keys.manifest}`,
-    volumeId,
-    region: process.env.AWS_REGION,
-  });
+  // Signed now, for this command only (presign.ts): the helper's role has no S3 permission.
+  const [blocksSource, manifestSource] = await Promise.all([keys.blocks, keys.manifest].map((key) => presignStagedObject(ctx.s3, bucket, key)));
+  const script = helperScript({ blocksSource, manifestSource, volumeId });
   // The first call on the new instance: its tags may not have reached IAM yet (retry.ts).
   const sent = await withRetry('ssm:SendCommand', () =>
     ctx.ssm.send(

@@ -7,8 +7,9 @@
  * then lists one `<index> <sha256 hex>` line per block. Blocks not listed stay zero: a new EBS
  * volume reads as zeros.
  *
- * The sources may be local paths instead of `s3://` URLs and the target a file instead of a volume,
- * so tests run the very same script against a sparse file.
+ * The sources are presigned HTTPS URLs of the staged objects (presign.ts): the helper downloads them
+ * with curl and needs no AWS credentials. They may be local paths instead, and the target a file
+ * instead of a volume, so tests run the very same script against a sparse file.
  */
 
 /** How the script's own error messages begin (on stderr), so that the handler can find them among other output. */
@@ -18,16 +19,14 @@ export const SCRIPT_MESSAGE_PREFIX = 'mirage-unikernel-ami helper:';
 export const MANIFEST_MAGIC = 'mirage-unikernel-ami-manifest';
 
 export interface HelperScriptOptions {
-  /** `s3://bucket/key` of blocks.gz, or a local path. */
+  /** Presigned `https://` URL of blocks.gz, or a local path. */
   readonly blocksSource: string;
-  /** `s3://bucket/key` of manifest.txt, or a local path. */
+  /** Presigned `https://` URL of manifest.txt, or a local path. */
   readonly manifestSource: string;
   /** The EBS volume to write; the script finds its device node. Exactly one of volumeId and devicePath. */
   readonly volumeId?: string;
   /** A block device or file to write instead of finding the volume's device (tests). */
   readonly devicePath?: string;
-  /** Region of the staging bucket, for the AWS CLI. @default - the CLI's own configuration */
-  readonly region?: string;
 }
 
 /** Quotes a value for a POSIX shell: the result is one word whatever it contains. */
@@ -141,7 +140,6 @@ BLOCKS_SOURCE=${shellQuote(options.blocksSource)}
 MANIFEST_SOURCE=${shellQuote(options.manifestSource)}
 VOLUME_ID=${shellQuote(options.volumeId ?? '')}
 DEVICE=${shellQuote(options.devicePath ?? '')}
-REGION=${shellQuote(options.region ?? '')}
 WORK_DIR=$(mktemp -d)
 trap 'rm -rf "$WORK_DIR"' EXIT
 
@@ -152,10 +150,19 @@ ${BLOCK_TOOL_PY}
 MUA_BLOCK_TOOL_PY
 }
 
+# A presigned URL is never printed (it lets anyone read the object until it expires): a failure
+# names the object by the URL's path only. curl retries transient failures (AL2023's curl is 8.x).
 fetch() {
-  case "$1" in
-    s3://*) aws s3 cp --only-show-errors \${REGION:+--region "$REGION"} "$1" "$2" ;;
-    *) cp -- "$1" "$2" ;;
+  local source=$1 target=$2 status=0
+  case "$source" in
+    https://*)
+      curl --fail --silent --show-error --connect-timeout 10 --max-time 600 --retry 5 --retry-delay 2 --retry-all-errors \\
+        --output "$target" "$source" 2>"$WORK_DIR/curl.err" || status=$?
+      if [ "$status" != 0 ]; then
+        fail "could not download \${source%%\\?*} (curl exit $status: $(sed 's/?[^ ]*//g' "$WORK_DIR/curl.err" | tail -n 1))"
+      fi
+      ;;
+    *) cp -- "$source" "$target" || fail "could not read $source" ;;
   esac
 }
 

@@ -207,7 +207,11 @@ export type ImageProgress =
  * the AMI is then found by its name (or by the build's tag). A registration EC2 does not list yet is
  * waited for.
  */
-export async function ensureImage(ctx: ImageContext, snapshotId: string): Promise<ImageProgress> {
+/**
+ * @param snapshotCreatedAt when the snapshot was started: RegisterImage needs our tags on it, which
+ *   IAM may not see yet right after (an EBS-direct snapshot can complete within seconds)
+ */
+export async function ensureImage(ctx: ImageContext, snapshotId: string, snapshotCreatedAt?: number): Promise<ImageProgress> {
   const existing = (await findBuildImages(ctx.ec2, ctx.buildId))[0] ?? (await findImageByName(ctx));
   if (existing) {
     return progressOf(existing);
@@ -232,7 +236,7 @@ export async function ensureImage(ctx: ImageContext, snapshotId: string): Promis
           TagSpecifications: [{ ResourceType: 'image', Tags: [...ctx.tags] }],
         }),
       ),
-    );
+    afterCreateRetry(snapshotCreatedAt, clock().now()));
     ctx.log.step('register-image', { imageId: response.ImageId, snapshotId });
     return { status: 'pending', imageId: response.ImageId! };
   } catch (err) {
@@ -287,13 +291,18 @@ export async function describeBuiltImage(ec2: EC2Client, buildId: string): Promi
  * Puts the new tag set on a built AMI and its snapshot: CreateTags for every tag (it overwrites
  * values), DeleteTags for the user tags the AMI has that the new set lacks. The caller has checked
  * that the AMI exists.
+ * @param migratedAt when the handler added the stack-id tag to them (tag-migration.ts), which IAM may not see yet
  */
-export async function retagImage(ec2: EC2Client, image: Image, snapshotId: string, tags: readonly Tag[]): Promise<string[]> {
+export async function retagImage(ec2: EC2Client, image: Image, snapshotId: string, tags: readonly Tag[], migratedAt?: number): Promise<string[]> {
   const keys = new Set(tags.map((tag) => tag.Key));
   const removedKeys = (image.Tags ?? []).map((tag) => tag.Key!).filter((key) => !isReservedTagKey(key) && !keys.has(key));
   const resources = [image.ImageId!, snapshotId];
   // The AMI was just listed: a NotFound for its id (or its snapshot's) is EC2's lag, worth waiting out.
-  const lagTolerant: RetryOptions = { attempts: 100, baseDelayMs: 2000, maxDelayMs: 30_000, maxElapsedMs: 3 * 60_000, isRetryable: (err) => isRetryableError(err) || isNotFound(err) };
+  const tagsJustChanged = afterCreateRetry(migratedAt, clock().now()).isRetryable ?? (() => false);
+  const lagTolerant: RetryOptions = {
+    attempts: 100, baseDelayMs: 2000, maxDelayMs: 30_000, maxElapsedMs: 3 * 60_000,
+    isRetryable: (err) => isRetryableError(err) || isNotFound(err) || tagsJustChanged(err),
+  };
   await withRetry('ec2:CreateTags', () => ec2.send(new CreateTagsCommand({ Resources: resources, Tags: [...tags] })), lagTolerant);
   if (removedKeys.length > 0) {
     await withRetry('ec2:DeleteTags', () =>

@@ -50,6 +50,7 @@ import { deleteProgress, readProgress, writeProgress } from './progress';
 import { buildTags, changedRebuildProperties, parseProperties, propertiesHash, resourceFilters } from './properties';
 import { isRetryableError } from './retry';
 import { deleteStagedImage, stageImage } from './staging';
+import { migrateBuildTags } from './tag-migration';
 
 /** The Lambda timeouts of onEvent and isComplete, for calls without a Lambda context. */
 const ON_EVENT_TIMEOUT_MS = OPERATION_TIMING.onEventSeconds * 1000;
@@ -339,7 +340,7 @@ async function advanceDirectToImage(ctx: BuildContext, snapshotId: string, start
   if (waitingFor) {
     return waitingFor;
   }
-  const image = await ensureImage(ctx, snapshotId);
+  const image = await ensureImage(ctx, snapshotId, timeOf(snapshot.StartTime));
   if (image.status !== 'available') {
     return imageWait(image);
   }
@@ -379,12 +380,15 @@ async function startUpdate(event: OnEventRequest): Promise<OnEventResponse> {
   const oldProps = event.OldResourceProperties ?? props;
   const physicalId = event.PhysicalResourceId ?? '';
   const log = new StepLog(isBuildId(physicalId) ? physicalId : buildIdOf(event));
+  const migratedAt = isBuildId(physicalId)
+    ? await migrateBuildTags(clients.ec2, physicalId, event.StackId, oldProps.Strategy !== BuildStrategyKind.EBS_DIRECT, clock().now(), log)
+    : undefined;
   // Neither the build CloudFormation holds nor the one this event makes (a repeated delivery of
   // this Update must not sweep the build its first delivery started).
   await sweepFailedBuilds(clients, event.StackId, event.LogicalResourceId, [props, oldProps], new Set([physicalId, buildIdOf(event)]), log);
   const changed = changedRebuildProperties(oldProps, props);
   if (changed.length === 0 && isBuildId(physicalId)) {
-    return retag(event, physicalId, log);
+    return retag(event, physicalId, log, migratedAt);
   }
   const existing = await findBuildByProperties(clients.ec2, resourceFilters(event.StackId, event.LogicalResourceId), propertiesHash(props));
   if (existing) {
@@ -396,11 +400,11 @@ async function startUpdate(event: OnEventRequest): Promise<OnEventResponse> {
 }
 
 /** The build's AMI stays: checked first (it may have been deregistered by hand), then its tags are updated. */
-async function retag(event: OnEventRequest, buildId: string, log: StepLog): Promise<OnEventResponse> {
+async function retag(event: OnEventRequest, buildId: string, log: StepLog, migratedAt?: number): Promise<OnEventResponse> {
   const spec = parseProperties(event.ResourceProperties);
   const { attributes, image } = await describeBuiltImage(clients.ec2, buildId);
   const tags = buildTags({ buildId, stackId: event.StackId, logicalId: event.LogicalResourceId, propertiesHash: propertiesHash(event.ResourceProperties) }, spec);
-  const removedKeys = await retagImage(clients.ec2, image, attributes.SnapshotId, tags);
+  const removedKeys = await retagImage(clients.ec2, image, attributes.SnapshotId, tags, migratedAt);
   log.step('update-tags', { imageId: attributes.ImageId, snapshotId: attributes.SnapshotId, removedKeys: removedKeys.join(',') });
   return { PhysicalResourceId: buildId, Data: attributes, BuildState: { Action: BuildAction.RETAG, StartedAt: clock().now() } };
 }
@@ -412,6 +416,7 @@ async function startDelete(event: OnEventRequest): Promise<OnEventResponse> {
     return { PhysicalResourceId: physicalId, BuildState: { Action: BuildAction.DELETE } };
   }
   const log = new StepLog(physicalId);
+  await migrateBuildTags(clients.ec2, physicalId, event.StackId, event.ResourceProperties.Strategy !== BuildStrategyKind.EBS_DIRECT, clock().now(), log);
   // Decided once: the AMI may be deregistered in this pass, and later passes must still treat the build as finished.
   const finished = await isFinishedBuild(clients.ec2, physicalId);
   await sweepFailedBuilds(clients, event.StackId, event.LogicalResourceId, [event.ResourceProperties], new Set([physicalId, buildIdOf(event)]), log);

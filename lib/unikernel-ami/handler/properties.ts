@@ -15,6 +15,7 @@ import {
   NAME_TAG,
   PROPERTIES_TAG,
   RESOURCE_TAG,
+  STACK_ID_TAG,
   STACK_TAG,
   UnikernelAmiProperties,
 } from '../types';
@@ -150,6 +151,7 @@ export function buildTags(identity: BuildIdentity, spec: BuildSpec): Tag[] {
     { Key: NAME_TAG, Value: spec.name },
     { Key: BUILD_ID_TAG, Value: identity.buildId },
     { Key: STACK_TAG, Value: stackNameOf(identity.stackId) },
+    { Key: STACK_ID_TAG, Value: identity.stackId },
     { Key: MANAGED_TAG, Value: 'true' },
     { Key: RESOURCE_TAG, Value: identity.logicalId },
     { Key: PROPERTIES_TAG, Value: identity.propertiesHash },
@@ -166,10 +168,13 @@ export function buildFilter(buildId: string) {
   return { Name: `tag:${BUILD_ID_TAG}`, Values: [buildId] };
 }
 
-/** EC2 Describe* filters that select every build of one custom resource of one stack. */
+/**
+ * EC2 Describe* filters that select every build of one custom resource of one stack (this
+ * incarnation: builds of releases before STACK_ID_TAG carry it once migrateBuildTags has run).
+ */
 export function resourceFilters(stackId: string, logicalId: string) {
   return [
-    { Name: `tag:${STACK_TAG}`, Values: [stackNameOf(stackId)] },
+    { Name: `tag:${STACK_ID_TAG}`, Values: [stackId] },
     { Name: `tag:${RESOURCE_TAG}`, Values: [logicalId] },
   ];
 }

@@ -244,29 +244,27 @@ describe('helperScript parameters', () => {
     expect(() => helperScript({ blocksSource: 'a', manifestSource: 'b' })).toThrow(/exactly one of volumeId/);
   });
 
-  test('s3:// sources are downloaded with the AWS CLI', () => {
-    // GIVEN an `aws` on PATH that records its arguments and fails, standing in for the CLI
+  test('https:// sources (presigned URLs) are downloaded with curl, retried; a failure names the object, never the signed URL', () => {
+    // GIVEN a `curl` on PATH that records its arguments and fails as curl does on HTTP 403
     const bin = tmp.path('bin');
     runTool('mkdir', [bin]);
-    writeFileSync(`${bin}/aws`, `#!/bin/sh\necho "$@" > ${shellQuote(tmp.path('aws-args'))}\nexit 3\n`, { mode: 0o755 });
-    const sources = { blocksSource: 's3://staging/builds/mua-1/blocks.gz', manifestSource: 's3://staging/builds/mua-1/manifest.txt', devicePath: '/nonexistent' };
-    const run = (script: string) => {
-      const result = runTool('env', [`PATH=${bin}:/usr/bin:/bin`, 'bash', '-c', script]);
-      return { status: result.status, args: readFileSync(tmp.path('aws-args'), 'utf8') };
-    };
-    // WHEN / THEN the script stops at the failed download, with the region when one is given
-    expect(run(helperScript({ ...sources, region: 'eu-west-1' }))).toEqual({
-      status: 3,
-      args: expect.stringMatching(/^s3 cp --only-show-errors --region eu-west-1 s3:\/\/staging\/builds\/mua-1\/blocks\.gz \S+\/blocks\.gz\n$/),
-    });
-    expect(run(helperScript(sources))).toEqual({
-      status: 3,
-      args: expect.stringMatching(/^s3 cp --only-show-errors s3:\/\/staging\/builds\/mua-1\/blocks\.gz \S+\/blocks\.gz\n$/),
-    });
+    writeFileSync(`${bin}/curl`, `#!/bin/sh\necho "$@" > ${shellQuote(tmp.path('curl-args'))}\necho "curl: (22) The requested URL returned error: 403" >&2\nexit 22\n`, { mode: 0o755 });
+    const url = 'https://staging.s3.us-east-1.amazonaws.com/builds/mua-1/blocks.gz?X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Signature=0123abcd';
+    const script = helperScript({ blocksSource: url, manifestSource: 'https://staging.s3.us-east-1.amazonaws.com/builds/mua-1/manifest.txt?x=1', devicePath: '/nonexistent' });
+    // WHEN
+    const result = runTool('env', [`PATH=${bin}:/usr/bin:/bin`, 'bash', '-c', script]);
+    // THEN the script stops at the failed download, saying which object, with the signature nowhere
+    expect(result.status).toBe(1);
+    expect(result.stderr).toContain('mirage-unikernel-ami helper: could not download https://staging.s3.us-east-1.amazonaws.com/builds/mua-1/blocks.gz (curl exit 22: curl: (22) The requested URL returned error: 403)');
+    expect(result.stderr + result.stdout).not.toContain('X-Amz-Signature');
+    const args = readFileSync(tmp.path('curl-args'), 'utf8');
+    expect(args).toContain('--fail');
+    expect(args).toMatch(/--retry 5 .*--retry-all-errors/);
+    expect(args).toContain(url);
   });
 
   test('the SSM commands hold no {{ }}, which SSM would take for a parameter reference', () => {
-    const commands = runShellScriptCommands(helperScript({ blocksSource: 's3://b/k', manifestSource: 's3://b/m', volumeId: 'vol-0123456789abcdef0', region: 'us-east-1' }));
+    const commands = runShellScriptCommands(helperScript({ blocksSource: 's3://b/k', manifestSource: 's3://b/m', volumeId: 'vol-0123456789abcdef0' }));
     expect(commands.join('\n')).not.toMatch(/\{\{|\}\}/);
   });
 });

@@ -200,10 +200,15 @@ describe('Create, helper-instance strategy: the whole build', () => {
     expect(send.input).toMatchObject({ DocumentName: 'AWS-RunShellScript', InstanceIds: [instanceId], Comment: buildId });
     const commands = (send.input as { Parameters: { commands: string[] } }).Parameters.commands.join('\n');
     expect(commands).toContain(`VOLUME_ID='${dataVolume}'`);
-    expect(commands).toContain(`REGION='${REGION}'`);
-    expect(commands).toContain(`BLOCKS_SOURCE='s3://${STAGING_BUCKET}/builds/${buildId}/blocks.gz'`);
-    expect(commands).toContain(`MANIFEST_SOURCE='s3://${STAGING_BUCKET}/builds/${buildId}/manifest.txt'`);
-    const helperReads = aws.requests.filter((r) => r.principal === 'helper-instance' && r.service === 's3');
+    // The helper downloads with URLs presigned for exactly its build's objects, in the stack's region, for ten minutes
+    for (const [name, object] of [['BLOCKS_SOURCE', 'blocks.gz'], ['MANIFEST_SOURCE', 'manifest.txt']]) {
+      const url = new URL(new RegExp(`^${name}='([^']+)'$`, 'm').exec(commands)![1]);
+      expect(`${url.origin}${url.pathname}`).toBe(`https://${STAGING_BUCKET}.s3.${REGION}.amazonaws.com/builds/${buildId}/${object}`);
+      expect(url.searchParams.get('X-Amz-Expires')).toBe('600');
+      expect(url.searchParams.get('X-Amz-Credential')).toMatch(new RegExp(`/${REGION}/s3/aws4_request$`));
+    }
+    expect(aws.requests.filter((r) => r.principal === 'helper-instance' && r.service === 's3')).toEqual([]);
+    const helperReads = aws.requests.filter((r) => r.principal === 'presigned-url');
     expect(helperReads.map((r) => [r.action, r.input.Key, r.error])).toEqual([
       ['GetObject', `builds/${buildId}/blocks.gz`, undefined],
       ['GetObject', `builds/${buildId}/manifest.txt`, undefined],

@@ -8,7 +8,7 @@ import {
   stackNameOf,
   userTagList,
 } from '../../../lib/unikernel-ami/handler/properties';
-import { AmiRemovalKind, BUILD_ID_TAG, BuildStrategyKind, MANAGED_TAG, PROPERTIES_TAG, RESOURCE_TAG, RETAINED_TAG, STACK_TAG } from '../../../lib/unikernel-ami/types';
+import { AmiRemovalKind, BUILD_ID_TAG, BuildStrategyKind, MANAGED_TAG, PROPERTIES_TAG, RESOURCE_TAG, RETAINED_TAG, STACK_ID_TAG, STACK_TAG } from '../../../lib/unikernel-ami/types';
 import { ebsDirectProperties, helperInstanceProperties, STACK_ID, STACK_NAME } from '../../fixtures/custom-resource';
 
 describe('parseProperties', () => {
@@ -73,13 +73,14 @@ describe('changedRebuildProperties', () => {
 
 describe('tags', () => {
   test('the build\'s own tags follow the user\'s and cannot be overridden by them', () => {
-    const spec = parseProperties(helperInstanceProperties({ Tags: { team: 'a', [MANAGED_TAG]: 'false', Name: 'x', [RESOURCE_TAG]: 'Other', [RETAINED_TAG]: 'true' } }));
+    const spec = parseProperties(helperInstanceProperties({ Tags: { team: 'a', [MANAGED_TAG]: 'false', Name: 'x', [RESOURCE_TAG]: 'Other', [RETAINED_TAG]: 'true', [STACK_ID_TAG]: 'mine' } }));
     const identity = { buildId: 'mua-0123456789abcdef', stackId: STACK_ID, logicalId: 'HelloAmi', propertiesHash: '0f'.repeat(16) };
     expect(buildTags(identity, spec)).toEqual([
       { Key: 'team', Value: 'a' },
       { Key: 'Name', Value: 'hello' },
       { Key: BUILD_ID_TAG, Value: 'mua-0123456789abcdef' },
       { Key: STACK_TAG, Value: STACK_NAME },
+      { Key: STACK_ID_TAG, Value: STACK_ID },
       { Key: MANAGED_TAG, Value: 'true' },
       { Key: RESOURCE_TAG, Value: 'HelloAmi' },
       { Key: PROPERTIES_TAG, Value: '0f'.repeat(16) },
