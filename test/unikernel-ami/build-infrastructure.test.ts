@@ -431,7 +431,7 @@ describe('EBS direct builds', () => {
     const tagOnStart = statementsAllowing(statements, 'ec2:CreateTags').filter((statement) => statement.Condition?.StringEqualsIfExists?.['ec2:CreateAction'] !== undefined);
     expect(tagOnStart).toHaveLength(1);
     expect(resourceText(tagOnStart[0])).toContain('::snapshot/*');
-    const buildKeys = [MANAGED, STACK, STACK_ID_TAG, 'mirage-unikernel-ami:build-id', 'mirage-unikernel-ami:resource', 'mirage-unikernel-ami:properties', RETAINED];
+    const buildKeys = [MANAGED, STACK, STACK_ID_TAG, 'mirage-unikernel-ami:build-id', 'mirage-unikernel-ami:resource', 'mirage-unikernel-ami:properties', RETAINED, 'mirage-unikernel-ami:build-record'];
     expect(tagOnStart[0].Condition).toEqual({
       StringEquals: REQUEST_TAGS_OURS,
       StringEqualsIfExists: { 'ec2:CreateAction': 'StartSnapshot' },
