@@ -61,7 +61,7 @@ test('the bundled CLI: console sends GetConsoleOutput for the instance and print
     expect({ status: result.status, stdout: result.stdout }).toEqual({ status: 0, stdout: 'Hello from the unikernel\n' });
     expect(requests).toHaveLength(1);
     const form = new URLSearchParams(requests[0].body);
-    expect(Object.fromEntries(form)).toEqual({ Action: 'GetConsoleOutput', Version: '2016-11-15', InstanceId: 'i-0123456789abcdef0', Latest: 'true' });
+    expect(Object.fromEntries(form)).toEqual({ Action: 'GetConsoleOutput', Version: '2016-11-15', InstanceId: 'i-0123456789abcdef0' });
     expect(requests[0].authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE\/\d{8}\/eu-west-1\/ec2\/aws4_request/);
   } finally {
     server.close();

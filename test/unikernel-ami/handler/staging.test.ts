@@ -70,15 +70,27 @@ test('a small image is staged with one PutObject per object', async () => {
 });
 
 test('a large image is streamed in parts of 8 MiB, at most two uploading at once, and completed in order', async () => {
-  // GIVEN parts that take a while to upload
+  // GIVEN parts whose upload is held until a second one is in flight (or 10 s have passed, which a
+  // staging that uploads one part at a time then shows), then for 2 s more, in which a third part
+  // would arrive if the staging allowed it. Not a fixed delay: making an 8 MiB part can take longer
+  // than any fixed delay on a loaded machine, and then only one part was ever seen in flight.
   let inFlight = 0;
   let mostInFlight = 0;
+  let releaseHeld: () => void = () => undefined;
+  let secondInFlight = new Promise<void>((resolve) => (releaseHeld = resolve));
   s3Mock.on(CreateMultipartUploadCommand).resolves({ UploadId: 'upload-1' });
   s3Mock.on(UploadPartCommand).callsFake(async (input) => {
     inFlight++;
     mostInFlight = Math.max(mostInFlight, inFlight);
-    await new Promise((resolve) => setTimeout(resolve, 500)); // slower than making the next part
+    if (inFlight >= 2) {
+      releaseHeld();
+    }
+    await Promise.race([secondInFlight, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+    await new Promise((resolve) => setTimeout(resolve, 2000));
     inFlight--;
+    if (inFlight === 0) {
+      secondInFlight = new Promise<void>((resolve) => (releaseHeld = resolve));
+    }
     return { ETag: `"etag-${input.PartNumber}"` };
   });
   s3Mock.on(CompleteMultipartUploadCommand).resolves({});
