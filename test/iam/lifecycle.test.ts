@@ -50,7 +50,7 @@ beforeEach(() => {
 });
 
 afterAll(() => {
-  // The figures the README's security section quotes.
+  // The figures docs/security.md quotes.
   console.log(`IAM proof: ${figures.runs} lifecycles, ${figures.requests} recorded requests (${figures.labels.size} distinct) allowed as ` +
     `${figures.authorizations} authorizations against the template as synthesized and as minimized; ${figures.deniedByDesign} denied by design ` +
     `(${DENIED_BY_DESIGN.join(', ')})`);
@@ -75,7 +75,7 @@ async function judge(requests: readonly RecordedRequest[], stacks: readonly Reso
       const label = labelOf(request);
       if (DENIED_BY_DESIGN.includes(label)) {
         if (judgement.allowed) {
-          problems.push(`${label} is allowed, but the proof says it is denied by design: update DENIED_BY_DESIGN and the README`);
+          problems.push(`${label} is allowed, but the proof says it is denied by design: update DENIED_BY_DESIGN and docs/security.md`);
         }
         figures.deniedByDesign += variant === 0 ? 1 : 0;
         continue;

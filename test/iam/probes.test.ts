@@ -117,7 +117,7 @@ function check(caller: 'handler' | 'helper', action: string, resource: string, c
 // Once as synthesized, once with the policy minimization many apps turn on (cdk.json of this repository too).
 describe.each([['as synthesized', false], ['with @aws-cdk/aws-iam:minimizePolicies', true]])('the stack %s', (_variant, minimizePolicies) => {
   afterAll(() => {
-    // The figure the README's security section quotes.
+    // The figure docs/security.md quotes.
     console.log(`IAM proof (${_variant}): ${probesDenied} must-deny probes denied, each with its allowed twin allowed`);
   });
 
@@ -265,7 +265,7 @@ describe.each([['as synthesized', false], ['with @aws-cdk/aws-iam:minimizePolici
     });
 
     test('a CreateTags without ec2:CreateAction can give our tags to an existing snapshot only if it carries no build tag and has an EBS-direct size', async () => {
-      // The residual: IAM cannot tell it from StartSnapshot's own tagging (README, Security).
+      // The residual: IAM cannot tell it from StartSnapshot's own tagging (docs/security.md).
       const residual = claim([{ Key: NAME_TAG, Value: 'backup' }], '1');
       await expectDenied(residual, claim([], '16'));
       await expectDenied(residual, claim([], '2'));
