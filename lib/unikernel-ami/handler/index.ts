@@ -28,7 +28,7 @@
 import { BuildStrategyKind, OPERATION_TIMING } from '../types';
 import { buildIdOf, isBuildId } from './build-id';
 import { findRecordedCompletion, recordCompletion } from './build-record';
-import { BuildToRemove, describeLeftovers, failedBuild, isFinishedBuild, KnownIds, Leftover, removeBuild, removeBuildPass, sweepFailedBuilds } from './cleanup';
+import { BuildToRemove, describeLeftovers, failedBuild, isFinishedBuild, KnownIds, Leftover, PassFindings, removeBuild, removeBuildPass, sweepFailedBuilds } from './cleanup';
 import { AwsClients, clients } from './clients';
 import { clock, InvocationContext, runInvocation } from './clock';
 import { DirectUploadError, uploadSnapshotDirect } from './ebs-direct';
@@ -67,6 +67,13 @@ export const HANDLER_DEADLINE_MS = OPERATION_TIMING.handlerDeadlineSeconds * 100
 function pastDeadline(startedAt: number): boolean {
   return clock().now() - startedAt >= HANDLER_DEADLINE_MS;
 }
+/**
+ * How long a Delete that has not seen the build's AMI goes on looking before it concludes that there
+ * is none (a failed build's, or one removed before): EC2's reads may leave a resource out or answer
+ * NotFound for "a couple of seconds ... up to a few minutes" ("Eventual consistency in the Amazon
+ * EC2 API"). Counted from the end of the Delete's onEvent.
+ */
+const DELETE_UNSEEN_CONFIRM_MS = 3 * 60_000;
 /** How long a failed onEvent may spend removing what it made (its Lambda has 10 minutes; never past its end). */
 const ON_EVENT_CLEANUP_MS = 8 * 60_000;
 /** How long a failed isComplete may spend removing what the build made (its Lambda has 5 minutes). */
@@ -422,7 +429,8 @@ async function startDelete(event: OnEventRequest): Promise<OnEventResponse> {
   await sweepFailedBuilds(clients, event.StackId, event.LogicalResourceId, [event.ResourceProperties], new Set([physicalId, buildIdOf(event)]), log);
   // What this pass leaves goes to the later passes by id: the AMI it deregistered no longer leads
   // to its snapshot (held for a moment after the deregistration), and tag lookups may lag.
-  const left = await removeBuildPass(clients, buildToDelete(event, physicalId, finished), log);
+  const found: PassFindings = {};
+  const left = await removeBuildPass(clients, buildToDelete(event, physicalId, finished), log, undefined, found);
   const ids = (kind: Leftover['kind']) => left.filter((l) => l.kind === kind).map((l) => l.id);
   const times = left.map((l) => l.createdAt).filter((t): t is number => t !== undefined);
   return {
@@ -434,6 +442,7 @@ async function startDelete(event: OnEventRequest): Promise<OnEventResponse> {
       SnapshotIds: ids('snapshot'),
       InstanceIds: ids('instance'),
       LeftSince: times.length > 0 ? Math.max(...times) : undefined,
+      ImageSeen: found.image,
     },
   };
 }
@@ -456,9 +465,17 @@ async function continueDelete(event: IsCompleteRequest): Promise<IsCompleteRespo
   }
   const log = new StepLog(physicalId);
   const startedAt = event.BuildState.StartedAt ?? clock().now();
-  const left = await removeBuildPass(clients, buildToDelete(event, physicalId, Boolean(event.BuildState.BuildFinished), event.BuildState), log);
+  const found: PassFindings = {};
+  const left = await removeBuildPass(clients, buildToDelete(event, physicalId, Boolean(event.BuildState.BuildFinished), event.BuildState), log, undefined, found);
   if (left.length === 0) {
-    return { IsComplete: true };
+    // Nothing left, as far as this pass could see. If no pass has seen the build's AMI by its id,
+    // the reads may have been stale (an AMI or snapshot left out, or NotFound by id): the removal
+    // goes on until EC2's documented lag is over before it answers that the build is gone.
+    if (event.BuildState.ImageSeen || found.image || clock().now() - startedAt >= DELETE_UNSEEN_CONFIRM_MS) {
+      return { IsComplete: true };
+    }
+    log.step('wait', { waitingFor: 'reads of the build that may be stale to catch up (no pass has seen its AMI)' });
+    return { IsComplete: false };
   }
   const refused = left.filter((l) => l.kind === 'error' && !l.transient);
   if (refused.length > 0) {

@@ -290,3 +290,25 @@ test('the build record tag is one the handler role may never remove, and a tag-o
   // THEN the record is still there, unchanged, beside the build id
   expect(aws.tagsOf(build.data.ImageId)).toMatchObject({ [BUILD_RECORD_TAG]: record, [BUILD_ID_TAG]: build.physicalId, owner: 'team-b' });
 });
+
+describe('item 4 (fault matrix): repetition and stale reads around a completed build', () => {
+  test.each(STRATEGIES)('%s: a Delete whose reads leave the build out for two minutes (stale-absent) still removes the AMI and snapshot', async (strategy) => {
+    const first = await complete(createEvent(propertiesOf(strategy)));
+    aws.injectFault({ kind: 'stale-absent', service: 'ec2', action: 'DescribeImages', phase: undefined, maxHits: 1 });
+    const { done } = await completeRequest(aws, deleteEvent(first.physicalId, propertiesOf(strategy)));
+    expect(done).toEqual({ IsComplete: true });
+    expect(aws.world.images.get(first.data.ImageId)?.state ?? 'gone').not.toBe('available');
+    await aws.advance(3600_000);
+    expect(aws.world.snapshots.get(first.data.SnapshotId)).toBeUndefined();
+    expect(findLeaks(aws, [])).toEqual([]);
+  });
+
+  test.each(STRATEGIES)('%s: a retaining Delete whose reads show the AMI pending (stale-state) keeps it', async (strategy) => {
+    const first = await complete(createEvent(propertiesOf(strategy, { RemovalPolicy: 'retain' })));
+    aws.injectFault({ kind: 'stale-state', service: 'ec2', action: 'DescribeImages', maxHits: 1 });
+    const { done } = await completeRequest(aws, deleteEvent(first.physicalId, propertiesOf(strategy, { RemovalPolicy: 'retain' })));
+    expect(done).toEqual({ IsComplete: true });
+    expect(aws.handlerRequests('DeregisterImage')).toEqual([]);
+    expect(imageState(aws, first.data.ImageId)).toEqual({ image: 'available', snapshot: 'completed' });
+  });
+});
