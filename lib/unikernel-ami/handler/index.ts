@@ -27,7 +27,7 @@
  */
 import { BuildStrategyKind, OPERATION_TIMING } from '../types';
 import { buildIdOf, isBuildId } from './build-id';
-import { findRecordedCompletion, recordCompletion } from './build-record';
+import { findRecordedCompletion, recordCompletion, recordOf } from './build-record';
 import { BuildToRemove, describeLeftovers, failedBuild, isFinishedBuild, KnownIds, Leftover, PassFindings, removeBuild, removeBuildPass, sweepFailedBuilds } from './cleanup';
 import { AwsClients, clients } from './clients';
 import { clock, InvocationContext, runInvocation } from './clock';
@@ -43,7 +43,7 @@ import {
 } from './events';
 import { BuildFailure, failureMessage } from './failure';
 import { advanceHelperBuild, deleteDuplicateSnapshots, HelperContext, launchHelper, terminateHelper } from './helper-instance';
-import { describeBuiltImage, describeImageById, describeOwnSnapshot, ensureImage, findBuildByProperties, ImageProgress, retagImage, rootSnapshotOf, snapshotWait, timeOf } from './image';
+import { describeBuiltImage, describeImageById, describeOwnSnapshot, describeSnapshotById, ensureImage, findBuildByProperties, ImageProgress, retagImage, rootSnapshotOf, snapshotWait, timeOf } from './image';
 import { prepareDiskImage } from './kernel';
 import { StepLog } from './log';
 import { deleteProgress, readProgress, writeProgress } from './progress';
@@ -158,10 +158,15 @@ async function startBuild(event: OnEventRequest): Promise<OnEventResponse> {
     if (ctx.spec.strategy === BuildStrategyKind.HELPER_INSTANCE) {
       await stageImage(ctx, image);
       const instanceId = await launchOrLeaveToIsComplete(ctx);
-      // A Delete that comes before EC2 lists the new instance by its tags still finds it here.
-      await writeProgress(ctx.s3, ctx.spec.stagingBucket!, buildId, { startedAt, instanceId }).catch((err) => {
-        throw Object.assign(err, { launchedInstanceId: instanceId });
-      });
+      // A Delete that comes before EC2 lists the new instance by its tags still finds it here. A
+      // repeated delivery of this event (the same build id, the same helper by its client token)
+      // keeps what an earlier delivery's rounds recorded (the script's command, the snapshot): a
+      // later round that lost them would find the helper terminated and fail a build that is done.
+      await readProgress(ctx.s3, ctx.spec.stagingBucket!, buildId)
+        .then((earlier) => writeProgress(ctx.s3, ctx.spec.stagingBucket!, buildId, { ...earlier, startedAt: earlier.startedAt ?? startedAt, instanceId: earlier.instanceId ?? instanceId }))
+        .catch((err) => {
+          throw Object.assign(err, { launchedInstanceId: instanceId });
+        });
       return { PhysicalResourceId: buildId, BuildState: { Action: BuildAction.BUILD, InstanceId: instanceId, StartedAt: startedAt } };
     }
     const result = await uploadSnapshotDirect(ctx.ebs, ctx.ec2, {
@@ -298,7 +303,12 @@ async function advanceHelperToImage(ctx: BuildContext, state: BuildState, starte
   if (!(await terminateHelper(ctx.ec2, round.instanceId, startedAt))) {
     return `EC2 to accept the termination of the helper instance ${round.instanceId}`;
   }
-  const image = await ensureImage(ctx, round.snapshotId);
+  const image = await ensureImage(ctx, round.snapshotId, undefined, (snapshotId) => recordedOnSnapshot(ctx, snapshotId));
+  if (image.status === 'recorded') {
+    await deleteStagedImage(ctx.s3, ctx.spec.stagingBucket, ctx.buildId);
+    await deleteProgress(ctx.s3, ctx.spec.stagingBucket!, ctx.buildId);
+    return image.attributes;
+  }
   if (image.status !== 'available') {
     return imageWait(image);
   }
@@ -347,7 +357,10 @@ async function advanceDirectToImage(ctx: BuildContext, snapshotId: string, start
   if (waitingFor) {
     return waitingFor;
   }
-  const image = await ensureImage(ctx, snapshotId, timeOf(snapshot.StartTime));
+  const image = await ensureImage(ctx, snapshotId, timeOf(snapshot.StartTime), (id) => recordedOnSnapshot(ctx, id));
+  if (image.status === 'recorded') {
+    return image.attributes;
+  }
   if (image.status !== 'available') {
     return imageWait(image);
   }
@@ -359,7 +372,21 @@ async function advanceDirectToImage(ctx: BuildContext, snapshotId: string, start
   }
 }
 
-function imageWait(image: ImageProgress): string {
+/**
+ * The answer of a build whose snapshot, read by its id, carries the complete record (written with
+ * the AMI's before the first complete answer): what a repeated delivery answers once the AMI it
+ * would look for has been deregistered by the build's own Delete.
+ */
+async function recordedOnSnapshot(ctx: BuildContext, snapshotId: string): Promise<Attributes | undefined> {
+  const snapshot = await describeSnapshotById(ctx.ec2, snapshotId);
+  const record = recordOf(snapshot?.Tags);
+  if (record?.outcome !== 'complete' || !record.imageId) {
+    return undefined;
+  }
+  return { ImageId: record.imageId, SnapshotId: record.snapshotId ?? snapshotId, KernelId: ctx.spec.kernelId };
+}
+
+function imageWait(image: Exclude<ImageProgress, { status: 'recorded' }>): string {
   return image.status === 'registering' ? 'EC2 to list the AMI just registered' : `AMI ${image.imageId} to become available`;
 }
 
