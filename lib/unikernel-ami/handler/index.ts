@@ -30,7 +30,7 @@ import { buildIdOf, isBuildId } from './build-id';
 import { findRecordedCompletion, recordCompletion, recordOf } from './build-record';
 import { BuildToRemove, describeLeftovers, failedBuild, isFinishedBuild, KnownIds, Leftover, PassFindings, removeBuild, removeBuildPass, sweepFailedBuilds } from './cleanup';
 import { AwsClients, clients } from './clients';
-import { clock, InvocationContext, runInvocation } from './clock';
+import { clock, InvocationContext, invocationTimeLeft, runInvocation } from './clock';
 import { DirectUploadError, uploadSnapshotDirect } from './ebs-direct';
 import { checkDefaultEncryptionKey } from './encryption-default';
 import {
@@ -43,7 +43,7 @@ import {
 } from './events';
 import { BuildFailure, failureMessage } from './failure';
 import { advanceHelperBuild, deleteDuplicateSnapshots, HelperContext, launchHelper, terminateHelper } from './helper-instance';
-import { describeBuiltImage, describeImageById, describeOwnSnapshot, describeSnapshotById, ensureImage, findBuildByProperties, ImageProgress, retagImage, rootSnapshotOf, snapshotWait, timeOf } from './image';
+import { describeBuiltImage, describeImageById, describeOwnSnapshot, describeSnapshotById, ensureImage, findBuildByProperties, findBuildImages, ImageProgress, retagImage, rootSnapshotOf, snapshotWait, timeOf } from './image';
 import { prepareDiskImage } from './kernel';
 import { StepLog } from './log';
 import { deleteProgress, readProgress, writeProgress } from './progress';
@@ -424,7 +424,7 @@ async function startUpdate(event: OnEventRequest): Promise<OnEventResponse> {
   if (changed.length === 0 && isBuildId(physicalId)) {
     return retag(event, physicalId, log, migratedAt);
   }
-  const existing = await findBuildByProperties(clients.ec2, resourceFilters(event.StackId, event.LogicalResourceId), propertiesHash(props));
+  const existing = await findExistingBuild(event, physicalId, log);
   if (existing) {
     log.step('return-existing-build', { existingBuildId: existing, previousBuildId: physicalId, changed: changed.join(',') });
     return retag(event, existing, log);
@@ -432,6 +432,33 @@ async function startUpdate(event: OnEventRequest): Promise<OnEventResponse> {
   log.step('rebuild', { previousBuildId: physicalId, changed: changed.join(',') });
   return startBuild(event);
 }
+
+/**
+ * A finished build of the resource made from the event's properties (a rollback's old build). The
+ * tag-filtered read may be stale for a while (an AMI left out, or shown pending): the build
+ * CloudFormation holds (the event's physical id) is finished, so as long as that one does not show
+ * as available either, the read is not trusted to say "none", and is made again, for at most
+ * EXISTING_BUILD_CONFIRM_MS, before a new build starts.
+ */
+async function findExistingBuild(event: OnEventRequest, physicalId: string, log: StepLog): Promise<string | undefined> {
+  const startedAt = clock().now();
+  for (let wait = 0; ; wait++) {
+    const existing = await findBuildByProperties(clients.ec2, resourceFilters(event.StackId, event.LogicalResourceId), propertiesHash(event.ResourceProperties));
+    if (existing || !isBuildId(physicalId)) {
+      return existing;
+    }
+    const current = await findBuildImages(clients.ec2, physicalId);
+    const delay = EXISTING_BUILD_WAITS_MS[Math.min(wait, EXISTING_BUILD_WAITS_MS.length - 1)];
+    if (current.some((image) => image.State === 'available') || clock().now() - startedAt + delay > EXISTING_BUILD_CONFIRM_MS || delay + RECORD_LOOKUP_RESERVE_MS > invocationTimeLeft()) {
+      return undefined;
+    }
+    log.step('wait', { waitingFor: `EC2 to show the AMI of build ${physicalId} (the reads of the resource's builds may be stale)` });
+    await clock().sleep(delay);
+  }
+}
+const EXISTING_BUILD_WAITS_MS = [10_000, 20_000, 30_000];
+/** EC2's documented lag ("a couple of seconds ... up to a few minutes"), as DELETE_UNSEEN_CONFIRM_MS. */
+const EXISTING_BUILD_CONFIRM_MS = 3 * 60_000;
 
 /** The build's AMI stays: checked first (it may have been deregistered by hand), then its tags are updated. */
 async function retag(event: OnEventRequest, buildId: string, log: StepLog, migratedAt?: number): Promise<OnEventResponse> {

@@ -350,4 +350,15 @@ describe('item 4 (fault matrix): repetition and stale reads around a completed b
     expect(aws.handlerRequests('DeregisterImage')).toEqual([]);
     expect(imageState(aws, first.data.ImageId)).toEqual({ image: 'available', snapshot: 'completed' });
   });
+
+  test.each(STRATEGIES)('%s: a rollback Update whose reads leave the old build out for two minutes returns the old build', async (strategy) => {
+    const oldProps = propertiesOf(strategy);
+    const newProps = propertiesOf(strategy, { KernelArgs: 'console=hvc0' });
+    const first = await complete(createEvent(oldProps));
+    const second = await complete(updateEvent(first.physicalId, newProps, oldProps));
+    aws.injectFault({ kind: 'stale-absent', service: 'ec2', action: 'DescribeImages', maxHits: 1 });
+    const rollback = await completeRequest(aws, updateEvent(second.physicalId, oldProps, newProps, 'rollback-request-1'));
+    expect(rollback.response.PhysicalResourceId).toBe(first.physicalId);
+    expect(aws.handlerRequests('RegisterImage')).toHaveLength(2);
+  });
 });
