@@ -143,8 +143,13 @@ function isHelperBuild(props: UnikernelAmiProperties): boolean {
  * instance that escaped a repeated Create still carries the build's tags).
  * @returns what is still there
  */
-export async function removeBuildPass(aws: AwsClients, build: BuildToRemove, log: StepLog, removed = new Set<string>()): Promise<Leftover[]> {
+export async function removeBuildPass(aws: AwsClients, build: BuildToRemove, log: StepLog, removed = new Set<string>(), found: PassFindings = {}): Promise<Leftover[]> {
   const left: Leftover[] = [];
+  // The root snapshots of the AMIs this pass deregistered (or found deregistered): deleted by id,
+  // since a tag-filtered read may leave them out for a while.
+  // Each with when its AMI was registered: the snapshot is older, so a NotFound for it is EC2's lag
+  // at most as long as it would be for the AMI (isYoung).
+  const rootsOfRemoved = new Map<string, number | undefined>();
   const helper = isHelperBuild(build.props);
   const bucket = helper && !build.finished ? build.props.StagingBucket : undefined;
   // Each part goes on when another fails (a denied lookup, throttling): what one part cannot do is
@@ -184,10 +189,18 @@ export async function removeBuildPass(aws: AwsClients, build: BuildToRemove, log
         continue;
       }
       if (image.State === 'deregistered') {
+        found.image = true;
+        const root = rootSnapshotOf(image);
+        if (root && build.remover === 'delete') {
+          rootsOfRemoved.set(root, createdAt);
+        }
         continue;
       }
-      if (build.retain && !retained && image.State === 'available') {
+      // A read, even by id, may show an old state for a while: an AMI recorded complete (the record
+      // is written once it is available) or already marked retained is the available one.
+      if (build.retain && !retained && (image.State === 'available' || isRecordedComplete(image.Tags) || hasRetainedTag(image))) {
         retained = image;
+        found.image = true;
         continue;
       }
       const keep = reasonToKeep(build.remover, image);
@@ -205,6 +218,11 @@ export async function removeBuildPass(aws: AwsClients, build: BuildToRemove, log
       }
       if (await deregisterImage(aws.ec2, image.ImageId!, createdAt)) {
         log.step('deregister-image', { imageId: image.ImageId });
+        found.image = true;
+        const root = rootSnapshotOf(image);
+        if (root && build.remover === 'delete') {
+          rootsOfRemoved.set(root, createdAt);
+        }
       } else {
         left.push({ kind: 'image', id: image.ImageId!, createdAt });
       }
@@ -215,7 +233,7 @@ export async function removeBuildPass(aws: AwsClients, build: BuildToRemove, log
         keptSnapshots.add(root);
       }
       // Once marked, the role may change their tags no more (build-infrastructure.ts denyOnRetained).
-      if (!(retained.Tags ?? []).some((tag) => tag.Key === RETAINED_TAG)) {
+      if (!hasRetainedTag(retained)) {
         await markRetained(aws.ec2, [retained.ImageId!, ...(root ? [root] : [])], log);
       }
     }
@@ -252,16 +270,16 @@ export async function removeBuildPass(aws: AwsClients, build: BuildToRemove, log
     return true;
   };
   await part('snapshots by id', async () => {
-    for (const snapshotId of known.snapshotIds ?? []) {
+    for (const snapshotId of new Set([...(known.snapshotIds ?? []), ...rootsOfRemoved.keys()])) {
       if (await mayDelete(snapshotId)) {
-        await removeSnapshot(aws.ec2, snapshotId, known.createdAt, removed, left, log);
+        await removeSnapshot(aws.ec2, snapshotId, rootsOfRemoved.has(snapshotId) ? rootsOfRemoved.get(snapshotId) : known.createdAt, removed, left, log, found);
       }
     }
   });
   await part('snapshots by tag', async () => {
     for (const snapshot of await findBuildSnapshots(aws.ec2, build.buildId)) {
-      if (!(known.snapshotIds ?? []).includes(snapshot.SnapshotId!) && await mayDelete(snapshot.SnapshotId!)) {
-        await removeSnapshot(aws.ec2, snapshot.SnapshotId!, timeOf(snapshot.StartTime), removed, left, log);
+      if (!(known.snapshotIds ?? []).includes(snapshot.SnapshotId!) && !rootsOfRemoved.has(snapshot.SnapshotId!) && await mayDelete(snapshot.SnapshotId!)) {
+        await removeSnapshot(aws.ec2, snapshot.SnapshotId!, timeOf(snapshot.StartTime), removed, left, log, found);
       }
     }
   });
@@ -282,15 +300,31 @@ export async function removeBuildPass(aws: AwsClients, build: BuildToRemove, log
   return left;
 }
 
+/** What a removal pass saw of the build, besides what is left. */
+export interface PassFindings {
+  /**
+   * The pass saw the build's AMI, read by its id: it deregistered it, found it deregistered, kept it
+   * as the retained one, or deleted a snapshot of the build (which EC2 refuses while an AMI uses it).
+   * A pass that did none of these may have met a stale read that left the AMI out.
+   */
+  image?: boolean;
+}
+
+function hasRetainedTag(image: Image): boolean {
+  return (image.Tags ?? []).some((tag) => tag.Key === RETAINED_TAG);
+}
+
 /**
  * Deletes one snapshot, once per removal: `removed` remembers what earlier passes deleted, whose
  * NotFound would otherwise look like the lag of a new snapshot.
  */
-async function removeSnapshot(ec2: EC2Client, snapshotId: string, createdAt: number | undefined, removed: Set<string>, left: Leftover[], log: StepLog): Promise<void> {
+async function removeSnapshot(ec2: EC2Client, snapshotId: string, createdAt: number | undefined, removed: Set<string>, left: Leftover[], log: StepLog, found: PassFindings = {}): Promise<void> {
   if (removed.has(snapshotId)) {
     return;
   }
   if (await deleteSnapshot(ec2, snapshotId, createdAt)) {
+    // EC2 refuses to delete the snapshot of a registered AMI (InvalidSnapshot.InUse): the AMI it backed is gone.
+    found.image = true;
     removed.add(snapshotId);
     log.step('delete-snapshot', { snapshotId });
   } else {

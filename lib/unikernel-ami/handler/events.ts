@@ -57,6 +57,8 @@ export interface BuildState {
   readonly SnapshotIds?: readonly string[];
   readonly InstanceIds?: readonly string[];
   readonly LeftSince?: number;
+  /** Delete: onEvent's pass saw the build's AMI by its id (see PassFindings in cleanup.ts). */
+  readonly ImageSeen?: boolean;
 }
 
 export interface OnEventResponse {

@@ -34,6 +34,7 @@ import { BuildFailure, outputTail } from './failure';
 import { helperScript, helperUserData, runShellScriptCommands, SCRIPT_MESSAGE_PREFIX } from './helper-script';
 import { deleteSnapshot, describeOwn, describeOwnSnapshot, findBuildSnapshots, isYoung, NOT_FOUND_GRACE_MS, removeById, snapshotWait, timeOf } from './image';
 import { StepLog } from './log';
+import { isRecordedComplete } from './build-record';
 import { HelperProgress, readProgress, writeProgress } from './progress';
 import { BuildSpec, Tag } from './properties';
 import { presignStagedObject } from './presign';
@@ -260,6 +261,15 @@ export async function advanceHelperBuild(ctx: HelperContext, knownInstanceId: st
     return { done: false, waitingFor: `the helper instance ${instanceId} to start` };
   }
   if (state !== 'running') {
+    // Another delivery of the same event may have snapshotted the volume and terminated the helper
+    // (its progress object removed, or rewritten by a repeated onEvent): the build's snapshot, found
+    // by its tag, carries on the build (a recorded complete one first, else the oldest).
+    const snapshots = (await findBuildSnapshots(ctx.ec2, ctx.buildId)).filter((s) => s.State !== 'error')
+      .sort((a, b) => Number(isRecordedComplete(b.Tags)) - Number(isRecordedComplete(a.Tags)) || (timeOf(a.StartTime) ?? 0) - (timeOf(b.StartTime) ?? 0));
+    if (snapshots[0]) {
+      ctx.log.step('helper-gone-snapshot-found', { instanceId, state, snapshotId: snapshots[0].SnapshotId });
+      return awaitSnapshot(ctx, instanceId, snapshots[0].SnapshotId!, timeOf(snapshots[0].StartTime) ?? startedAt);
+    }
     throw new BuildFailure(
       `The helper instance ${instanceId} is ${state ?? 'gone'} before its volume was written` +
       `${instance.StateReason?.Message ? ` (${instance.StateReason.Message})` : ''}. Redeploy to start a new build.`,

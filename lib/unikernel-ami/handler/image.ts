@@ -198,6 +198,8 @@ export interface ImageContext {
 /** Where the build's AMI is: not registered yet (or not visible yet), pending, or available. */
 export type ImageProgress =
   | { readonly status: 'registering' }
+  /** Another delivery of the same event completed the build (its snapshot carries the complete record); its AMI may be gone since. */
+  | { readonly status: 'recorded'; readonly attributes: UnikernelAmiAttributes }
   | { readonly status: 'pending'; readonly imageId: string }
   | { readonly status: 'available'; readonly imageId: string };
 
@@ -211,10 +213,18 @@ export type ImageProgress =
  * @param snapshotCreatedAt when the snapshot was started: RegisterImage needs our tags on it, which
  *   IAM may not see yet right after (an EBS-direct snapshot can complete within seconds)
  */
-export async function ensureImage(ctx: ImageContext, snapshotId: string, snapshotCreatedAt?: number): Promise<ImageProgress> {
+export async function ensureImage(ctx: ImageContext, snapshotId: string, snapshotCreatedAt?: number,
+  recordedComplete?: (snapshotId: string) => Promise<UnikernelAmiAttributes | undefined>): Promise<ImageProgress> {
   const existing = (await findBuildImages(ctx.ec2, ctx.buildId))[0] ?? (await findImageByName(ctx));
   if (existing) {
     return progressOf(existing);
+  }
+  // No AMI is listed: it may be one that another delivery of the event registered and recorded
+  // complete, deregistered since by the build's own Delete (a rollback). Never registered again.
+  const recorded = await recordedComplete?.(snapshotId);
+  if (recorded) {
+    ctx.log.step('image-recorded-elsewhere', { ...recorded });
+    return { status: 'recorded', attributes: recorded };
   }
   const name = imageNameOf(ctx.spec, ctx.buildId);
   try {

@@ -27,10 +27,10 @@
  */
 import { BuildStrategyKind, OPERATION_TIMING } from '../types';
 import { buildIdOf, isBuildId } from './build-id';
-import { findRecordedCompletion, recordCompletion } from './build-record';
-import { BuildToRemove, describeLeftovers, failedBuild, isFinishedBuild, KnownIds, Leftover, removeBuild, removeBuildPass, sweepFailedBuilds } from './cleanup';
+import { findRecordedCompletion, recordCompletion, recordOf } from './build-record';
+import { BuildToRemove, describeLeftovers, failedBuild, isFinishedBuild, KnownIds, Leftover, PassFindings, removeBuild, removeBuildPass, sweepFailedBuilds } from './cleanup';
 import { AwsClients, clients } from './clients';
-import { clock, InvocationContext, runInvocation } from './clock';
+import { clock, InvocationContext, invocationTimeLeft, runInvocation } from './clock';
 import { DirectUploadError, uploadSnapshotDirect } from './ebs-direct';
 import { checkDefaultEncryptionKey } from './encryption-default';
 import {
@@ -43,7 +43,7 @@ import {
 } from './events';
 import { BuildFailure, failureMessage } from './failure';
 import { advanceHelperBuild, deleteDuplicateSnapshots, HelperContext, launchHelper, terminateHelper } from './helper-instance';
-import { describeBuiltImage, describeImageById, describeOwnSnapshot, ensureImage, findBuildByProperties, ImageProgress, retagImage, rootSnapshotOf, snapshotWait, timeOf } from './image';
+import { describeBuiltImage, describeImageById, describeOwnSnapshot, describeSnapshotById, ensureImage, findBuildByProperties, findBuildImages, ImageProgress, retagImage, rootSnapshotOf, snapshotWait, timeOf } from './image';
 import { prepareDiskImage } from './kernel';
 import { StepLog } from './log';
 import { deleteProgress, readProgress, writeProgress } from './progress';
@@ -67,6 +67,13 @@ export const HANDLER_DEADLINE_MS = OPERATION_TIMING.handlerDeadlineSeconds * 100
 function pastDeadline(startedAt: number): boolean {
   return clock().now() - startedAt >= HANDLER_DEADLINE_MS;
 }
+/**
+ * How long a Delete that has not seen the build's AMI goes on looking before it concludes that there
+ * is none (a failed build's, or one removed before): EC2's reads may leave a resource out or answer
+ * NotFound for "a couple of seconds ... up to a few minutes" ("Eventual consistency in the Amazon
+ * EC2 API"). Counted from the end of the Delete's onEvent.
+ */
+const DELETE_UNSEEN_CONFIRM_MS = 3 * 60_000;
 /** How long a failed onEvent may spend removing what it made (its Lambda has 10 minutes; never past its end). */
 const ON_EVENT_CLEANUP_MS = 8 * 60_000;
 /** How long a failed isComplete may spend removing what the build made (its Lambda has 5 minutes). */
@@ -151,10 +158,15 @@ async function startBuild(event: OnEventRequest): Promise<OnEventResponse> {
     if (ctx.spec.strategy === BuildStrategyKind.HELPER_INSTANCE) {
       await stageImage(ctx, image);
       const instanceId = await launchOrLeaveToIsComplete(ctx);
-      // A Delete that comes before EC2 lists the new instance by its tags still finds it here.
-      await writeProgress(ctx.s3, ctx.spec.stagingBucket!, buildId, { startedAt, instanceId }).catch((err) => {
-        throw Object.assign(err, { launchedInstanceId: instanceId });
-      });
+      // A Delete that comes before EC2 lists the new instance by its tags still finds it here. A
+      // repeated delivery of this event (the same build id, the same helper by its client token)
+      // keeps what an earlier delivery's rounds recorded (the script's command, the snapshot): a
+      // later round that lost them would find the helper terminated and fail a build that is done.
+      await readProgress(ctx.s3, ctx.spec.stagingBucket!, buildId)
+        .then((earlier) => writeProgress(ctx.s3, ctx.spec.stagingBucket!, buildId, { ...earlier, startedAt: earlier.startedAt ?? startedAt, instanceId: earlier.instanceId ?? instanceId }))
+        .catch((err) => {
+          throw Object.assign(err, { launchedInstanceId: instanceId });
+        });
       return { PhysicalResourceId: buildId, BuildState: { Action: BuildAction.BUILD, InstanceId: instanceId, StartedAt: startedAt } };
     }
     const result = await uploadSnapshotDirect(ctx.ebs, ctx.ec2, {
@@ -291,7 +303,12 @@ async function advanceHelperToImage(ctx: BuildContext, state: BuildState, starte
   if (!(await terminateHelper(ctx.ec2, round.instanceId, startedAt))) {
     return `EC2 to accept the termination of the helper instance ${round.instanceId}`;
   }
-  const image = await ensureImage(ctx, round.snapshotId);
+  const image = await ensureImage(ctx, round.snapshotId, undefined, (snapshotId) => recordedOnSnapshot(ctx, snapshotId));
+  if (image.status === 'recorded') {
+    await deleteStagedImage(ctx.s3, ctx.spec.stagingBucket, ctx.buildId);
+    await deleteProgress(ctx.s3, ctx.spec.stagingBucket!, ctx.buildId);
+    return image.attributes;
+  }
   if (image.status !== 'available') {
     return imageWait(image);
   }
@@ -340,7 +357,10 @@ async function advanceDirectToImage(ctx: BuildContext, snapshotId: string, start
   if (waitingFor) {
     return waitingFor;
   }
-  const image = await ensureImage(ctx, snapshotId, timeOf(snapshot.StartTime));
+  const image = await ensureImage(ctx, snapshotId, timeOf(snapshot.StartTime), (id) => recordedOnSnapshot(ctx, id));
+  if (image.status === 'recorded') {
+    return image.attributes;
+  }
   if (image.status !== 'available') {
     return imageWait(image);
   }
@@ -352,7 +372,21 @@ async function advanceDirectToImage(ctx: BuildContext, snapshotId: string, start
   }
 }
 
-function imageWait(image: ImageProgress): string {
+/**
+ * The answer of a build whose snapshot, read by its id, carries the complete record (written with
+ * the AMI's before the first complete answer): what a repeated delivery answers once the AMI it
+ * would look for has been deregistered by the build's own Delete.
+ */
+async function recordedOnSnapshot(ctx: BuildContext, snapshotId: string): Promise<Attributes | undefined> {
+  const snapshot = await describeSnapshotById(ctx.ec2, snapshotId);
+  const record = recordOf(snapshot?.Tags);
+  if (record?.outcome !== 'complete' || !record.imageId) {
+    return undefined;
+  }
+  return { ImageId: record.imageId, SnapshotId: record.snapshotId ?? snapshotId, KernelId: ctx.spec.kernelId };
+}
+
+function imageWait(image: Exclude<ImageProgress, { status: 'recorded' }>): string {
   return image.status === 'registering' ? 'EC2 to list the AMI just registered' : `AMI ${image.imageId} to become available`;
 }
 
@@ -390,7 +424,7 @@ async function startUpdate(event: OnEventRequest): Promise<OnEventResponse> {
   if (changed.length === 0 && isBuildId(physicalId)) {
     return retag(event, physicalId, log, migratedAt);
   }
-  const existing = await findBuildByProperties(clients.ec2, resourceFilters(event.StackId, event.LogicalResourceId), propertiesHash(props));
+  const existing = await findExistingBuild(event, physicalId, log);
   if (existing) {
     log.step('return-existing-build', { existingBuildId: existing, previousBuildId: physicalId, changed: changed.join(',') });
     return retag(event, existing, log);
@@ -398,6 +432,33 @@ async function startUpdate(event: OnEventRequest): Promise<OnEventResponse> {
   log.step('rebuild', { previousBuildId: physicalId, changed: changed.join(',') });
   return startBuild(event);
 }
+
+/**
+ * A finished build of the resource made from the event's properties (a rollback's old build). The
+ * tag-filtered read may be stale for a while (an AMI left out, or shown pending): the build
+ * CloudFormation holds (the event's physical id) is finished, so as long as that one does not show
+ * as available either, the read is not trusted to say "none", and is made again, for at most
+ * EXISTING_BUILD_CONFIRM_MS, before a new build starts.
+ */
+async function findExistingBuild(event: OnEventRequest, physicalId: string, log: StepLog): Promise<string | undefined> {
+  const startedAt = clock().now();
+  for (let wait = 0; ; wait++) {
+    const existing = await findBuildByProperties(clients.ec2, resourceFilters(event.StackId, event.LogicalResourceId), propertiesHash(event.ResourceProperties));
+    if (existing || !isBuildId(physicalId)) {
+      return existing;
+    }
+    const current = await findBuildImages(clients.ec2, physicalId);
+    const delay = EXISTING_BUILD_WAITS_MS[Math.min(wait, EXISTING_BUILD_WAITS_MS.length - 1)];
+    if (current.some((image) => image.State === 'available') || clock().now() - startedAt + delay > EXISTING_BUILD_CONFIRM_MS || delay + RECORD_LOOKUP_RESERVE_MS > invocationTimeLeft()) {
+      return undefined;
+    }
+    log.step('wait', { waitingFor: `EC2 to show the AMI of build ${physicalId} (the reads of the resource's builds may be stale)` });
+    await clock().sleep(delay);
+  }
+}
+const EXISTING_BUILD_WAITS_MS = [10_000, 20_000, 30_000];
+/** EC2's documented lag ("a couple of seconds ... up to a few minutes"), as DELETE_UNSEEN_CONFIRM_MS. */
+const EXISTING_BUILD_CONFIRM_MS = 3 * 60_000;
 
 /** The build's AMI stays: checked first (it may have been deregistered by hand), then its tags are updated. */
 async function retag(event: OnEventRequest, buildId: string, log: StepLog, migratedAt?: number): Promise<OnEventResponse> {
@@ -422,7 +483,8 @@ async function startDelete(event: OnEventRequest): Promise<OnEventResponse> {
   await sweepFailedBuilds(clients, event.StackId, event.LogicalResourceId, [event.ResourceProperties], new Set([physicalId, buildIdOf(event)]), log);
   // What this pass leaves goes to the later passes by id: the AMI it deregistered no longer leads
   // to its snapshot (held for a moment after the deregistration), and tag lookups may lag.
-  const left = await removeBuildPass(clients, buildToDelete(event, physicalId, finished), log);
+  const found: PassFindings = {};
+  const left = await removeBuildPass(clients, buildToDelete(event, physicalId, finished), log, undefined, found);
   const ids = (kind: Leftover['kind']) => left.filter((l) => l.kind === kind).map((l) => l.id);
   const times = left.map((l) => l.createdAt).filter((t): t is number => t !== undefined);
   return {
@@ -434,6 +496,7 @@ async function startDelete(event: OnEventRequest): Promise<OnEventResponse> {
       SnapshotIds: ids('snapshot'),
       InstanceIds: ids('instance'),
       LeftSince: times.length > 0 ? Math.max(...times) : undefined,
+      ImageSeen: found.image,
     },
   };
 }
@@ -456,9 +519,17 @@ async function continueDelete(event: IsCompleteRequest): Promise<IsCompleteRespo
   }
   const log = new StepLog(physicalId);
   const startedAt = event.BuildState.StartedAt ?? clock().now();
-  const left = await removeBuildPass(clients, buildToDelete(event, physicalId, Boolean(event.BuildState.BuildFinished), event.BuildState), log);
+  const found: PassFindings = {};
+  const left = await removeBuildPass(clients, buildToDelete(event, physicalId, Boolean(event.BuildState.BuildFinished), event.BuildState), log, undefined, found);
   if (left.length === 0) {
-    return { IsComplete: true };
+    // Nothing left, as far as this pass could see. If no pass has seen the build's AMI by its id,
+    // the reads may have been stale (an AMI or snapshot left out, or NotFound by id): the removal
+    // goes on until EC2's documented lag is over before it answers that the build is gone.
+    if (event.BuildState.ImageSeen || found.image || clock().now() - startedAt >= DELETE_UNSEEN_CONFIRM_MS) {
+      return { IsComplete: true };
+    }
+    log.step('wait', { waitingFor: 'reads of the build that may be stale to catch up (no pass has seen its AMI)' });
+    return { IsComplete: false };
   }
   const refused = left.filter((l) => l.kind === 'error' && !l.transient);
   if (refused.length > 0) {

@@ -30,6 +30,10 @@ const RETRYABLE_ERROR_NAMES = new Set([
   'RequestThrottled',
   'RequestThrottledException',
   'SlowDown',
+  // EBS direct APIs ("Errors" in their API reference): HTTP 400, "You have reached the limit for
+  // concurrent API requests"; the limit frees as requests in flight end. (ConflictException is not
+  // here: it answers a client token reused with other parameters, which another attempt repeats.)
+  'ConcurrentLimitExceededException',
   'ServiceUnavailable',
   'InternalError',
   'InternalFailure',

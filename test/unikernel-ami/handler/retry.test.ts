@@ -27,7 +27,7 @@ describe('withRetry', () => {
     delays = [];
   });
 
-  test.each(['ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException'])('retries %s until the call succeeds', async (name) => {
+  test.each(['ThrottlingException', 'RequestLimitExceeded', 'TooManyRequestsException', 'ConcurrentLimitExceededException'])('retries %s until the call succeeds', async (name) => {
     // GIVEN a call throttled twice
     const { fn, calls } = failingThenDone([awsError(name), awsError(name)]);
     // WHEN
@@ -43,6 +43,12 @@ describe('withRetry', () => {
     const { fn, calls } = failingThenDone([awsError('InternalError', 500), retryable]);
     await expect(withRetry('s3:PutObject', fn, { sleep })).resolves.toBe('done');
     expect(calls.count).toBe(3);
+  });
+
+  test('does not retry an EBS ConflictException (a client token reused with other parameters)', async () => {
+    const { fn, calls } = failingThenDone([awsError('ConflictException', 409)]);
+    await expect(withRetry('ebs:StartSnapshot', fn, { sleep })).rejects.toThrow(/ConflictException/);
+    expect(calls.count).toBe(1);
   });
 
   test('does not retry a client error and names the call in the message', async () => {
