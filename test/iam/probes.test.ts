@@ -6,7 +6,7 @@
  * that the probe is denied for that reason, not because the request was malformed.
  */
 import { buildTags, parseProperties, propertiesHash } from '../../lib/unikernel-ami/handler/properties';
-import { BUILD_OWNED_TAG_KEYS, HELPER_VOLUMES, MANAGED_TAG, NAME_TAG, RETAINED_TAG, STACK_ID_TAG, STACK_TAG, UnikernelAmiProperties } from '../../lib/unikernel-ami/types';
+import { BUILD_OWNED_TAG_KEYS, BUILD_RECORD_TAG, HELPER_VOLUMES, MANAGED_TAG, NAME_TAG, RETAINED_TAG, STACK_ID_TAG, STACK_TAG, UnikernelAmiProperties } from '../../lib/unikernel-ami/types';
 import { RecordedRequest, RecordedTag } from '../fixtures/recorded-request';
 import { denials, recorded, RequestJudge } from './judge-requests';
 import { Proof, synthesizeProofStack } from './proof-stack';
@@ -214,6 +214,11 @@ describe.each([['as synthesized', false], ['with @aws-cdk/aws-iam:minimizePolici
       ['ebs:StartSnapshot', (tags) => startSnapshot({ Tags: tags })],
       ['ebs:PutSnapshotBlock', (tags) => recorded('ebs', 'PutSnapshotBlock', { SnapshotId: SNAPSHOT, BlockIndex: 0 }, withTags(tags, SNAPSHOT))],
       ['ebs:CompleteSnapshot', (tags) => recorded('ebs', 'CompleteSnapshot', { SnapshotId: SNAPSHOT }, withTags(tags, SNAPSHOT))],
+      // Reading a snapshot back (a repeated EBS-direct build checks one it did not complete): the
+      // blocks of another stack's, or anybody's untagged, snapshot are not this build's to read.
+      ['ebs:ListSnapshotBlocks', (tags) => recorded('ebs', 'ListSnapshotBlocks', { SnapshotId: SNAPSHOT }, withTags(tags, SNAPSHOT))],
+      ['ebs:GetSnapshotBlock', (tags) => recorded('ebs', 'GetSnapshotBlock', { SnapshotId: SNAPSHOT, BlockIndex: 0, BlockToken: 'token' }, withTags(tags, SNAPSHOT))],
+      ['ec2:CreateTags (the build record)', (tags) => recorded('ec2', 'CreateTags', { Resources: [IMAGE, SNAPSHOT], Tags: [{ Key: BUILD_RECORD_TAG, Value: 'v=1 outcome=complete' }] }, withTags(tags, IMAGE, SNAPSHOT))],
       ['ssm:SendCommand', (tags) => sendCommand('AWS-RunShellScript', tags)],
     ];
     test.each(requests)('%s', async (_name, make) => {
