@@ -12,6 +12,7 @@
 const fs = require('fs');
 const path = require('path');
 const esbuild = require('esbuild');
+const { nodeBundleOptions } = require('./node-bundle');
 const { sdkSchemaKeys } = require('./sdk-schema-keys');
 
 const root = path.resolve(__dirname, '..');
@@ -50,22 +51,7 @@ const sdkExportsUsed = {
 
 /** The esbuild options of the CLI bundle, written to `outfile`. */
 function bundleOptions(outfile = path.join(outdir, 'mirage-unikernel-ami.js')) {
-  return {
-    absWorkingDir: root,
-    entryPoints: ['bin/mirage-unikernel-ami.ts'],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    mainFields: ['module', 'main'],
-    target: 'node20',
-    format: 'cjs',
-    sourcemap: false,
-    minify: true,
-    legalComments: 'external',
-    metafile: true,
-    plugins: [sdkSchemaKeys, sdkExportsUsed],
-    logLevel: 'warning',
-  };
+  return nodeBundleOptions({ entryPoint: 'bin/mirage-unikernel-ami.ts', outfile, plugins: [sdkSchemaKeys, sdkExportsUsed] });
 }
 
 module.exports = { bundleOptions };

@@ -21,6 +21,7 @@
 const fs = require('fs');
 const path = require('path');
 const esbuild = require('esbuild');
+const { nodeBundleOptions } = require('./node-bundle');
 const { sdkSchemaKeys } = require('./sdk-schema-keys');
 
 const root = path.resolve(__dirname, '..');
@@ -28,22 +29,7 @@ const outdir = path.join(root, 'assets', 'unikernel-ami-handler');
 
 /** The esbuild options of the bundle, written to `outfile` (tests rebuild it elsewhere to compare). */
 function bundleOptions(outfile = path.join(outdir, 'index.js')) {
-  return {
-    absWorkingDir: root,
-    entryPoints: ['lib/unikernel-ami/handler/index.ts'],
-    outfile,
-    bundle: true,
-    platform: 'node',
-    mainFields: ['module', 'main'],
-    target: 'node20',
-    format: 'cjs',
-    sourcemap: false,
-    minify: true,
-    legalComments: 'external',
-    metafile: true,
-    plugins: [sdkSchemaKeys],
-    logLevel: 'warning',
-  };
+  return nodeBundleOptions({ entryPoint: 'lib/unikernel-ami/handler/index.ts', outfile, plugins: [sdkSchemaKeys] });
 }
 
 module.exports = { bundleOptions };
