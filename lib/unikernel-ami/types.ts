@@ -80,6 +80,48 @@ export interface UnikernelAmiProperties {
   readonly Helper?: HelperInstanceBuildProperties;
   /** Tags applied to everything the build creates, besides the build's own tags. */
   readonly Tags?: { readonly [key: string]: string };
+  /**
+   * Prefix of the AMI's name; the handler appends `-<build id>` so that a rebuild, which registers
+   * its AMI before the old one goes, never collides. Absent: `Name`. A change registers the same
+   * snapshot again under the new name (a new image id, no new disk).
+   */
+  readonly ImageName?: string;
+  /** The AMI's description, changed in place on Update. Absent: the handler's default description. */
+  readonly ImageDescription?: string;
+  /** Who may launch the AMI (and create volumes from its snapshot); granted and revoked on Update. Absent: nobody else. */
+  readonly Sharing?: ImageSharingProperties;
+  /**
+   * Seconds after the AMI's creation at which EC2 deprecates it (EnableImageDeprecation), as a
+   * decimal string. The time is counted from the image's creation date, so an Update of another
+   * property never moves it. Absent: no deprecation.
+   */
+  readonly DeprecateAfterSeconds?: string;
+  /** `off`, `on` or `on-with-cooldown` (DeregistrationProtectionKind). Absent: `off`. */
+  readonly DeregistrationProtection?: string;
+}
+
+/** Launch and create-volume permissions of the AMI, as the handler receives them. */
+export interface ImageSharingProperties {
+  /** Account ids (12 digits) given launch permission. */
+  readonly Accounts?: string[];
+  /** Organization ARNs given launch permission. */
+  readonly OrganizationArns?: string[];
+  /** Organizational unit ARNs given launch permission. */
+  readonly OrganizationalUnitArns?: string[];
+  /** Account ids given create-volume permission on the root snapshot (exposes the disk's contents). */
+  readonly SnapshotAccounts?: string[];
+  /** `true` to give launch permission to everyone (group `all`); anything else: not public. */
+  readonly Public?: string;
+}
+
+/** The values of `DeregistrationProtection`. */
+export enum DeregistrationProtectionKind {
+  /** Not protected. */
+  OFF = 'off',
+  /** EnableImageDeregistrationProtection without cooldown: a Delete disables it, then deregisters. */
+  ON = 'on',
+  /** With cooldown: protection lasts 24 hours after it is disabled; the construct allows it with RETAIN only. */
+  ON_WITH_COOLDOWN = 'on-with-cooldown',
 }
 
 /** Attributes the resource returns (`Fn::GetAtt`). */
@@ -90,6 +132,8 @@ export interface UnikernelAmiAttributes {
   readonly SnapshotId: string;
   /** The PV-GRUB AKI of the AMI. */
   readonly KernelId: string;
+  /** The AMI's full name (ImageName or Name, then `-<build id>`). */
+  readonly ImageName?: string;
 }
 
 /** Tag keys the handler puts on everything it creates, so that Delete can find what a build left. */
