@@ -176,7 +176,7 @@ export interface MirageUnikernelAmiProps {
    * How long after its creation EC2 deprecates the AMI (EnableImageDeprecation). The time is fixed
    * from the image's creation date, so an update of another prop does not move it. At least 1 minute,
    * at most 3650 days (730 days for a public AMI). A deprecated AMI still launches for those who name
-   * its id, but no longer shows in listings.
+   * its id; other accounts no longer find it in image listings.
    * @default - never deprecated
    */
   readonly deprecateAfter?: Duration;
