@@ -178,6 +178,12 @@ function checkList(scope: Construct, field: string, values: string[] | undefined
       throw validationError(scope, `${field} names ${value} twice: give each only once.`);
     }
     seen.add(value);
+    const partition = /^arn:([^:]+):/.exec(value)?.[1];
+    const stackPartition = knownPartition(scope);
+    if (partition !== undefined && stackPartition !== undefined && partition !== stackPartition) {
+      throw validationError(scope, `${field} contains ${value}, of partition ${partition}, but the stack deploys to partition ${stackPartition}: ` +
+        'an AMI can only be shared within its own partition. Give the ARN of that partition, or remove it.');
+    }
   }
   return values;
 }
@@ -264,10 +270,19 @@ export function checkParameterName(scope: Construct, name: string): void {
   }
   const stack = Stack.of(scope);
   const region = Token.isUnresolved(stack.region) ? undefined : stack.region;
-  const partition = !Token.isUnresolved(stack.partition) ? stack.partition : (region && RegionInfo.get(region).partition) || LONGEST_PARTITION;
+  const partition = knownPartition(scope) ?? LONGEST_PARTITION;
   const arnLength = `arn:${partition}:ssm:${region ?? LONGEST_REGION}:${'0'.repeat(12)}:parameter/${path}`.length;
   if (arnLength > PARAMETER_ARN_MAX_LENGTH) {
     const assumed = region === undefined ? ` (counting the longest partition and region, ${LONGEST_PARTITION} and ${LONGEST_REGION}, where the stack's are unknown)` : '';
     throw refuse(`makes a parameter ARN of ${arnLength} characters${assumed}, and Systems Manager allows ${PARAMETER_ARN_MAX_LENGTH}: shorten it`);
   }
+}
+
+/** The stack's partition where it is known: given, or that of its region. */
+function knownPartition(scope: Construct): string | undefined {
+  const stack = Stack.of(scope);
+  if (!Token.isUnresolved(stack.partition)) {
+    return stack.partition;
+  }
+  return Token.isUnresolved(stack.region) ? undefined : RegionInfo.get(stack.region).partition;
 }

@@ -281,6 +281,20 @@ describe('synth-time validation', () => {
     expect(synthError({ sharing: { [field]: [value, value] } })).toContain(`sharing.${field} names ${value} twice: give each only once.`);
   });
 
+  test('an organization ARN of another partition than the stack\'s is refused; the stack\'s partition is accepted', () => {
+    const shared = (region: string, arn: string) => {
+      try {
+        new MirageUnikernelAmi(newStack({ region }), 'Hello', helloProps({ sharing: { organizationArns: [arn] } }));
+        return undefined;
+      } catch (err) {
+        return (err as Error).message;
+      }
+    };
+    expect(shared('us-gov-west-1', ORGANIZATION)).toContain(`sharing.organizationArns contains ${ORGANIZATION}, of partition aws, but the stack deploys to partition aws-us-gov`);
+    expect(shared('us-gov-west-1', ORGANIZATION.replace('arn:aws:', 'arn:aws-us-gov:'))).toBeUndefined();
+    expect(shared('eu-west-1', ORGANIZATION)).toBeUndefined();
+  });
+
   test.each([
     { accounts: ['111111111111'] },
     { organizationArns: [ORGANIZATION] },
