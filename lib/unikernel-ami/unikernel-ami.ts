@@ -195,10 +195,11 @@ export interface MirageUnikernelAmiProps {
   readonly deregistrationProtectionCooldown?: boolean;
   /**
    * Name of an SSM parameter, created with the stack, that holds the AMI id (data type
-   * `aws:ec2:image`), for other stacks, accounts' launch templates or `ec2.MachineImage.fromSsmParameter`.
-   * CloudFormation owns it: it follows each new image id, and goes with the stack. Systems Manager
-   * checks an `aws:ec2:image` value after accepting it: if it refuses the id, the deployment succeeds
-   * but the parameter is not created or not changed (docs/distribution.md).
+   * `aws:ec2:image`), for other stacks, launch templates (`resolve:ssm:<name>`) or
+   * `ec2.MachineImage.fromSsmParameter` in this account and region. CloudFormation owns it: it follows
+   * each new image id, and goes with the stack. Systems Manager checks an `aws:ec2:image` value only
+   * after PutParameter has succeeded, and an id it refuses leaves the parameter uncreated or unchanged
+   * (docs/distribution.md).
    * @default - no parameter
    */
   readonly imageIdParameterName?: string;
