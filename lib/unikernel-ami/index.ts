@@ -6,6 +6,7 @@ export type { MirageUnikernelAmiProps, UnikernelInstancesOptions } from './unike
 export { UnikernelKernel } from './kernel';
 export type { UnikernelKernelBindOptions, UnikernelKernelConfig } from './kernel';
 export { PvGrubKernel } from './pv-grub-kernel';
+export type { ImageSharing } from './distribution';
 export { BuildStrategy } from './build-strategy';
 export type { HelperInstanceBuildOptions } from './build-strategy';
 export { BuildStrategyKind, UNIKERNEL_AMI_RESOURCE_TYPE } from './types';

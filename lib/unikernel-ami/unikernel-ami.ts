@@ -2,10 +2,12 @@ import {
   Annotations,
   CfnResource,
   CustomResource,
+  Duration,
   ITaggable,
   RemovalPolicy,
   Size,
   SizeRoundingBehavior,
+  Stack,
   TagManager,
   TagType,
   Token,
@@ -13,12 +15,23 @@ import {
   Lazy,
 } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
+import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
+import * as ssm from 'aws-cdk-lib/aws-ssm';
 import { Construct } from 'constructs';
 import { DiskLayout, maxKernelBytes, validateKernelArgs, validateUnikernelName } from '../disk-image';
 import { isPvInstanceType, KernelArchitecture, PV_INSTANCE_FAMILIES, PV_ROOT_DEVICE_NAME } from '../pv-grub';
 import { SERVICE_TIMEOUT, UnikernelAmiBuildInfrastructure } from './build-infrastructure';
 import { BuildStrategy } from './build-strategy';
+import {
+  checkImageDescription,
+  checkImageName,
+  checkParameterName,
+  deprecateAfterSeconds,
+  deregistrationProtectionKind,
+  ImageSharing,
+  sharingProperties,
+} from './distribution';
 import { checkInput, validationError } from './errors';
 import { UnikernelKernel } from './kernel';
 import { acknowledgeNagRule } from './nag-acknowledgements';
@@ -139,6 +152,57 @@ export interface MirageUnikernelAmiProps {
    * @default - none
    */
   readonly instances?: UnikernelInstancesOptions;
+  /**
+   * The start of the AMI's name: 1 to 107 characters of letters, digits, spaces and ( ) [ ] . / - ' @ _.
+   * EC2 holds one image per name, and a rebuild registers its AMI before the old one is deregistered,
+   * so the handler appends a unique suffix, `-<build id>` (21 characters: `-mua-` and 16 hexadecimal
+   * digits); the `imageName` attribute is the whole name. EC2 cannot rename an AMI: a change
+   * registers the same snapshot again under the new name, which gives a new image id but no new disk.
+   * @default - `name`
+   */
+  readonly imageName?: string;
+  /**
+   * The AMI's description, 1 to 255 characters. A change is applied to the AMI in place.
+   * @default - the unikernel's name and the build id
+   */
+  readonly imageDescription?: string;
+  /**
+   * Who else may launch the AMI (launch permissions) or read its snapshot (create-volume
+   * permissions). Granted and revoked on every update, without rebuilding the disk.
+   * @default - only this account
+   */
+  readonly sharing?: ImageSharing;
+  /**
+   * How long after its creation EC2 deprecates the AMI (EnableImageDeprecation). The time is fixed
+   * from the image's creation date, so an update of another prop does not move it. At least 1 minute,
+   * at most 3650 days (730 days for a public AMI). A deprecated AMI still launches for those who name
+   * its id; other accounts no longer find it in image listings.
+   * @default - never deprecated
+   */
+  readonly deprecateAfter?: Duration;
+  /**
+   * Whether EC2 refuses to deregister the AMI until the protection is turned off. With
+   * RemovalPolicy.DESTROY, the resource's Delete (and the cleanup of a replaced build) turns the
+   * protection off before it deregisters the AMI; it guards the AMI against everyone else.
+   * @default false
+   */
+  readonly deregistrationProtection?: boolean;
+  /**
+   * Whether the protection stays 24 hours after it is turned off (EC2's cooldown). Only with
+   * `deregistrationProtection` and RemovalPolicy.RETAIN: no Delete could wait 24 hours to deregister.
+   * @default false
+   */
+  readonly deregistrationProtectionCooldown?: boolean;
+  /**
+   * Name of an SSM parameter, created with the stack, that holds the AMI id (data type
+   * `aws:ec2:image`), for other stacks, launch templates (`resolve:ssm:<name>`) or
+   * `ec2.MachineImage.fromSsmParameter` in this account and region. CloudFormation owns it: it follows
+   * each new image id, and goes with the stack. Systems Manager checks an `aws:ec2:image` value only
+   * after PutParameter has succeeded, and an id it refuses leaves the parameter uncreated or unchanged
+   * (docs/distribution.md).
+   * @default - no parameter
+   */
+  readonly imageIdParameterName?: string;
 }
 
 /**
@@ -156,12 +220,18 @@ export class MirageUnikernelAmi extends Construct implements ITaggable {
   public readonly snapshotId: string;
   /** The PV-GRUB AKI of the AMI. */
   public readonly kernelId: string;
+  /** The AMI's whole name: `imageName` (or `name`) and the unique suffix `-<build id>`. */
+  public readonly imageName: string;
+  /** The SSM parameter holding the AMI id, when `imageIdParameterName` was given. */
+  public readonly imageIdParameter?: ssm.IStringParameter;
   /** The architecture of the kernel and the AMI. */
   public readonly architecture: KernelArchitecture;
   /** Instances launched from the AMI (empty unless `instances` was given). */
   public readonly instances: ec2.Instance[];
   /** Tags of the AMI, its snapshot and the build's resources. */
   public readonly tags: TagManager;
+  /** The customer managed key of the snapshot, which launching needs as well. */
+  private readonly encryptionKey?: kms.IKey;
 
   constructor(scope: Construct, id: string, props: MirageUnikernelAmiProps) {
     super(scope, id);
@@ -181,6 +251,18 @@ export class MirageUnikernelAmi extends Construct implements ITaggable {
       throw validationError(this, 'encryptionKey was given but encryption is false: remove encryptionKey, or set encryption to true (or leave it out).');
     }
     const encrypted = props.encryption ?? props.encryptionKey !== undefined;
+    this.encryptionKey = props.encryptionKey;
+    const sharing = sharingProperties(this, props.sharing, { encrypted, customerManagedKey: props.encryptionKey !== undefined });
+    const distribution: Partial<UnikernelAmiProperties> = {
+      ImageName: checkImageName(this, props.imageName),
+      ImageDescription: checkImageDescription(this, props.imageDescription),
+      Sharing: sharing,
+      DeprecateAfterSeconds: deprecateAfterSeconds(this, props.deprecateAfter, sharing?.Public === 'true'),
+      DeregistrationProtection: deregistrationProtectionKind(this, props.deregistrationProtection, props.deregistrationProtectionCooldown, props.removalPolicy ?? RemovalPolicy.DESTROY),
+    };
+    if (props.imageIdParameterName !== undefined) {
+      checkParameterName(this, props.imageIdParameterName);
+    }
 
     const kernel = props.kernel.bind(this, { maxSizeBytes: maxKernelFileBytes(this, volumeSizeGiB, layout) });
     const inspected = kernel.architecture;
@@ -215,6 +297,9 @@ export class MirageUnikernelAmi extends Construct implements ITaggable {
       StagingBucket: build.stagingBucketName,
       Helper: build.helper,
       Tags: Lazy.any({ produce: () => this.tags.renderTags() }) as unknown as { [key: string]: string },
+      // Each absent when not asked for, so that a stack that uses none of them keeps its properties
+      // (and CloudFormation sends no Update) when it upgrades to a release that has them.
+      ...distribution,
     };
     const resource = new CustomResource(this, 'Resource', {
       serviceToken: infrastructure.provider.serviceToken,
@@ -232,6 +317,16 @@ export class MirageUnikernelAmi extends Construct implements ITaggable {
     this.imageId = attribute('ImageId');
     this.snapshotId = attribute('SnapshotId');
     this.kernelId = attribute('KernelId');
+    this.imageName = attribute('ImageName');
+    if (props.imageIdParameterName !== undefined) {
+      this.imageIdParameter = new ssm.StringParameter(this, 'ImageIdParameter', {
+        parameterName: props.imageIdParameterName,
+        simpleName: isSimpleParameterName(props.imageIdParameterName),
+        stringValue: this.imageId,
+        dataType: ssm.ParameterDataType.AWS_EC2_IMAGE,
+        description: `AMI id of the ${props.name} unikernel (mirage-unikernel-ami)`,
+      });
+    }
     this.instances = props.instances === undefined ? [] : this.launchInstances(props.instances, infrastructure, props.name, {
       volumeSizeGiB,
       amiEncrypted: encrypted,
@@ -250,6 +345,44 @@ export class MirageUnikernelAmi extends Construct implements ITaggable {
         userData: ec2.UserData.custom(''),
       }),
     };
+  }
+
+  /**
+   * Lets `grantee`, a principal of this account, launch instances from this AMI: ec2:RunInstances
+   * on the image and, when the AMI is encrypted with a customer managed key, what EC2 then asks of
+   * the key on the caller's behalf (through EC2 of this region only). The rest of a launch (the
+   * instance, its subnet, security groups, volumes) is the grantee's own to be allowed. Another
+   * account launches the AMI through `sharing`, and its own IAM policies.
+   */
+  public grantLaunch(grantee: iam.IGrantable): iam.Grant {
+    const stack = Stack.of(this);
+    const image = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['ec2:RunInstances'],
+      // An image ARN has no account (arn:<partition>:ec2:<region>::image/<id>).
+      resourceArns: [stack.formatArn({ service: 'ec2', account: '', resource: 'image', resourceName: this.imageId })],
+    });
+    if (this.encryptionKey === undefined) {
+      // Unencrypted, or the AWS managed key, whose key policy lets EC2 use it for the whole account.
+      return image;
+    }
+    const viaEc2 = { 'kms:ViaService': `ec2.${stack.region}.${stack.urlSuffix}` };
+    // What EBS encryption asks of the caller's permissions on a customer managed key (EBS user guide,
+    // "Requirements for Amazon EBS encryption"); ReEncrypt when the root volume's key differs from the
+    // snapshot's. Which of these a launch from an encrypted snapshot uses is not documented action by action.
+    const grant = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['kms:CreateGrant'],
+      resourceArns: [this.encryptionKey.keyArn],
+      conditions: { StringEquals: viaEc2, Bool: { 'kms:GrantIsForAWSResource': 'true' } },
+    });
+    const use = iam.Grant.addToPrincipal({
+      grantee,
+      actions: ['kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKeyWithoutPlaintext', 'kms:ReEncryptFrom', 'kms:ReEncryptTo'],
+      resourceArns: [this.encryptionKey.keyArn],
+      conditions: { StringEquals: viaEc2 },
+    });
+    return image.combine(grant).combine(use);
   }
 
   private launchInstances(options: UnikernelInstancesOptions, infrastructure: UnikernelAmiBuildInfrastructure, name: string, root: RootVolume): ec2.Instance[] {
@@ -314,6 +447,16 @@ export class MirageUnikernelAmi extends Construct implements ITaggable {
     }
     return instances;
   }
+}
+
+/**
+ * Whether a parameter name is a simple name (no path) or a path beginning with `/`, which the
+ * parameter's ARN needs to know; CDK cannot tell from a token. A name that begins with a token is
+ * taken to be a path, as the docs say to give it.
+ */
+function isSimpleParameterName(name: string): boolean {
+  const start = Tokenization.reverseString(name).firstValue;
+  return typeof start === 'string' && !start.startsWith('/');
 }
 
 /** What the instances' root volume is: the AMI's snapshot. */

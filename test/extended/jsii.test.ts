@@ -38,7 +38,7 @@ afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
 
 test('the assembly is the construct API, with no type of the handler contract', () => {
   expect(Object.keys(assembly.types).sort()).toEqual([
-    'BuildStrategy', 'BuildStrategyKind', 'DiskLayout', 'HelperInstanceBuildOptions', 'KernelArchitecture',
+    'BuildStrategy', 'BuildStrategyKind', 'DiskLayout', 'HelperInstanceBuildOptions', 'ImageSharing', 'KernelArchitecture',
     'MirageUnikernelAmi', 'MirageUnikernelAmiProps', 'PvGrubKernel', 'UnikernelInstancesOptions',
     'UnikernelKernel', 'UnikernelKernelBindOptions', 'UnikernelKernelConfig',
   ].map((name) => `mirage-unikernel-ami.${name}`));

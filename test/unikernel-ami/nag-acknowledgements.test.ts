@@ -4,7 +4,7 @@
  * (`cdk_nag` CloudFormation metadata, run as an aspect), over a stack with every option and over
  * the example app. Any finding on a library resource that is not acknowledged fails.
  */
-import { App, Aspects, CfnResource, RemovalPolicy, Size, Stack } from 'aws-cdk-lib';
+import { App, Aspects, CfnResource, Duration, RemovalPolicy, Size, Stack } from 'aws-cdk-lib';
 import * as ec2 from 'aws-cdk-lib/aws-ec2';
 import * as iam from 'aws-cdk-lib/aws-iam';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -27,7 +27,7 @@ function everyOption(app: App): Stack {
   const vpc = new ec2.Vpc(stack, 'UserVpc', { maxAzs: 1, natGateways: 1 });
   const kernel = UnikernelKernel.fromFile(PV_X86_64_KERNEL);
   new MirageUnikernelAmi(stack, 'Defaults', { kernel, name: 'defaults', instances: {} });
-  new MirageUnikernelAmi(stack, 'Everything', {
+  const everything = new MirageUnikernelAmi(stack, 'Everything', {
     kernel,
     name: 'everything',
     kernelArgs: '--ipv4=10.0.0.2/24',
@@ -37,7 +37,21 @@ function everyOption(app: App): Stack {
     removalPolicy: RemovalPolicy.RETAIN,
     buildStrategy: BuildStrategy.helperInstance({ instanceType: new ec2.InstanceType('t1.micro'), vpc, vpcSubnets: { subnetType: ec2.SubnetType.PRIVATE_WITH_EGRESS } }),
     instances: { count: 2, instanceType: new ec2.InstanceType('m3.medium'), vpc, detailedMonitoring: true, terminationProtection: true, encryptRootVolume: true },
+    imageName: 'everything (prod)',
+    imageDescription: 'Every option',
+    sharing: {
+      accounts: ['111111111111'],
+      organizationArns: ['arn:aws:organizations::111122223333:organization/o-a1b2c3d4e5'],
+      organizationalUnitArns: ['arn:aws:organizations::111122223333:ou/o-a1b2c3d4e5/ou-ab12-cd34ef56'],
+      snapshotAccounts: ['111111111111'],
+    },
+    deprecateAfter: Duration.days(365),
+    deregistrationProtection: true,
+    deregistrationProtectionCooldown: true,
+    imageIdParameterName: '/unikernels/everything/image-id',
   });
+  // A role of the stack that grantLaunch gives the image and its key: its policy is the library's statements.
+  everything.grantLaunch(new iam.Role(stack, 'Launcher', { assumedBy: new iam.AccountRootPrincipal() }));
   new MirageUnikernelAmi(stack, 'Direct', {
     kernel: UnikernelKernel.fromBucket(s3.Bucket.fromBucketName(stack, 'UserKernels', 'my-kernels'), 'hello.xen', 'v1'),
     name: 'direct',
