@@ -48,6 +48,9 @@ export const REMOVE_FAILED_PERMISSIONS = [
   's3:DeleteObject',
 ] as const;
 
+/** The build id the sweep's log lines carry when they name no build of their own. */
+const CLI_LOG_ID = 'cli';
+
 /** One thing a build left. */
 interface Left {
   readonly kind: 'image' | 'snapshot' | 'instance' | 'volume' | 'staged object';
@@ -217,9 +220,10 @@ async function removeFailedBuilds(io: CliIo, aws: { ec2: EC2Client; s3: S3Client
     }
   }
   // What the sweep decides and does, one line per step of the handler's own log.
-  const log = new StepLog('cli', () => clock().now(), (line) => {
-    const { step, buildId: _cli, elapsedMs: _elapsed, ...fields } = JSON.parse(line) as Record<string, unknown>;
-    io.stdout(`  ${step} ${Object.entries(fields).map(([key, value]) => `${key}=${value}`).join(' ')}\n`);
+  const log = new StepLog(CLI_LOG_ID, () => clock().now(), (line) => {
+    const { step, elapsedMs: _elapsed, ...fields } = JSON.parse(line) as Record<string, unknown>;
+    const shown = Object.entries(fields).filter(([key, value]) => !(key === 'buildId' && value === CLI_LOG_ID));
+    io.stdout(`  ${step} ${shown.map(([key, value]) => `${key}=${value}`).join(' ')}\n`);
   });
   // The sweep reads only the strategy and the staging bucket of these properties (cleanup.ts): as
   // a helper build, so that instances, volumes and staged objects are looked for too.
@@ -227,6 +231,9 @@ async function removeFailedBuilds(io: CliIo, aws: { ec2: EC2Client; s3: S3Client
   const logicalIds = new Set(builds.filter((b) => !exclude.has(b.buildId) && b.logicalId).map((b) => b.logicalId!));
   for (const logicalId of logicalIds) {
     await sweepFailedBuilds(aws, stack.stackId, logicalId, [props], exclude, log);
+  }
+  for (const build of builds.filter((b) => !exclude.has(b.buildId) && b.left.some((l) => l.kind === 'image' && l.state === 'available'))) {
+    io.stdout(`keep ${build.buildId}: it has an available AMI (the sweep removes only builds without one)\n`);
   }
   io.stdout(logicalIds.size === 0 ? 'nothing to remove\n' : 'done; run builds again to see what is left (EC2 lists removals late)\n');
   return 0;

@@ -5,20 +5,12 @@
  * the fake CloudFormation and Logs as it would AWS.
  */
 import { runCli } from '../../../lib/cli';
-import { FakeAws } from '../../fixtures/fake-aws';
 import { parseStageLine } from '../../../lib/unikernel-ami/handler/stages';
 import { LOGICAL_ID, STACK_NAME } from '../../fixtures/custom-resource';
-import { captureHandlerLogs, CDK_PATH, DeployEnding, deployStack, DeployResult, HANDLER_LOG_GROUP, Strategy } from '../../fixtures/stack-deploy';
+import { CDK_PATH, DeployEnding, deployStack, DeployResult, HANDLER_LOG_GROUP, runCliOnFake, Strategy, useFakeStack } from '../../fixtures/stack-deploy';
 import { WATCH_PERMISSIONS } from '../../../lib/cli/commands/watch';
 
-const aws = new FakeAws();
-beforeEach(() => {
-  aws.reset();
-  captureHandlerLogs(aws);
-});
-afterEach(() => {
-  jest.restoreAllMocks();
-});
+const aws = useFakeStack();
 
 interface Watched {
   readonly code: number;
@@ -170,7 +162,7 @@ describe('watch: what it needs and what it refuses', () => {
     await watchDeploy('helper-instance', 'success', [STACK_NAME, CDK_PATH]);
     const buildId = loggedStages()[0].buildId;
     for (const argv of [['watch', STACK_NAME], ['watch', '--build', buildId]]) {
-      expect(await aws.drive(runCli(argv, { stdout: () => undefined, stderr: () => undefined, clock: aws.clock }))).toBe(0);
+      expect((await runCliOnFake(aws, argv)).code).toBe(0);
     }
     // The handler's requests carry the phase the deploy runs them in; watch's have none.
     const actions = new Set(cliRequests().map((r) => `${r.service}:${r.action}`));
@@ -180,8 +172,7 @@ describe('watch: what it needs and what it refuses', () => {
 
   test('a settled stack: the outcome from the held build\'s record', async () => {
     await aws.drive(deployStack(aws, { strategy: 'ebs-direct', ending: 'success' }));
-    let stdout = '';
-    const code = await aws.drive(runCli(['watch', STACK_NAME], { stdout: (t) => (stdout += t), stderr: (t) => (stdout += t), clock: aws.clock }));
+    const { code, stdout } = await runCliOnFake(aws, ['watch', STACK_NAME]);
     expect(code).toBe(0);
     expect(stdout).toMatch(/no deploy in progress/);
     expect(stdout).toMatch(/build mua-[0-9a-f]{16} complete \(recorded\): AMI ami-/);
@@ -195,8 +186,7 @@ describe('watch: what it needs and what it refuses', () => {
     [['watch', STACK_NAME, 'NoSuchPath'], /no MirageUnikernelAmi resource of stack UnikernelStack has the logical id or construct path NoSuchPath/],
   ])('%j: one line, exit 2', async (argv, message) => {
     await aws.drive(deployStack(aws, { strategy: 'ebs-direct', ending: 'success' }));
-    let stderr = '';
-    const code = await aws.drive(runCli(argv, { stdout: () => undefined, stderr: (t) => (stderr += t), clock: aws.clock }));
+    const { code, stderr } = await runCliOnFake(aws, argv);
     expect(code).toBe(2);
     expect(stderr).toMatch(message);
     expect(stderr.trim().split('\n')).toHaveLength(1);
