@@ -44,6 +44,8 @@ const LOG_OVERLAP_MS = 5 * 60_000;
 /** `--build` without a stack to start from looks this far back for the build's lines. */
 const BUILD_LOOKBACK_MS = 3 * 3600_000;
 const BAR_WIDTH = 24;
+/** How much earlier than CloudFormation's event of an operation the handler's clock may date the operation's first line. */
+const CLOCK_SKEW_MS = 1000;
 
 interface WatchOptions {
   readonly intervalMs: number;
@@ -109,6 +111,8 @@ interface Target {
 class Watcher {
   private readonly seenEvents = new Set<string>();
   private readonly seenLines = new Set<string>();
+  /** Builds whose removal the handler began in this operation. */
+  private readonly removing = new Set<string>();
   private lastLogTime = 0;
   private build?: BuildProgress;
   private lastShown = '';
@@ -123,7 +127,8 @@ class Watcher {
     const resource = await selectResource(this.aws.cfn, stack, resources, constructPath);
     const logGroup = requireLogGroup(stack, resources);
     const events = await this.stackEvents(stack.stackId, 0);
-    const operation = events.find((e) => e.ResourceType === 'AWS::CloudFormation::Stack' && /^(CREATE|UPDATE|DELETE|IMPORT)_IN_PROGRESS$/.test(e.ResourceStatus ?? ''));
+    // The latest operation the stack began (stackEvents answers oldest first).
+    const operation = [...events].reverse().find((e) => e.ResourceType === 'AWS::CloudFormation::Stack' && /^(CREATE|UPDATE|DELETE|IMPORT)_IN_PROGRESS$/.test(e.ResourceStatus ?? ''));
     if (!inProgress(stack.status)) {
       return this.reportSettled(stack, resource);
     }
@@ -225,7 +230,7 @@ class Watcher {
     const build = this.build;
     const now = this.clock.now();
     const held = target.resourceStatus === 'CREATE_COMPLETE' || target.resourceStatus === 'UPDATE_COMPLETE';
-    const rolledBack = /ROLLBACK/.test(target.stackStatus ?? '') || /^DELETE_/.test(target.resourceStatus ?? '');
+    const rolledBack = /ROLLBACK/.test(target.stackStatus ?? '') || Boolean(target.cancelled);
     if (build) {
       this.line(`stages: ${build.durations(now).map((d) => `${d.stage} ${formatDuration(d.ms)}`).join(', ')}`);
     }
@@ -237,6 +242,11 @@ class Watcher {
       this.line(`${target.logicalId} is ${target.resourceStatus}: no new build was needed (an update of tags or settings only)`);
       return 0;
     }
+    if (!build && target.resourceStatus === 'DELETE_COMPLETE' && !/ROLLBACK/.test(target.stackStatus ?? '')) {
+      // The stack (or the resource) was deleted on purpose: its build's removal is the outcome.
+      this.line(`${target.logicalId} is DELETE_COMPLETE: its build is removed`);
+      return 0;
+    }
     if (build?.outcome === 'failed') {
       this.line(`failed after ${formatDuration((build.reached.find((s) => s.stage === 'failed')?.at ?? now) - (build.startedAt ?? target.since))}: ${build.reason ?? target.resourceReason ?? 'no reason logged'}`);
     } else if (build?.outcome === 'complete') {
@@ -244,6 +254,8 @@ class Watcher {
     }
     if (rolledBack) {
       this.line(`the stack rolled back (${target.stackStatus})${this.rollbackReason ? `: ${this.rollbackReason}` : ''}`);
+    } else if (target.logicalId !== undefined && !held) {
+      this.line(`${target.logicalId} is ${target.resourceStatus}${target.resourceReason ? `: ${firstLine(target.resourceReason)}` : ''}`);
     }
     if (build) {
       const stream = build.failedIn ?? this.lastStream;
@@ -284,19 +296,22 @@ class Watcher {
     const ours = target.logicalId !== undefined
       ? line.stackId === target.stack?.stackId && line.logicalId === target.logicalId
       : line.buildId === target.buildId;
-    if (line.stage === 'started' && ours && target.logicalId !== undefined && line.buildId !== target.buildId) {
+    // A build of this operation starts after it (lines read from before it may be an earlier build's).
+    if (line.stage === 'started' && ours && target.logicalId !== undefined && line.buildId !== target.buildId && line.at >= target.since - CLOCK_SKEW_MS) {
       target.buildId = line.buildId;
       this.build = new BuildProgress(line.buildId);
     }
-    if (line.stage === 'delete-started' && ours) {
-      this.event(line.at, `the handler began removing build ${line.buildId}${line.buildId === target.buildId ? '' : ' (an earlier build of the resource)'}`);
+    if (line.stage === 'delete-started' && ours && line.at >= target.since - CLOCK_SKEW_MS) {
+      this.removing.add(line.buildId);
+      const earlier = target.buildId !== undefined && line.buildId !== target.buildId;
+      this.event(line.at, `the handler began removing build ${line.buildId}${earlier ? ' (an earlier build of the resource)' : ''}`);
       return;
     }
-    if (line.buildId !== target.buildId) {
-      return;
-    }
-    if (line.stage === 'deleted') {
+    if (line.stage === 'deleted' && this.removing.has(line.buildId)) {
       this.event(line.at, `build ${line.buildId} removed`);
+      return;
+    }
+    if (line.buildId !== target.buildId || line.stage === 'deleted') {
       return;
     }
     this.build ??= new BuildProgress(line.buildId);

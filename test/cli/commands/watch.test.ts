@@ -7,7 +7,7 @@
 import { runCli } from '../../../lib/cli';
 import { parseStageLine } from '../../../lib/unikernel-ami/handler/stages';
 import { LOGICAL_ID, STACK_NAME } from '../../fixtures/custom-resource';
-import { CDK_PATH, DeployEnding, deployStack, DeployResult, HANDLER_LOG_GROUP, runCliOnFake, Strategy, useFakeStack } from '../../fixtures/stack-deploy';
+import { CDK_PATH, deleteStack, DeployEnding, deployStack, DeployResult, HANDLER_LOG_GROUP, runCliOnFake, Strategy, useFakeStack } from '../../fixtures/stack-deploy';
 import { WATCH_PERMISSIONS } from '../../../lib/cli/commands/watch';
 
 const aws = useFakeStack();
@@ -129,11 +129,29 @@ describe('watch on a terminal', () => {
     expect(visible).toContain('complete in ');
   });
 
-  test('a failure on a terminal ends the bar and prints the reason and the log', async () => {
-    const { code, stdout } = await watchDeploy('ebs-direct', 'failure', [STACK_NAME], true);
+  test.each(['failure', 'rollback'] as const)('a %s on a terminal ends the bar and prints the outcome and the log', async (ending) => {
+    const { code, stdout } = await watchDeploy(ending === 'failure' ? 'ebs-direct' : 'helper-instance', ending, [STACK_NAME], true);
     expect(code).toBe(1);
     expect(stdout).toMatch(/\r\x1b\[K\[#*-*\] \d+% /);
     expect(stdout).toContain(`full log: log group ${HANDLER_LOG_GROUP}`);
+    expect(stdout).toContain('the stack rolled back (ROLLBACK_COMPLETE)');
+    if (ending === 'rollback') {
+      expect(stdout).toMatch(/\r\x1b\[K\d\d:\d\d:\d\d HelloAmi1A2B3C4D DELETE_IN_PROGRESS \(a Delete while the build runs\)/);
+    }
+  });
+
+});
+
+describe('watch through a stack delete', () => {
+  test('a deliberate delete of the stack: the handler removes the build CloudFormation held, exit 0', async () => {
+    const deploy = await aws.drive(deployStack(aws, { strategy: 'ebs-direct', ending: 'success' }));
+    const deleted = deleteStack(aws, 'ebs-direct');
+    const [, watched] = await aws.drive(Promise.all([deleted, runCliOnFake(aws, ['watch', STACK_NAME])]));
+    expect(watched.code).toBe(0);
+    const held = deploy.responses[0].physicalId;
+    expect(watched.stdout).toContain(`the handler began removing build ${held}\n`);
+    expect(watched.stdout).not.toContain('writing blocks');
+    expect(watched.stdout).toContain(`${LOGICAL_ID} is DELETE_COMPLETE: its build is removed`);
   });
 });
 
