@@ -104,6 +104,8 @@ interface Target {
   resourceStatus?: string;
   resourceReason?: string;
   stackStatus?: string;
+  /** The build CloudFormation holds since the operation's resource event said complete. */
+  heldBuildId?: string;
   /** CloudFormation cancelled the resource's operation (another resource failed): its Delete comes while the build runs. */
   cancelled?: boolean;
 }
@@ -276,9 +278,17 @@ class Watcher {
       }
       return;
     }
+    if (!isStack && isPreviousBuildRemoval(target, event)) {
+      // An update's cleanup: CloudFormation deletes the build the resource held before; the resource holds the new one.
+      this.event(event.Timestamp?.getTime() ?? this.clock.now(), `${event.LogicalResourceId} ${event.ResourceStatus} of the previous build ${event.PhysicalResourceId}`);
+      return;
+    }
     if (isStack) {
       target.stackStatus = event.ResourceStatus;
     } else {
+      if (/^(CREATE|UPDATE)_COMPLETE$/.test(event.ResourceStatus ?? '') && isBuildId(event.PhysicalResourceId)) {
+        target.heldBuildId = event.PhysicalResourceId;
+      }
       target.resourceStatus = event.ResourceStatus;
       target.resourceReason = event.ResourceStatusReason ?? target.resourceReason;
       // CloudFormation cancels a custom resource's Create when another resource fails, and sends
@@ -446,6 +456,12 @@ class Watcher {
     this.line(`build ${buildId} ${record.outcome} (recorded): AMI ${record.imageId ?? '?'}, snapshot ${record.snapshotId ?? '?'}; ${stages}`);
     return record.outcome === 'complete' && /_COMPLETE$/.test(stack.status) && !/ROLLBACK/.test(stack.status) ? 0 : 1;
   }
+}
+
+/** A Delete of a build id other than the one the resource now holds: the cleanup of an update that replaced it. */
+function isPreviousBuildRemoval(target: Target, event: StackEvent): boolean {
+  return /^DELETE_/.test(event.ResourceStatus ?? '') && target.heldBuildId !== undefined
+    && isBuildId(event.PhysicalResourceId) && event.PhysicalResourceId !== target.heldBuildId;
 }
 
 /** A reason's first line: the provider framework appends the handler's log group and a stack trace to it. */

@@ -7,7 +7,7 @@
 import { runCli } from '../../../lib/cli';
 import { parseStageLine } from '../../../lib/unikernel-ami/handler/stages';
 import { LOGICAL_ID, STACK_NAME } from '../../fixtures/custom-resource';
-import { CDK_PATH, deleteStack, DeployEnding, deployStack, DeployResult, HANDLER_LOG_GROUP, runCliOnFake, Strategy, useFakeStack } from '../../fixtures/stack-deploy';
+import { CDK_PATH, deleteStack, DeployEnding, deployStack, DeployResult, HANDLER_LOG_GROUP, runCliOnFake, startCli, Strategy, updateStack, useFakeStack } from '../../fixtures/stack-deploy';
 import { WATCH_PERMISSIONS } from '../../../lib/cli/commands/watch';
 
 const aws = useFakeStack();
@@ -21,17 +21,8 @@ interface Watched {
 
 /** Deploys with the given ending while `watch ARGS` follows it, in plain or terminal mode. */
 async function watchDeploy(strategy: Strategy, ending: DeployEnding, args: readonly string[], terminal = false): Promise<Watched> {
-  let stdout = '';
-  let stderr = '';
-  const deploy = deployStack(aws, { strategy, ending });
-  const watched = runCli(['watch', ...args], {
-    stdout: (text) => (stdout += text),
-    stderr: (text) => (stderr += text),
-    clock: aws.clock,
-    terminal: terminal ? { columns: 160 } : undefined,
-  });
-  const [result, code] = await aws.drive(Promise.all([deploy, watched]));
-  return { code, stdout, stderr, deploy: result };
+  const [deploy, watched] = await aws.drive(Promise.all([deployStack(aws, { strategy, ending }), startCli(aws, ['watch', ...args], terminal)]));
+  return { ...watched, deploy };
 }
 
 /** The stage lines the handler wrote to the log group, for comparing with what watch showed. */
@@ -142,11 +133,26 @@ describe('watch on a terminal', () => {
 
 });
 
+describe('watch through an update', () => {
+  test.each(['helper-instance', 'ebs-direct'] as const)('%s: a rebuild, then CloudFormation\'s removal of the previous build, exit 0', async (strategy) => {
+    const first = await aws.drive(deployStack(aws, { strategy, ending: 'success' }));
+    const updated = updateStack(aws, strategy);
+    const [update, watched] = await aws.drive(Promise.all([updated, startCli(aws, ['watch', STACK_NAME])]));
+    const previous = first.responses[0].physicalId;
+    const rebuilt = update.responses.find((r) => r.requestType === 'Update')!;
+    expect(rebuilt.physicalId).not.toBe(previous);
+    expect(watched.stdout).toContain(`${rebuilt.physicalId} image registered`);
+    expect(watched.stdout).toContain(`AMI ${rebuilt.data!.ImageId}`);
+    expect(watched.stdout).not.toContain('does not hold it');
+    expect(watched.code).toBe(0);
+  });
+});
+
 describe('watch through a stack delete', () => {
   test('a deliberate delete of the stack: the handler removes the build CloudFormation held, exit 0', async () => {
     const deploy = await aws.drive(deployStack(aws, { strategy: 'ebs-direct', ending: 'success' }));
     const deleted = deleteStack(aws, 'ebs-direct');
-    const [, watched] = await aws.drive(Promise.all([deleted, runCliOnFake(aws, ['watch', STACK_NAME])]));
+    const [, watched] = await aws.drive(Promise.all([deleted, startCli(aws, ['watch', STACK_NAME])]));
     expect(watched.code).toBe(0);
     const held = deploy.responses[0].physicalId;
     expect(watched.stdout).toContain(`the handler began removing build ${held}\n`);
