@@ -4,6 +4,7 @@ import { runCli } from '../lib/cli';
 runCli(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
+  terminal: process.stdout.isTTY ? { columns: process.stdout.columns || 80 } : undefined,
 }).then(
   (code) => {
     process.exitCode = code;

@@ -1,6 +1,6 @@
 /**
  * The `mirage-unikernel-ami` command line: inspect a kernel, build the exact disk image the
- * construct would write, and read an instance's console. Kept apart from bin/ so tests can run it
+ * construct would write, read an instance's console, follow a build, and list a stack's builds. Kept apart from bin/ so tests can run it
  * in-process; bin/mirage-unikernel-ami.ts only wires it to the process. Each command lives in
  * commands/, with the option parsing they share in options.ts.
  */
@@ -24,6 +24,27 @@ export const COMMAND_HELP: { readonly [command: string]: { readonly synopsis: st
     synopsis: 'mirage-unikernel-ami console INSTANCE_ID [--region REGION]',
     description: 'prints the console output EC2 keeps for an instance (the unikernel\'s greeting); needs AWS\n' +
       'credentials allowed ec2:GetConsoleOutput',
+  },
+  watch: {
+    synopsis: 'mirage-unikernel-ami watch STACK [CONSTRUCT_PATH] [--region REGION] [--interval S] [--timeout MIN]\n' +
+      'mirage-unikernel-ami watch --build BUILD_ID [STACK] [--region REGION] [--interval S] [--timeout MIN]',
+    description: 'follows a build live, for both strategies: its stage, the time per stage and an estimate of\n' +
+      'what is left (a progress bar on a terminal, timestamped lines otherwise), and what CloudFormation\n' +
+      'does meanwhile (a rollback, a Delete). CONSTRUCT_PATH (or a logical id) picks one of several\n' +
+      'MirageUnikernelAmi resources. Exit 0: the build completed and CloudFormation holds it; 1: it failed\n' +
+      'or was rolled back (the reason and where the full log is are printed). Needs only read permissions:\n' +
+      'cloudformation:DescribeStacks, DescribeStackResources, DescribeStackResource, DescribeStackEvents,\n' +
+      'logs:FilterLogEvents, ec2:DescribeImages, DescribeSnapshots, DescribeInstances',
+  },
+  builds: {
+    synopsis: 'mirage-unikernel-ami builds STACK [--remove-failed] [--region REGION]',
+    description: 'lists the builds of a stack and everything each left (AMIs, snapshots, instances, volumes,\n' +
+      'staged objects) with its state, marking the build CloudFormation holds. --remove-failed removes\n' +
+      'builds that provably failed, by the handler\'s own rules; never the build CloudFormation holds, a\n' +
+      'retained one, nor any while the stack is in progress. Listing needs cloudformation:DescribeStacks,\n' +
+      'DescribeStackResources, ec2:DescribeImages, DescribeSnapshots, DescribeInstances, DescribeVolumes\n' +
+      'and s3:ListBucket; --remove-failed adds ec2:DeregisterImage, DeleteSnapshot, TerminateInstances,\n' +
+      'DeleteVolume, s3:GetObject and s3:DeleteObject',
   },
   xl: {
     synopsis: 'mirage-unikernel-ami xl (KERNEL | --disk IMAGE) --out NAME.xl [--name NAME] [--args "ARGS"] [--memory MiB] [--vcpus N] [--bridge BR]',
@@ -102,6 +123,10 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         return await (await import('./commands/disk')).diskCommand(rest, io);
       case 'console':
         return await (await import('./commands/console')).consoleCommand(rest, io);
+      case 'watch':
+        return await (await import('./commands/watch')).watchCommand(rest, io);
+      case 'builds':
+        return await (await import('./commands/builds')).buildsCommand(rest, io);
       case 'xl':
         return await (await import('./commands/xl')).xlCommand(rest, io);
       case 'boot':
@@ -118,7 +143,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
         io.stdout(USAGE);
         return command === undefined ? 2 : 0;
       default:
-        throw new UsageError(`unknown command '${command}'; expected inspect, disk, console, xl or boot (see --help)`);
+        throw new UsageError(`unknown command '${command}'; expected inspect, disk, console, watch, builds, xl or boot (see --help)`);
     }
   } catch (err) {
     // The disk-image writer's errors are about the input too; loaded only on this path, like the commands.

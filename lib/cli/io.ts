@@ -1,5 +1,6 @@
 /** What every command shares: where it writes, and how a user's mistake is reported. */
 import type { EC2Client } from '@aws-sdk/client-ec2';
+import type { CliClock } from './aws';
 
 /** Where the command writes; tests pass collectors. */
 export interface CliIo {
@@ -7,6 +8,13 @@ export interface CliIo {
   readonly stderr: (text: string) => void;
   /** Creates the EC2 client for `console`; tests pass one pointed at a mock. */
   readonly ec2Client?: (region?: string) => EC2Client;
+  /** The time `watch` reads and waits on. @default the real clock */
+  readonly clock?: CliClock;
+  /**
+   * Whether stdout is a terminal, and its width: `watch` then draws a progress bar in place;
+   * otherwise it writes plain timestamped lines (CI logs). @default plain lines
+   */
+  readonly terminal?: { readonly columns: number };
 }
 
 /** A mistake in how the command was called or in its input: reported as one line, no stack trace. */

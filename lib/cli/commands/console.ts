@@ -1,4 +1,5 @@
 import { EC2Client, GetConsoleOutputCommand } from '@aws-sdk/client-ec2';
+import { requireRegion, withCredentials } from '../aws';
 import { CliIo, UsageError } from '../io';
 import { onePositional, parseOptions } from '../options';
 
@@ -10,49 +11,15 @@ export async function consoleCommand(args: readonly string[], io: CliIo): Promis
     throw new UsageError(`'${instanceId}' is not an EC2 instance id (i-0123456789abcdef0)`);
   }
   const ec2 = (io.ec2Client ?? ((region?: string) => new EC2Client({ region })))(options.region);
-  await requireRegion(ec2);
+  await requireRegion(ec2, 'console', 'the instance\'s region');
   // No Latest: EC2 serves the latest output only on Nitro instance types ("This option is supported
   // on instance types that use the Nitro hypervisor"), and the PV types that run these AMIs are Xen.
   // What it serves is the buffered output EC2 posts some minutes after boot (the last 64 KB).
-  const result = await withCredentials(() => ec2.send(new GetConsoleOutputCommand({ InstanceId: instanceId })));
+  const result = await withCredentials('console', 'ec2:GetConsoleOutput', () => ec2.send(new GetConsoleOutputCommand({ InstanceId: instanceId })));
   if (!result.Output) {
     io.stderr(`mirage-unikernel-ami: ${instanceId} has no console output yet; EC2 publishes it a few minutes after boot\n`);
     return 1;
   }
   io.stdout(Buffer.from(result.Output, 'base64').toString('utf8'));
   return 0;
-}
-
-/**
- * The client's region, from --region or the SDK's own chain (AWS_REGION, the profile's region); the
- * SDK would otherwise fail the call with a bare "Region is missing".
- */
-async function requireRegion(ec2: EC2Client): Promise<void> {
-  let region: string | undefined;
-  try {
-    region = await ec2.config.region();
-  } catch {
-    region = undefined;
-  }
-  if (!region) {
-    throw new UsageError('console needs the instance\'s region: pass --region REGION (e.g. --region eu-west-1) or set AWS_REGION');
-  }
-}
-
-/**
- * The SDK found no credentials: say what to set instead of the SDK's CredentialsProviderError
- * ("Could not load credentials from any providers").
- */
-async function withCredentials<T>(call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (err) {
-    if ((err as Error | undefined)?.name === 'CredentialsProviderError') {
-      throw new UsageError(
-        'console needs AWS credentials allowed ec2:GetConsoleOutput: set AWS_PROFILE to a profile of ~/.aws/config ' +
-          "(after 'aws configure' or 'aws sso login'), or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY",
-      );
-    }
-    throw err;
-  }
 }

@@ -21,7 +21,7 @@
 import { CreateTagsCommand, DescribeInstancesCommand, DescribeVolumesCommand, DeleteVolumeCommand, EC2Client, Filter, Image, Instance } from '@aws-sdk/client-ec2';
 import { AmiRemovalKind, BuildStrategyKind, OPERATION_TIMING, RETAINED_TAG, UnikernelAmiProperties } from '../types';
 import { isRecordedComplete, recordFailure, recordOf } from './build-record';
-import { AwsClients } from './clients';
+import type { AwsClients } from './clients';
 import { clock, invocationTimeLeft } from './clock';
 import { terminateHelper } from './helper-instance';
 import {
@@ -46,6 +46,9 @@ import { deleteProgress, HelperProgress, readProgress } from './progress';
 import { buildFilter, resourceFilters } from './properties';
 import { isRetryableError, withRetry } from './retry';
 import { deleteStagedImage } from './staging';
+
+/** The clients a removal uses (the CLI's `builds --remove-failed` has no others). */
+export type RemovalClients = Pick<AwsClients, 'ec2' | 's3'>;
 
 /** Something of a build that is still there after a removal pass. */
 export interface Leftover {
@@ -143,7 +146,7 @@ function isHelperBuild(props: UnikernelAmiProperties): boolean {
  * instance that escaped a repeated Create still carries the build's tags).
  * @returns what is still there
  */
-export async function removeBuildPass(aws: AwsClients, build: BuildToRemove, log: StepLog, removed = new Set<string>(), found: PassFindings = {}): Promise<Leftover[]> {
+export async function removeBuildPass(aws: RemovalClients, build: BuildToRemove, log: StepLog, removed = new Set<string>(), found: PassFindings = {}): Promise<Leftover[]> {
   const left: Leftover[] = [];
   // The root snapshots of the AMIs this pass deregistered (or found deregistered): deleted by id,
   // since a tag-filtered read may leave them out for a while.
@@ -414,7 +417,7 @@ const CLEANUP_WAITS_MS = [5_000, 10_000, 20_000, 30_000];
  * the next pass tries again.
  * @returns what is left; empty when the build is gone
  */
-export async function removeBuild(aws: AwsClients, build: BuildToRemove, log: StepLog, budgetMs: number): Promise<Leftover[]> {
+export async function removeBuild(aws: RemovalClients, build: BuildToRemove, log: StepLog, budgetMs: number): Promise<Leftover[]> {
   const endsAt = clock().now() + Math.min(budgetMs, invocationTimeLeft() - CLEANUP_MARGIN_MS);
   const removed = new Set<string>();
   for (let pass = 0; ; pass++) {
@@ -525,7 +528,7 @@ export function failedBuild(buildId: string, props: UnikernelAmiProperties, know
  * sweep the build its first delivery started). Each candidate is confirmed by id first
  * (reasonToSpare), and its removal again decides every AMI on a read by id (reasonToKeep).
  */
-export async function sweepFailedBuilds(aws: AwsClients, stackId: string, logicalId: string, props: readonly UnikernelAmiProperties[], exclude: ReadonlySet<string>, log: StepLog): Promise<void> {
+export async function sweepFailedBuilds(aws: RemovalClients, stackId: string, logicalId: string, props: readonly UnikernelAmiProperties[], exclude: ReadonlySet<string>, log: StepLog): Promise<void> {
   const withInstances = props.some(isHelperBuild);
   const helperProps = props.find(isHelperBuild) ?? props[0];
   for (const candidate of await findFailedBuilds(aws.ec2, stackId, logicalId, withInstances, exclude)) {

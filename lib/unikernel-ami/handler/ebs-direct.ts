@@ -209,8 +209,9 @@ export async function uploadSnapshotDirect(ebs: EBSClient, ec2: EC2Client, optio
     if (now === Status.ERROR || start.Status === Status.ERROR) {
       throw new DirectUploadError(`Snapshot ${snapshotId} of build ${buildId} is in the error state.`, snapshotId);
     }
-    const blocks = await putBlocks(ebs, snapshotId, options, () => apiCalls++, isRetryableWrite);
+    const blocks = await putBlocks(ebs, snapshotId, options, () => apiCalls++, isRetryableWrite, (written) => log.stage('blocks-written', { snapshotId, blocks: written }));
     log.step('ebs-direct:put-blocks', { snapshotId, blocksSent: blocks.sent, bytesSent: blocks.bytes, apiCalls });
+    log.stage('blocks-written', { snapshotId, blocks: blocks.sent, totalBlocks: blocks.sent });
 
     await withRetry('ebs:CompleteSnapshot', () => {
       apiCalls++;
@@ -334,6 +335,12 @@ interface SentBlocks {
 }
 
 /**
+ * How often the upload logs the blocks written so far (a `blocks-written` stage, stages.ts): every
+ * 64 MiB. The total is not known before the end: the blocks are made as they are sent.
+ */
+const BLOCK_PROGRESS_EVERY = 128;
+
+/**
  * Sends the blocks with at most `concurrency` requests in flight. The workers pull from one lazy
  * iterator (for a streamed image, each pull reads the next blocks' worth of the kernel object), so
  * only the blocks being sent are in memory; they finish out of order, so digests are kept by
@@ -342,7 +349,7 @@ interface SentBlocks {
  * before it is thrown.
  */
 async function putBlocks(ebs: EBSClient, snapshotId: string, options: DirectUploadOptions, countCall: () => void,
-  isRetryable: (err: unknown) => boolean): Promise<SentBlocks> {
+  isRetryable: (err: unknown) => boolean, reportWritten: (blocks: number) => void): Promise<SentBlocks> {
   const source = options.image.nonZeroBlocks(EBS_SNAPSHOT_BLOCK_BYTES);
   const blocks: Iterator<DiskBlock> | AsyncIterator<DiskBlock> = Symbol.asyncIterator in source
     ? (source as AsyncIterable<DiskBlock>)[Symbol.asyncIterator]()
@@ -386,6 +393,9 @@ async function putBlocks(ebs: EBSClient, snapshotId: string, options: DirectUplo
       }
       digests.set(index, digest);
       bytes += data.length;
+      if (digests.size % BLOCK_PROGRESS_EVERY === 0) {
+        reportWritten(digests.size);
+      }
     }
   };
 

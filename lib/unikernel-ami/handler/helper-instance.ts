@@ -34,6 +34,7 @@ import { BuildFailure, outputTail } from './failure';
 import { helperScript, helperUserData, runShellScriptCommands, SCRIPT_MESSAGE_PREFIX } from './helper-script';
 import { deleteSnapshot, describeOwn, describeOwnSnapshot, findBuildSnapshots, isYoung, NOT_FOUND_GRACE_MS, removeById, snapshotWait, timeOf } from './image';
 import { StepLog } from './log';
+import { progressPercentOf } from './stages';
 import { isRecordedComplete } from './build-record';
 import { HelperProgress, readProgress, writeProgress } from './progress';
 import { BuildSpec, Tag } from './properties';
@@ -145,6 +146,7 @@ export async function launchHelper(ctx: HelperContext): Promise<string> {
       throw new BuildFailure(`ec2:RunInstances launched no instance for build ${ctx.buildId}.`);
     }
     ctx.log.step('run-instances', { instanceId, subnetId });
+    ctx.log.stage('helper-launched', { instanceId });
     return instanceId;
   }
   throw new BuildFailure(
@@ -362,6 +364,7 @@ async function sendScript(ctx: HelperContext, instanceId: string, volumeId: stri
     throw new BuildFailure(`ssm:SendCommand returned no command id for the helper instance ${instanceId}.`);
   }
   ctx.log.step('send-helper-script', { instanceId, volumeId, commandId });
+  ctx.log.stage('agent-online', { instanceId, commandId });
   return commandId;
 }
 
@@ -422,6 +425,8 @@ async function watchScript(ctx: HelperContext, instance: Instance, progress: Hel
   if (status !== 'Success') {
     throw new BuildFailure(scriptFailure(instanceId, commandId, invocation));
   }
+  // The script exits 0 only once every block is written, synced and read back (helper-script.ts).
+  ctx.log.stage('verified', { instanceId, commandId });
   return snapshotVolume(ctx, instance, progress);
 }
 
@@ -467,6 +472,7 @@ async function awaitSnapshot(ctx: HelperContext, instanceId: string, snapshotId:
     return { done: false, waitingFor: `EC2 to show the new snapshot ${snapshotId}` };
   }
   const waitingFor = snapshotWait(snapshot);
+  ctx.log.stage('snapshot', { snapshotId, progressPercent: snapshot.State === 'completed' ? 100 : progressPercentOf(snapshot.Progress) });
   return waitingFor ? { done: false, waitingFor } : { done: true, snapshotId, instanceId };
 }
 

@@ -248,6 +248,7 @@ export async function ensureImage(ctx: ImageContext, snapshotId: string, snapsho
       ),
     afterCreateRetry(snapshotCreatedAt, clock().now()));
     ctx.log.step('register-image', { imageId: response.ImageId, snapshotId });
+    ctx.log.stage('image-registered', { imageId: response.ImageId, snapshotId });
     return { status: 'pending', imageId: response.ImageId! };
   } catch (err) {
     if ((err as Error).name === 'InvalidAMIName.Duplicate') {

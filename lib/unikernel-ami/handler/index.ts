@@ -46,6 +46,7 @@ import { advanceHelperBuild, deleteDuplicateSnapshots, HelperContext, launchHelp
 import { describeBuiltImage, describeImageById, describeOwnSnapshot, describeSnapshotById, ensureImage, findBuildByProperties, findBuildImages, ImageProgress, retagImage, rootSnapshotOf, snapshotWait, timeOf } from './image';
 import { prepareDiskImage } from './kernel';
 import { StepLog } from './log';
+import { progressPercentOf } from './stages';
 import { deleteProgress, readProgress, writeProgress } from './progress';
 import { buildTags, changedRebuildProperties, parseProperties, propertiesHash, resourceFilters } from './properties';
 import { isRetryableError } from './retry';
@@ -149,6 +150,7 @@ async function startBuild(event: OnEventRequest): Promise<OnEventResponse> {
   const startedAt = clock().now();
   const log = new StepLog(buildId);
   const ctx = buildContext(clients, buildId, event, log);
+  log.stage('started', { stackId: event.StackId, logicalId: event.LogicalResourceId, requestType: event.RequestType, strategy: ctx.spec.strategy });
   // Inspect the kernel before anything is created: a refused kernel leaves nothing behind. The
   // build then streams the kernel object into the disk's blocks as it writes them.
   const image = await prepareDiskImage(ctx.s3, ctx.spec);
@@ -180,11 +182,13 @@ async function startBuild(event: OnEventRequest): Promise<OnEventResponse> {
       log,
     });
     log.step('upload-snapshot-direct', { snapshotId: result.snapshotId, blocks: result.blocksSent, snapshotBlocks: result.snapshotBlocks, apiCalls: result.apiCalls });
+    log.stage('verified', { snapshotId: result.snapshotId, blocks: result.snapshotBlocks, totalBlocks: result.snapshotBlocks });
     return { PhysicalResourceId: buildId, BuildState: { Action: BuildAction.BUILD, SnapshotId: result.snapshotId, StartedAt: startedAt, Blocks: result.snapshotBlocks } };
   } catch (err) {
     // Nothing will come back for this build if it is a Create (the framework ignores the Delete of
     // its failure marker), nor for an Update's new build id: remove everything now.
     const known: KnownIds = { snapshotIds: err instanceof DirectUploadError ? [err.snapshotId] : [], instanceIds: launched(err), createdAt: startedAt };
+    log.stage('failed', { reason: err instanceof Error ? err.message : String(err) });
     const left = await removeBuild(clients, failedBuild(buildId, event.ResourceProperties, known), log, ON_EVENT_CLEANUP_MS);
     throw withLeftovers(err, left, event.RequestType === 'Create'
       ? `delete them by hand (tag mirage-unikernel-ami:build-id=${buildId})`
@@ -229,6 +233,7 @@ async function continueBuild(event: IsCompleteRequest): Promise<IsCompleteRespon
       return notComplete(done, startedAt, log);
     }
     log.step('complete', { ...done });
+    log.stage('complete', { imageId: done.ImageId, snapshotId: done.SnapshotId });
     return { IsComplete: true, Data: done };
   } catch (err) {
     if (isRetryableError(err) && !pastDeadline(startedAt)) {
@@ -248,12 +253,14 @@ async function continueBuild(event: IsCompleteRequest): Promise<IsCompleteRespon
     }
     if (recorded) {
       log.step('complete-already-recorded', { ...recorded, error: (err as Error).message });
+      log.stage('complete', { imageId: recorded.ImageId, snapshotId: recorded.SnapshotId });
       if (ctx.spec.strategy === BuildStrategyKind.HELPER_INSTANCE && !(await tidyRepeatedHelperBuild(ctx, startedAt))) {
         return { IsComplete: false };
       }
       return { IsComplete: true, Data: recorded };
     }
     log.step('build-failed', { error: (err as Error).message });
+    log.stage('failed', { reason: (err as Error).message });
     const known: KnownIds = { instanceIds: state.InstanceId ? [state.InstanceId] : [], snapshotIds: state.SnapshotId ? [state.SnapshotId] : [], createdAt: startedAt };
     const left = await removeBuild(clients, failedBuild(buildId, event.ResourceProperties, known), log, IS_COMPLETE_CLEANUP_MS);
     throw withLeftovers(err, left, event.RequestType === 'Create' ? 'the Delete that follows removes them' : 'the next update or delete of this resource removes them');
@@ -354,6 +361,7 @@ async function advanceDirectToImage(ctx: BuildContext, snapshotId: string, start
     return `EC2 to show the new snapshot ${snapshotId}`;
   }
   const waitingFor = snapshotWait(snapshot);
+  ctx.log.stage('snapshot', { snapshotId, progressPercent: snapshot.State === 'completed' ? 100 : progressPercentOf(snapshot.Progress) });
   if (waitingFor) {
     return waitingFor;
   }
@@ -477,6 +485,7 @@ async function startDelete(event: OnEventRequest): Promise<OnEventResponse> {
     return { PhysicalResourceId: physicalId, BuildState: { Action: BuildAction.DELETE } };
   }
   const log = new StepLog(physicalId);
+  log.stage('delete-started', { stackId: event.StackId, logicalId: event.LogicalResourceId, requestType: event.RequestType, strategy: event.ResourceProperties.Strategy });
   await migrateBuildTags(clients.ec2, physicalId, event.StackId, event.ResourceProperties.Strategy !== BuildStrategyKind.EBS_DIRECT, clock().now(), log);
   // Decided once: the AMI may be deregistered in this pass, and later passes must still treat the build as finished.
   const finished = await isFinishedBuild(clients.ec2, physicalId);
@@ -526,6 +535,7 @@ async function continueDelete(event: IsCompleteRequest): Promise<IsCompleteRespo
     // the reads may have been stale (an AMI or snapshot left out, or NotFound by id): the removal
     // goes on until EC2's documented lag is over before it answers that the build is gone.
     if (event.BuildState.ImageSeen || found.image || clock().now() - startedAt >= DELETE_UNSEEN_CONFIRM_MS) {
+      log.stage('deleted');
       return { IsComplete: true };
     }
     log.step('wait', { waitingFor: 'reads of the build that may be stale to catch up (no pass has seen its AMI)' });

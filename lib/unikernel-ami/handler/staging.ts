@@ -135,6 +135,7 @@ export async function stageImage(ctx: StagingContext, image: StageableImage): Pr
     ctx.s3.send(new PutObjectCommand({ Bucket: bucket, Key: keys.manifest, Body: encoded.manifest, ContentType: 'text/plain' })),
   );
   ctx.log.step('stage-image', { bucket, blocks: encoded.blockCount, gzipBytes: encoded.gzipBytes, parts: upload.partCount });
+  ctx.log.stage('staged', { blocks: encoded.blockCount, totalBlocks: encoded.blockCount });
 }
 
 /** An S3 object written as its bytes come: one PutObject if they fit one part, else a multipart upload. */

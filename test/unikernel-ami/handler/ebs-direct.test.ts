@@ -495,7 +495,9 @@ describe('log', () => {
 
     // THEN
     const entries = logLines.map((line) => JSON.parse(line));
-    expect(entries.map((entry) => entry.step)).toEqual(['ebs-direct:start-snapshot', 'ebs-direct:put-blocks', 'ebs-direct:complete-snapshot']);
+    // The stage line (stages.ts) says how many blocks were written, for `watch`.
+    expect(entries.map((entry) => entry.step)).toEqual(['ebs-direct:start-snapshot', 'ebs-direct:put-blocks', 'stage', 'ebs-direct:complete-snapshot']);
+    expect(entries[2]).toMatchObject({ stage: 'blocks-written', blocks: entries[1].blocksSent, totalBlocks: entries[1].blocksSent });
     for (const entry of entries) {
       expect(entry).toMatchObject({ buildId: BUILD_ID, snapshotId: SNAPSHOT_ID, elapsedMs: expect.any(Number) });
     }
