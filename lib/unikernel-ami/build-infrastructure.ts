@@ -15,6 +15,7 @@ import {
   BuildStrategyKind,
   HELPER_SSM_DOCUMENT,
   HELPER_VOLUMES,
+  IMAGE_USER_TAG_PREFIX,
   MANAGED_TAG,
   OPERATION_TIMING,
   NAME_TAG,
@@ -505,16 +506,35 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     this.addStatement(['ec2:DeleteTags'], [images, snapshots], {
       'StringEquals': this.resourceTagsOurs('ec2:ResourceTag'),
       'ForAllValues:StringNotEquals': { 'aws:TagKeys': [...BUILD_OWNED_TAG_KEYS] },
+      'ForAllValues:StringNotLike': { 'aws:TagKeys': [`${IMAGE_USER_TAG_PREFIX}*`] },
       'Null': { 'aws:TagKeys': 'false' },
     });
+    // What the AMI offers beyond its disk (handler/distribution.ts), on our AMIs and snapshots only:
+    // description and launch permissions, deprecation, deregistration protection (turning it off
+    // too: a Delete or a failed build's cleanup must, before it can deregister), and create-volume
+    // permission on the snapshot. The reads come first, so that only differences are changed.
+    this.addStatement([
+      'ec2:DescribeImageAttribute', 'ec2:ModifyImageAttribute', 'ec2:EnableImageDeprecation', 'ec2:DisableImageDeprecation',
+      'ec2:EnableImageDeregistrationProtection', 'ec2:DisableImageDeregistrationProtection',
+    ], [images], { StringEquals: this.resourceTagsOurs('ec2:ResourceTag') });
+    this.addStatement(['ec2:DescribeSnapshotAttribute', 'ec2:ModifySnapshotAttribute'], [snapshots], { StringEquals: this.resourceTagsOurs('ec2:ResourceTag') });
+    // Whether the account blocks public AMIs: an account-and-region setting, no resource type
+    // (Service Authorization Reference), so `*`; it only reads.
+    this.addStatement(['ec2:GetImageBlockPublicAccessState'], ['*']);
     this.allowTagMigration([images, snapshots]);
     // Whatever any Allow says: an AMI or snapshot marked retained outlives its resource, so no
     // handler, of this stack or of a later one, may destroy it or change its tags; and nothing
     // tagged for another stack (incarnation) may be re-tagged.
-    this.denyOnRetained([images, snapshots], ['ec2:DeregisterImage', 'ec2:DeleteSnapshot', 'ec2:CreateTags', 'ec2:DeleteTags']);
+    // That includes who may launch it or read its disk, its deprecation and its protection: the AMI
+    // is the user's now, and what they shared or protected by hand stays as they set it.
+    this.denyOnRetained([images, snapshots], [
+      'ec2:DeregisterImage', 'ec2:DeleteSnapshot', 'ec2:CreateTags', 'ec2:DeleteTags',
+      'ec2:ModifyImageAttribute', 'ec2:ModifySnapshotAttribute', 'ec2:EnableImageDeprecation', 'ec2:DisableImageDeprecation',
+      'ec2:EnableImageDeregistrationProtection', 'ec2:DisableImageDeregistrationProtection',
+    ]);
     this.denyTagChangesOfOtherStacks([images, snapshots]);
     this.addStatement(['ec2:DescribeImages', 'ec2:DescribeSnapshots', 'ec2:DescribeInstances', 'ec2:DescribeVolumes'], ['*']);
-    this.acknowledgeHandlerWildcard('*', 'DescribeImages, DescribeSnapshots, DescribeInstances and DescribeVolumes support no resource-level ' +
+    this.acknowledgeHandlerWildcard('*', 'DescribeImages, DescribeSnapshots, DescribeInstances, DescribeVolumes and GetImageBlockPublicAccessState support no resource-level ' +
       'permissions (Service Authorization Reference); they only read');
     this.acknowledgeHandlerWildcard(images, 'an AMI id is unknown before RegisterImage: registering requires our stack and managed tags on the request; ' +
       'tagging, untagging (never the build\'s own tags) and deregistering require them on the AMI');
