@@ -27,7 +27,7 @@
  */
 import { BuildStrategyKind, OPERATION_TIMING, UnikernelAmiAttributes } from '../types';
 import { buildIdOf, isBuildId } from './build-id';
-import { findRecordedCompletion, recordCompletion, recordOf } from './build-record';
+import { findRecordedCompletion, isRecordedComplete, recordCompletion, recordOf } from './build-record';
 import { BuildToRemove, describeLeftovers, failedBuild, isFinishedBuild, KnownIds, Leftover, PassFindings, removeBuild, removeBuildPass, sweepFailedBuilds } from './cleanup';
 import { AwsClients, clients } from './clients';
 import { clock, InvocationContext, invocationTimeLeft, runInvocation } from './clock';
@@ -55,6 +55,8 @@ import {
   ImageProgress,
   imageNameOf,
   imageUserOf,
+  isNotFound,
+  isYoung,
   markImageUser,
   retagImage,
   rootSnapshotOf,
@@ -331,7 +333,7 @@ async function advanceHelperToImage(ctx: BuildContext, state: BuildState, starte
   if (image.status !== 'available') {
     return imageWait(image);
   }
-  const distributed = await distribute(ctx, image.imageId, round.snapshotId, true);
+  const distributed = await distribute(ctx, image.imageId, round.snapshotId, 'new-build');
   if (distributed) {
     return distributed;
   }
@@ -376,17 +378,35 @@ async function recordComplete(ctx: BuildContext, imageId: string, startedAt: num
 }
 
 /**
- * Applies what the AMI offers beyond its disk (distribution.ts) to the available AMI, read by id,
- * before the build is recorded complete. A refusal (public access blocked, a key EC2 does not share,
- * a deprecation time out of EC2's limits) fails the build.
+ * Applies what the AMI offers beyond its disk (distribution.ts) to the available AMI, read by id. A
+ * refusal (public access blocked, a key EC2 does not share, a deprecation time out of EC2's limits)
+ * fails the build or Update.
+ *
+ * A build applies them before it records itself complete, and never after: a repeated delivery of
+ * the build's event that runs on after a later Update (a second waiter execution polls on) must not
+ * put the build's values back over the Update's. An Update that keeps the AMI (`update`) applies
+ * them whatever the record says.
+ *
+ * A NotFound of the AMI or its snapshot right after the AMI was registered is EC2's lag ("Eventual
+ * consistency in the Amazon EC2 API"): waited for while the AMI is young (isYoung).
  * @returns what the build waits for, or undefined once applied
  */
-async function distribute(ctx: BuildContext, imageId: string, snapshotId: string, fresh = false): Promise<string | undefined> {
+async function distribute(ctx: BuildContext, imageId: string, snapshotId: string, mode: 'new-build' | 'rename' | 'update'): Promise<string | undefined> {
   const image = await describeImageById(ctx.ec2, imageId);
   if (image?.State !== 'available') {
     return `EC2 to show the available AMI ${imageId} by its id`;
   }
-  await applyDistribution(ctx, image, snapshotId, fresh);
+  if (mode !== 'update' && isRecordedComplete(image.Tags)) {
+    return undefined;
+  }
+  try {
+    await applyDistribution(ctx, image, snapshotId, mode === 'new-build');
+  } catch (err) {
+    if (isNotFound(err) && isYoung(timeOf(image.CreationDate))) {
+      return `EC2 to know AMI ${imageId} and its snapshot ${snapshotId} everywhere (${(err as Error).message})`;
+    }
+    throw err;
+  }
   return undefined;
 }
 
@@ -407,7 +427,7 @@ async function advanceDirectToImage(ctx: BuildContext, snapshotId: string, start
   if (image.status !== 'available') {
     return imageWait(image);
   }
-  const distributed = await distribute(ctx, image.imageId, snapshotId, true);
+  const distributed = await distribute(ctx, image.imageId, snapshotId, 'new-build');
   if (distributed) {
     return distributed;
   }
@@ -449,7 +469,7 @@ async function advanceRenameToImage(ctx: BuildContext, snapshotId: string, start
   if (image.status !== 'available') {
     return imageWait(image);
   }
-  const distributed = await distribute(ctx, image.imageId, snapshotId);
+  const distributed = await distribute(ctx, image.imageId, snapshotId, 'rename');
   if (distributed) {
     return distributed;
   }
@@ -565,7 +585,7 @@ async function continueRetag(event: IsCompleteRequest): Promise<IsCompleteRespon
   const ctx = buildContext(clients, buildId, event, log);
   try {
     const { attributes } = await describeBuiltImage(clients.ec2, buildId);
-    const waiting = await distribute(ctx, attributes.ImageId, attributes.SnapshotId);
+    const waiting = await distribute(ctx, attributes.ImageId, attributes.SnapshotId, 'update');
     if (waiting) {
       return notComplete(waiting, startedAt, log);
     }
