@@ -291,14 +291,14 @@ export async function removeBuildPass(aws: AwsClients, build: BuildToRemove, log
   await part('snapshots by id', async () => {
     for (const snapshotId of new Set([...(known.snapshotIds ?? []), ...rootsOfRemoved.keys()])) {
       if (await mayDelete(snapshotId)) {
-        await removeSnapshot(aws.ec2, build.buildId, snapshotId, rootsOfRemoved.has(snapshotId) ? rootsOfRemoved.get(snapshotId) : known.createdAt, removed, left, log, found);
+        await removeSnapshot(aws.ec2, build, snapshotId, rootsOfRemoved.has(snapshotId) ? rootsOfRemoved.get(snapshotId) : known.createdAt, removed, left, log, found);
       }
     }
   });
   await part('snapshots by tag', async () => {
     for (const snapshot of await findBuildSnapshots(aws.ec2, build.buildId)) {
       if (!(known.snapshotIds ?? []).includes(snapshot.SnapshotId!) && !rootsOfRemoved.has(snapshot.SnapshotId!) && await mayDelete(snapshot.SnapshotId!)) {
-        await removeSnapshot(aws.ec2, build.buildId, snapshot.SnapshotId!, timeOf(snapshot.StartTime), removed, left, log, found);
+        await removeSnapshot(aws.ec2, build, snapshot.SnapshotId!, timeOf(snapshot.StartTime), removed, left, log, found);
       }
     }
   });
@@ -337,13 +337,21 @@ function hasRetainedTag(image: Image): boolean {
  * Deletes one snapshot, once per removal: `removed` remembers what earlier passes deleted, whose
  * NotFound would otherwise look like the lag of a new snapshot.
  */
-async function removeSnapshot(ec2: EC2Client, buildId: string, snapshotId: string, createdAt: number | undefined, removed: Set<string>, left: Leftover[], log: StepLog, found: PassFindings = {}): Promise<void> {
+async function removeSnapshot(ec2: EC2Client, build: BuildToRemove, snapshotId: string, createdAt: number | undefined, removed: Set<string>, left: Leftover[], log: StepLog, found: PassFindings = {}): Promise<void> {
   if (removed.has(snapshotId)) {
     return;
   }
   // A rename registered the snapshot again (or this build is the rename): while another AMI, read
-  // by its id, uses it, it stays for that AMI's own Delete.
-  const user = await otherImageUsing(ec2, snapshotId, buildId);
+  // by its id, uses it, it stays for that AMI's own Delete. Only a finished build's snapshot can be
+  // renamed, and only its Delete removes one (other removers keep a snapshot recorded complete). A
+  // read that fails leaves the decision to EC2, which refuses to delete a snapshot a registered AMI
+  // uses (InvalidSnapshot.InUse).
+  const user = build.remover === 'delete'
+    ? await otherImageUsing(ec2, snapshotId, build.buildId).catch((err) => {
+      log.step('describe-snapshot-users-failed', { snapshotId, error: (err as Error).message });
+      return undefined;
+    })
+    : undefined;
   if (user) {
     removed.add(snapshotId);
     found.image = true;
