@@ -13,8 +13,9 @@
  * Runs: each unikernel of the proof stack (two helper builds, one with a customer managed key; two
  * EBS-direct builds, one with that key, one from a versioned kernel in a user's bucket) in every
  * lifecycle of the driver; a kernel whose staged image is a multipart upload; a stack switched from
- * helper to EBS direct builds; and runs with faults, throttling and lags, in which the handler repeats
- * calls or cleans up after a failure.
+ * helper to EBS direct builds; runs with faults, throttling and lags, in which the handler repeats
+ * calls or cleans up after a failure; and issue 17's lifecycles (naming, sharing, deprecation,
+ * protection: DISTRIBUTION_LIFECYCLES) for an EBS-direct and a helper unikernel.
  */
 import { BUILD_ID_TAG, STACK_ID_TAG, UnikernelAmiProperties } from '../../lib/unikernel-ami/types';
 import { onEvent } from '../../lib/unikernel-ami/handler/index';
