@@ -199,18 +199,19 @@ export function deprecationChange(image: Image, spec: Pick<BuildSpec, 'deprecate
   }
   const createdAt = timeOf(image.CreationDate) ?? now;
   const desired = Math.round((createdAt + spec.deprecateAfterSeconds * 1000) / 60_000) * 60_000;
+  const when = new Date(desired).toISOString();
+  // Checked even when the time is already set: an Update that makes the AMI public keeps it.
+  if (spec.sharing.public && desired - createdAt > MAX_PUBLIC_DEPRECATION_MS) {
+    throw new BuildFailure(`Cannot deprecate the public AMI ${image.ImageId} at ${when}: EC2 allows a public AMI at most 2 years after its creation. Choose a shorter deprecateAfter.`);
+  }
   if (current === desired) {
     return undefined;
   }
-  const when = new Date(desired).toISOString();
   if (desired <= now) {
     throw new BuildFailure(`Cannot deprecate AMI ${image.ImageId} at ${when} (${spec.deprecateAfterSeconds} s after its creation): that time has passed, and EC2 refuses a deprecation time in the past. Choose a longer deprecateAfter.`);
   }
   if (desired - now > MAX_DEPRECATION_MS) {
     throw new BuildFailure(`Cannot deprecate AMI ${image.ImageId} at ${when}: EC2 allows at most 10 years ahead. Choose a shorter deprecateAfter.`);
-  }
-  if (spec.sharing.public && desired - createdAt > MAX_PUBLIC_DEPRECATION_MS) {
-    throw new BuildFailure(`Cannot deprecate the public AMI ${image.ImageId} at ${when}: EC2 allows a public AMI at most 2 years after its creation. Choose a shorter deprecateAfter.`);
   }
   return desired;
 }

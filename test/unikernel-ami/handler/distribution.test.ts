@@ -6,6 +6,8 @@
  * registers the same snapshot again. The resource properties are set as the construct sets them
  * (DISTRIBUTION_PROPERTIES), so these tests do not depend on the construct.
  */
+import { deprecationChange } from '../../../lib/unikernel-ami/handler/distribution';
+import { NO_SHARING } from '../../../lib/unikernel-ami/handler/properties';
 import { IMAGE_USER_TAG_PREFIX, RETAINED_TAG, UnikernelAmiProperties } from '../../../lib/unikernel-ami/types';
 import { deleteEvent, DISTRIBUTION_PROPERTIES, DISTRIBUTION_UPDATE, ebsDirectProperties, updateEvent } from '../../fixtures/custom-resource';
 import { FakeAws, FakeImage, useFakeAws } from '../../fixtures/fake-aws';
@@ -123,6 +125,27 @@ describe('Create with every option', () => {
     expect(result.outcomes[0].failureReason).toMatch(/EC2 allows at most 10 years ahead\. Choose a shorter deprecateAfter/);
     expect(aws.handlerRequests('EnableImageDeprecation')).toEqual([]);
     expect(result.leaks).toEqual([]);
+  });
+});
+
+describe('deprecationChange: the time to set, within EC2\'s limits', () => {
+  const created = Date.UTC(2027, 0, 1);
+  const image = (deprecation?: number) => ({ ImageId: 'ami-0123', CreationDate: new Date(created).toISOString(), DeprecationTime: deprecation === undefined ? undefined : new Date(deprecation).toISOString() });
+  const spec = (seconds: number | undefined, isPublic = false) => ({ deprecateAfterSeconds: seconds, sharing: { ...NO_SHARING, public: isPublic } });
+
+  test('counted from the AMI\'s creation, rounded to the minute; nothing to do when set; null to remove', () => {
+    expect(deprecationChange(image(), spec(86_400 + 31), created + 1000)).toBe(created + 86_400_000 + 60_000);
+    expect(deprecationChange(image(created + 86_400_000), spec(86_400), created + 3_600_000)).toBeUndefined();
+    expect(deprecationChange(image(created + 86_400_000), spec(undefined), created)).toBeNull();
+    expect(deprecationChange(image(), spec(undefined), created)).toBeUndefined();
+  });
+
+  test('refused: past, beyond 10 years, and for a public AMI beyond 2 years after creation even when already set', () => {
+    expect(() => deprecationChange(image(), spec(3600), created + 2 * 3_600_000)).toThrow(/that time has passed/);
+    expect(() => deprecationChange(image(), spec(11 * 365 * 86_400), created)).toThrow(/at most 10 years ahead/);
+    const threeYears = 3 * 365 * 86_400;
+    expect(deprecationChange(image(created + threeYears * 1000), spec(threeYears), created)).toBeUndefined();
+    expect(() => deprecationChange(image(created + threeYears * 1000), spec(threeYears, true), created)).toThrow(/a public AMI at most 2 years after its creation/);
   });
 });
 
