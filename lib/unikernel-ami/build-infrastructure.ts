@@ -15,6 +15,7 @@ import {
   BuildStrategyKind,
   HELPER_SSM_DOCUMENT,
   HELPER_VOLUMES,
+  IMAGE_USER_TAG_PREFIX,
   MANAGED_TAG,
   OPERATION_TIMING,
   NAME_TAG,
@@ -505,13 +506,21 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     this.addStatement(['ec2:DeleteTags'], [images, snapshots], {
       'StringEquals': this.resourceTagsOurs('ec2:ResourceTag'),
       'ForAllValues:StringNotEquals': { 'aws:TagKeys': [...BUILD_OWNED_TAG_KEYS] },
+      'ForAllValues:StringNotLike': { 'aws:TagKeys': [`${IMAGE_USER_TAG_PREFIX}*`] },
       'Null': { 'aws:TagKeys': 'false' },
     });
+    this.allowImageDistribution(images, snapshots);
     this.allowTagMigration([images, snapshots]);
     // Whatever any Allow says: an AMI or snapshot marked retained outlives its resource, so no
     // handler, of this stack or of a later one, may destroy it or change its tags; and nothing
     // tagged for another stack (incarnation) may be re-tagged.
-    this.denyOnRetained([images, snapshots], ['ec2:DeregisterImage', 'ec2:DeleteSnapshot', 'ec2:CreateTags', 'ec2:DeleteTags']);
+    // That includes who may launch it or read its disk, its deprecation and its protection: the AMI
+    // is the user's now, and what they shared or protected by hand stays as they set it.
+    this.denyOnRetained([images, snapshots], [
+      'ec2:DeregisterImage', 'ec2:DeleteSnapshot', 'ec2:CreateTags', 'ec2:DeleteTags',
+      'ec2:ModifyImageAttribute', 'ec2:ModifySnapshotAttribute', 'ec2:EnableImageDeprecation', 'ec2:DisableImageDeprecation',
+      'ec2:EnableImageDeregistrationProtection', 'ec2:DisableImageDeregistrationProtection',
+    ]);
     this.denyTagChangesOfOtherStacks([images, snapshots]);
     this.addStatement(['ec2:DescribeImages', 'ec2:DescribeSnapshots', 'ec2:DescribeInstances', 'ec2:DescribeVolumes'], ['*']);
     this.acknowledgeHandlerWildcard('*', 'DescribeImages, DescribeSnapshots, DescribeInstances and DescribeVolumes support no resource-level ' +
@@ -521,6 +530,45 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
     this.acknowledgeHandlerWildcard(snapshots, 'a snapshot id is unknown before it is created: creating requires our stack and managed tags on the request; ' +
       'writing blocks, registering, tagging and deleting require them on the snapshot');
     this.allowEncryptionDefaultCheck();
+  }
+
+  /**
+   * What the AMI offers beyond its disk (handler/distribution.ts), on our AMIs and snapshots only:
+   * description and launch permissions, deprecation, deregistration protection (turning it off too:
+   * a Delete or a failed build's cleanup must, before it can deregister), and create-volume
+   * permission on the snapshot; the reads come first, so that only differences are changed. In a
+   * managed policy of its own: with them, the role's inline policy outgrows the size CDK splits at.
+   * A child of the role, so that what depends on the role (the custom resource) waits for it too.
+   * The retained-AMI Deny (denyOnRetained) covers the changing calls.
+   */
+  private allowImageDistribution(images: string, snapshots: string): void {
+    const policy = new iam.ManagedPolicy(this.handlerRole, 'ImageDistributionPolicy', {
+      description: 'mirage-unikernel-ami: what the handler needs to name, share, deprecate and protect the AMIs it builds',
+      roles: [this.handlerRole],
+    });
+    policy.addStatements(
+      new iam.PolicyStatement({
+        actions: [
+          'ec2:DescribeImageAttribute', 'ec2:ModifyImageAttribute', 'ec2:EnableImageDeprecation', 'ec2:DisableImageDeprecation',
+          'ec2:EnableImageDeregistrationProtection', 'ec2:DisableImageDeregistrationProtection',
+        ],
+        resources: [images],
+        conditions: { StringEquals: this.resourceTagsOurs('ec2:ResourceTag') },
+      }),
+      new iam.PolicyStatement({
+        actions: ['ec2:DescribeSnapshotAttribute', 'ec2:ModifySnapshotAttribute'],
+        resources: [snapshots],
+        conditions: { StringEquals: this.resourceTagsOurs('ec2:ResourceTag') },
+      }),
+      // Whether the account blocks public AMIs: an account-and-region setting with no resource type
+      // (Service Authorization Reference), so `*`; it only reads.
+      new iam.PolicyStatement({ actions: ['ec2:GetImageBlockPublicAccessState'], resources: ['*'] }),
+    );
+    const cfnPolicy = policy.node.defaultChild as CfnResource;
+    const acknowledge = (arn: string, reason: string) => acknowledgeNagRule(cfnPolicy, 'AwsSolutions-IAM5', `Handler, image distribution: ${reason}.`, [wildcardResourceFinding(cfnPolicy, arn)]);
+    acknowledge('*', 'GetImageBlockPublicAccessState reads an account setting and supports no resource-level permissions (Service Authorization Reference)');
+    acknowledge(images, 'the AMI id is unknown at synth: every call requires our managed tag and this stack\'s id on the AMI');
+    acknowledge(snapshots, 'the snapshot id is unknown at synth: reading and changing its create-volume permission require our managed tag and this stack\'s id on the snapshot');
   }
 
   /**

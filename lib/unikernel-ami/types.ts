@@ -165,6 +165,13 @@ export const RETAINED_TAG = 'mirage-unikernel-ami:retained';
  * build is complete, on what a failed build leaves once it has failed.
  */
 export const BUILD_RECORD_TAG = 'mirage-unikernel-ami:build-record';
+/**
+ * Prefix of the tag keys, `<prefix><build id>`, that a snapshot carries for each further AMI that
+ * uses it (a rename registers the same snapshot again under a new name); the value is that AMI's
+ * id. The build that wrote the snapshot is named by BUILD_ID_TAG and its record instead. A Delete
+ * keeps a snapshot that another AMI named this way still uses.
+ */
+export const IMAGE_USER_TAG_PREFIX = 'mirage-unikernel-ami:image-user:';
 
 /**
  * The tag keys the build sets itself and relies on (IAM conditions, cleanup, rollback): never a user

@@ -13,15 +13,18 @@
  * Runs: each unikernel of the proof stack (two helper builds, one with a customer managed key; two
  * EBS-direct builds, one with that key, one from a versioned kernel in a user's bucket) in every
  * lifecycle of the driver; a kernel whose staged image is a multipart upload; a stack switched from
- * helper to EBS direct builds; and runs with faults, throttling and lags, in which the handler repeats
- * calls or cleans up after a failure.
+ * helper to EBS direct builds; runs with faults, throttling and lags, in which the handler repeats
+ * calls or cleans up after a failure; and issue 17's lifecycles (naming, sharing, deprecation,
+ * protection: DISTRIBUTION_LIFECYCLES) for an EBS-direct and a helper unikernel.
  */
 import { BUILD_ID_TAG, STACK_ID_TAG, UnikernelAmiProperties } from '../../lib/unikernel-ami/types';
 import { onEvent } from '../../lib/unikernel-ami/handler/index';
-import { createEvent, deleteEvent, STACK_ID, updateEvent } from '../fixtures/custom-resource';
+import { createEvent, deleteEvent, DISTRIBUTION_PROPERTIES, STACK_ID, updateEvent } from '../fixtures/custom-resource';
 import { seededRandom, useFakeAws } from '../fixtures/fake-aws';
 import { RecordedRequest } from '../fixtures/recorded-request';
-import { CfnOutcome, completeRequest, DEFAULT_KERNEL, findLeaks, Lifecycle, LIFECYCLES, LifecycleOptions, lifecycleProperties, LifecycleResult, runLifecycle, Strategy } from '../fixtures/lifecycle';
+import {
+  CfnOutcome, completeRequest, DEFAULT_KERNEL, DISTRIBUTION_LIFECYCLES, DistributionLifecycle, findLeaks, Lifecycle, LIFECYCLES, LifecycleOptions, lifecycleProperties, LifecycleResult, runLifecycle, Strategy,
+} from '../fixtures/lifecycle';
 import { denials, labelOf, RequestJudge } from './judge-requests';
 import { Authorization } from './request-authorizations';
 import { addTemplateResources, objectsLeft, putKernel } from './proof-account';
@@ -115,12 +118,12 @@ function templateProperties(template: UnikernelAmiProperties): Partial<Unikernel
 }
 
 /** Plays a lifecycle of a proof-stack unikernel with its template properties and its logical id. */
-async function play(unikernel: ProofUnikernel, options: Omit<LifecycleOptions, 'strategy' | 'properties' | 'logicalId'>): Promise<LifecycleResult> {
+async function play(unikernel: ProofUnikernel, options: Omit<LifecycleOptions, 'strategy' | 'properties' | 'logicalId'>, more: Partial<UnikernelAmiProperties> = {}): Promise<LifecycleResult> {
   const template = proofs.synthesized!.properties[unikernel];
   const kernel = options.kernel ?? DEFAULT_KERNEL;
   putKernel(aws, template, kernel);
   figures.runs++;
-  return runLifecycle(aws, { strategy: strategyOf(template), logicalId: proofs.synthesized!.logicalIds[unikernel], ...options, properties: templateProperties(template), kernel });
+  return runLifecycle(aws, { strategy: strategyOf(template), logicalId: proofs.synthesized!.logicalIds[unikernel], ...options, properties: { ...templateProperties(template), ...more }, kernel });
 }
 
 /** The lifecycle ended as it should: every request SUCCESS (but a failed Create), nothing left of any build, staged object or upload. */
@@ -141,6 +144,11 @@ const EXPECTED_OUTCOMES: Record<Lifecycle, string[]> = {
   'delete': ['create SUCCESS', 'stack-delete SUCCESS'],
   'retain': ['create SUCCESS', 'stack-delete SUCCESS'],
   'failed-create': ['create FAILED', 'rollback-delete SUCCESS'],
+  'distribution-update': ['create SUCCESS', 'update SUCCESS'],
+  'rename': ['create SUCCESS', 'update SUCCESS', 'cleanup-delete SUCCESS'],
+  'rename-rollback': ['create SUCCESS', 'update SUCCESS', 'rollback-update SUCCESS', 'rollback-delete SUCCESS'],
+  'protected-delete': ['create SUCCESS', 'stack-delete SUCCESS'],
+  'protected-retain': ['create SUCCESS', 'stack-delete SUCCESS'],
 };
 
 function actions(requests: readonly RecordedRequest[]): Set<string> {
@@ -203,6 +211,31 @@ describe('EBS encryption by default', () => {
     expectClean(result, EXPECTED_OUTCOMES.create);
     expect([...actions(aws.requests)].filter((label) => /GetEbs|kms:DescribeKey/.test(label)).sort())
       .toEqual(['ec2:GetEbsDefaultKmsKeyId', 'ec2:GetEbsEncryptionByDefault', 'kms:DescribeKey']);
+    expect(await judge(aws.requests, proofStacks())).toEqual([]);
+  });
+});
+
+describe('issue 17: naming, sharing, deprecation and protection', () => {
+  // Every distribution lifecycle, on an EBS-direct build with a customer managed key (its AMI may be
+  // shared) and on a helper build.
+  for (const unikernel of ['DirectEncrypted', 'HelperT1'] as const) {
+    for (const lifecycle of Object.keys(DISTRIBUTION_LIFECYCLES) as DistributionLifecycle[]) {
+      proofTest(`${unikernel}, ${lifecycle}: every request is allowed`, async () => {
+        const result = await play(unikernel, { lifecycle });
+        expectClean(result, EXPECTED_OUTCOMES[lifecycle]);
+        expect(await judge(aws.requests, proofStacks())).toEqual([]);
+      });
+    }
+  }
+
+  proofTest('public sharing where the account allows it, the deprecation removed: GetImageBlockPublicAccessState, DisableImageDeprecation', async () => {
+    aws.world.imageBlockPublicAccess = 'unblocked';
+    const result = await play('DirectEncrypted', {
+      lifecycle: 'distribution-update',
+      updateProperties: { Sharing: { Public: 'true' }, DeprecateAfterSeconds: undefined },
+    }, { ...DISTRIBUTION_PROPERTIES, Sharing: { Accounts: ['111122223333'] } });
+    expectClean(result, EXPECTED_OUTCOMES['distribution-update']);
+    expect([...actions(aws.requests)]).toEqual(expect.arrayContaining(['ec2:GetImageBlockPublicAccessState', 'ec2:DisableImageDeprecation', 'ec2:ModifyImageAttribute']));
     expect(await judge(aws.requests, proofStacks())).toEqual([]);
   });
 });

@@ -6,7 +6,7 @@
  * that the probe is denied for that reason, not because the request was malformed.
  */
 import { buildTags, parseProperties, propertiesHash } from '../../lib/unikernel-ami/handler/properties';
-import { BUILD_OWNED_TAG_KEYS, BUILD_RECORD_TAG, HELPER_VOLUMES, MANAGED_TAG, NAME_TAG, RETAINED_TAG, STACK_ID_TAG, STACK_TAG, UnikernelAmiProperties } from '../../lib/unikernel-ami/types';
+import { BUILD_OWNED_TAG_KEYS, BUILD_RECORD_TAG, HELPER_VOLUMES, IMAGE_USER_TAG_PREFIX, MANAGED_TAG, NAME_TAG, RETAINED_TAG, STACK_ID_TAG, STACK_TAG, UnikernelAmiProperties } from '../../lib/unikernel-ami/types';
 import { RecordedRequest, RecordedTag } from '../fixtures/recorded-request';
 import { denials, recorded, RequestJudge } from './judge-requests';
 import { Proof, synthesizeProofStack } from './proof-stack';
@@ -34,6 +34,24 @@ let probesDenied = 0;
 
 
 type Probe = RecordedRequest | Authorization[];
+
+/**
+ * The calls of handler/distribution.ts (and the Delete's turning protection off), each on the AMI
+ * or snapshot carrying `tags`: every changing call, and the reads.
+ */
+const DISTRIBUTION_CALLS: [string, (tags: RecordedTag[]) => RecordedRequest][] = [
+  ['ec2:ModifyImageAttribute (launch permissions)', (tags) => recorded('ec2', 'ModifyImageAttribute', { ImageId: IMAGE, LaunchPermission: { Add: [{ UserId: '111122223333' }] } }, withTags(tags, IMAGE))],
+  ['ec2:ModifyImageAttribute (description)', (tags) => recorded('ec2', 'ModifyImageAttribute', { ImageId: IMAGE, Description: { Value: 'hello' } }, withTags(tags, IMAGE))],
+  ['ec2:ModifySnapshotAttribute', (tags) => recorded('ec2', 'ModifySnapshotAttribute', {
+    SnapshotId: SNAPSHOT, Attribute: 'createVolumePermission', CreateVolumePermission: { Add: [{ UserId: '111122223333' }] },
+  }, withTags(tags, SNAPSHOT))],
+  ['ec2:EnableImageDeprecation', (tags) => recorded('ec2', 'EnableImageDeprecation', { ImageId: IMAGE, DeprecateAt: '2027-03-01T00:00:00Z' }, withTags(tags, IMAGE))],
+  ['ec2:DisableImageDeprecation', (tags) => recorded('ec2', 'DisableImageDeprecation', { ImageId: IMAGE }, withTags(tags, IMAGE))],
+  ['ec2:EnableImageDeregistrationProtection', (tags) => recorded('ec2', 'EnableImageDeregistrationProtection', { ImageId: IMAGE, WithCooldown: false }, withTags(tags, IMAGE))],
+  ['ec2:DisableImageDeregistrationProtection', (tags) => recorded('ec2', 'DisableImageDeregistrationProtection', { ImageId: IMAGE }, withTags(tags, IMAGE))],
+  ['ec2:DescribeImageAttribute', (tags) => recorded('ec2', 'DescribeImageAttribute', { ImageId: IMAGE, Attribute: 'launchPermission' }, withTags(tags, IMAGE))],
+  ['ec2:DescribeSnapshotAttribute', (tags) => recorded('ec2', 'DescribeSnapshotAttribute', { SnapshotId: SNAPSHOT, Attribute: 'createVolumePermission' }, withTags(tags, SNAPSHOT))],
+];
 
 /** The twin is allowed, the probe denied. */
 async function expectDenied(twin: Probe, probe: Probe): Promise<void> {
@@ -220,6 +238,9 @@ describe.each([['as synthesized', false], ['with @aws-cdk/aws-iam:minimizePolici
       ['ebs:GetSnapshotBlock', (tags) => recorded('ebs', 'GetSnapshotBlock', { SnapshotId: SNAPSHOT, BlockIndex: 0, BlockToken: 'token' }, withTags(tags, SNAPSHOT))],
       ['ec2:CreateTags (the build record)', (tags) => recorded('ec2', 'CreateTags', { Resources: [IMAGE, SNAPSHOT], Tags: [{ Key: BUILD_RECORD_TAG, Value: 'v=1 outcome=complete' }] }, withTags(tags, IMAGE, SNAPSHOT))],
       ['ssm:SendCommand', (tags) => sendCommand('AWS-RunShellScript', tags)],
+      // What the AMI offers beyond its disk (issue 17), and a rename's mark on the snapshot it reuses.
+      ...DISTRIBUTION_CALLS.map(([name, make]) => [name, (tags: RecordedTag[]) => make(tags)] as [string, Make]),
+      ['ec2:CreateTags (a rename\'s mark on the snapshot)', (tags) => recorded('ec2', 'CreateTags', { Resources: [SNAPSHOT], Tags: [{ Key: `${IMAGE_USER_TAG_PREFIX}${BUILD_ID}`, Value: IMAGE }] }, withTags(tags, SNAPSHOT))],
     ];
     test.each(requests)('%s', async (_name, make) => {
       await expectDenied(make(ours), make([]));
@@ -236,9 +257,16 @@ describe.each([['as synthesized', false], ['with @aws-cdk/aws-iam:minimizePolici
       ['ec2:CreateTags', (tags: RecordedTag[]) => recorded('ec2', 'CreateTags', { Resources: [IMAGE, SNAPSHOT], Tags: [{ Key: 'owner', Value: 'ops' }] }, withTags(tags, IMAGE, SNAPSHOT))],
       ['ec2:CreateTags of the retained mark', (tags: RecordedTag[]) => recorded('ec2', 'CreateTags', { Resources: [IMAGE], Tags: [{ Key: RETAINED_TAG, Value: 'false' }] }, withTags(tags, IMAGE))],
       ['ec2:DeleteTags', (tags: RecordedTag[]) => recorded('ec2', 'DeleteTags', { Resources: [IMAGE, SNAPSHOT], Tags: [{ Key: 'owner' }] }, withTags(tags, IMAGE, SNAPSHOT))],
+      // Who may launch it, read its disk, when it deprecates, whether it is protected: the user's now.
+      ...DISTRIBUTION_CALLS.filter(([name]) => !name.includes('Describe')),
     ])('%s on this stack\'s retained AMI or snapshot', async (_name, make) => {
       await expectDenied(make(ours), make(retained()));
     });
+  });
+
+  test('ec2:DeleteTags of a rename\'s mark on a snapshot (the snapshot would lose its last user\'s protection)', async () => {
+    const untag = (key: string) => recorded('ec2', 'DeleteTags', { Resources: [SNAPSHOT], Tags: [{ Key: key }] }, withTags(ours, SNAPSHOT));
+    await expectDenied(untag('owner'), untag(`${IMAGE_USER_TAG_PREFIX}${BUILD_ID}`));
   });
 
   describe('migrating what a release before the stack-id tag built', () => {

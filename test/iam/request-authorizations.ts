@@ -109,6 +109,20 @@ export class RequestAuthorizations {
         return [this.existing('ec2:DeregisterImage', input.ImageId, tagsOf(input.ImageId))];
       case 'ec2:DeleteSnapshot':
         return [this.existing('ec2:DeleteSnapshot', input.SnapshotId, tagsOf(input.SnapshotId))];
+      // What the AMI offers beyond its disk (handler/distribution.ts): each on the AMI or snapshot it names.
+      case 'ec2:DescribeImageAttribute':
+      case 'ec2:ModifyImageAttribute':
+      case 'ec2:EnableImageDeprecation':
+      case 'ec2:DisableImageDeprecation':
+      case 'ec2:EnableImageDeregistrationProtection':
+      case 'ec2:DisableImageDeregistrationProtection':
+        return [this.existing(`ec2:${request.action}`, input.ImageId, tagsOf(input.ImageId))];
+      case 'ec2:DescribeSnapshotAttribute':
+      case 'ec2:ModifySnapshotAttribute':
+        return [this.existing(`ec2:${request.action}`, input.SnapshotId, tagsOf(input.SnapshotId))];
+      // An account-and-region setting: no resource type (Service Authorization Reference).
+      case 'ec2:GetImageBlockPublicAccessState':
+        return [{ action: 'ec2:GetImageBlockPublicAccessState', resource: '*', context: {}, description: '' }];
       case 'ec2:CreateTags':
         return (input.Resources as string[]).map((id) => this.existing('ec2:CreateTags', id, tagsOf(id), '', requestTags(input.Tags)));
       case 'ec2:DeleteTags':

@@ -31,6 +31,8 @@ const UNSCOPED_ACTIONS = [
   'ssm:DescribeInstanceInformation', 'ssm:GetCommandInvocation', 'ssm:ListCommandInvocations',
   // the encryption-by-default check (handler/encryption-default.ts): reads of account settings
   'ec2:GetEbsEncryptionByDefault', 'ec2:GetEbsDefaultKmsKeyId',
+  // whether the account blocks public AMIs (handler/distribution.ts): an account setting
+  'ec2:GetImageBlockPublicAccessState',
 ];
 
 function addUnikernel(stack: Stack, id: string, overrides: Partial<MirageUnikernelAmiProps> = {}): MirageUnikernelAmi {
@@ -80,7 +82,10 @@ function expectEveryChangeScopedToTheStack(statements: TemplateStatement[]) {
 function expectCommonHandlerRules(statements: TemplateStatement[]) {
   // The only Denies: nothing marked retained is destroyed or re-tagged, nothing of another stack id re-tagged.
   expect(statements.filter((statement) => statement.Effect !== 'Allow').map((statement) => [actionsOf(statement).sort(), statement.Condition])).toEqual(expect.arrayContaining([
-    [['ec2:CreateTags', 'ec2:DeleteSnapshot', 'ec2:DeleteTags', 'ec2:DeregisterImage'], { Null: { [`ec2:ResourceTag/${RETAINED}`]: 'false' } }],
+    [[
+      'ec2:CreateTags', 'ec2:DeleteSnapshot', 'ec2:DeleteTags', 'ec2:DeregisterImage', 'ec2:DisableImageDeprecation', 'ec2:DisableImageDeregistrationProtection',
+      'ec2:EnableImageDeprecation', 'ec2:EnableImageDeregistrationProtection', 'ec2:ModifyImageAttribute', 'ec2:ModifySnapshotAttribute',
+    ], { Null: { [`ec2:ResourceTag/${RETAINED}`]: 'false' } }],
     [['ec2:CreateTags', 'ec2:DeleteTags'], { StringNotEquals: { [`ec2:ResourceTag/${STACK_ID_TAG}`]: STACK_ID }, Null: { [`ec2:ResourceTag/${STACK_ID_TAG}`]: 'false' } }],
   ]));
   for (const statement of statements) {
@@ -116,8 +121,14 @@ function expectCommonHandlerRules(statements: TemplateStatement[]) {
     'ForAllValues:StringNotEquals': {
       'aws:TagKeys': [MANAGED, STACK, STACK_ID_TAG, 'mirage-unikernel-ami:build-id', 'Name', 'mirage-unikernel-ami:resource', 'mirage-unikernel-ami:properties', 'mirage-unikernel-ami:retained', 'mirage-unikernel-ami:build-record'],
     },
+    // nor a snapshot's marks of the further AMIs that use it (a rename's)
+    'ForAllValues:StringNotLike': { 'aws:TagKeys': ['mirage-unikernel-ami:image-user:*'] },
     'Null': { 'aws:TagKeys': 'false' },
   });
+  // What the AMI offers beyond its disk: our AMIs and snapshots only.
+  expect(statementFor(statements, 'ec2:ModifyImageAttribute', '::image/*').Condition).toEqual({ StringEquals: EC2_RESOURCE_TAGS_OURS });
+  expect(statementFor(statements, 'ec2:DisableImageDeregistrationProtection', '::image/*').Condition).toEqual({ StringEquals: EC2_RESOURCE_TAGS_OURS });
+  expect(statementFor(statements, 'ec2:ModifySnapshotAttribute', '::snapshot/*').Condition).toEqual({ StringEquals: EC2_RESOURCE_TAGS_OURS });
   // Cleanup of any earlier build (also of a stack that switched from helper to direct builds) can look for helpers and volumes.
   const describe = statementsAllowing(statements, 'ec2:DescribeImages');
   expect(describe).toHaveLength(1);
@@ -396,9 +407,11 @@ describe('EBS direct builds', () => {
   });
 
   test('no helper resources: bucket, VPC, security group, helper role, instance profile, AL2023 parameter', () => {
-    for (const type of ['AWS::S3::Bucket', 'AWS::EC2::VPC', 'AWS::EC2::SecurityGroup', 'AWS::IAM::InstanceProfile', 'AWS::IAM::ManagedPolicy', 'Custom::S3AutoDeleteObjects']) {
+    for (const type of ['AWS::S3::Bucket', 'AWS::EC2::VPC', 'AWS::EC2::SecurityGroup', 'AWS::IAM::InstanceProfile', 'Custom::S3AutoDeleteObjects']) {
       template.resourceCountIs(type, 0);
     }
+    // The one managed policy is the image-distribution one both strategies need, not the helper build's.
+    expect(Object.keys(template.findResources('AWS::IAM::ManagedPolicy'))).toEqual([expect.stringMatching(/ImageDistributionPolicy/)]);
     expect(Object.keys(template.findResources('AWS::IAM::Role')).filter((id) => id.includes('HelperRole'))).toEqual([]);
     expect(Object.keys(template.toJSON().Parameters)).toEqual(['BootstrapVersion']);
   });
@@ -408,8 +421,10 @@ describe('EBS direct builds', () => {
     expect(allowedActions(statements)).toEqual([
       'ebs:CompleteSnapshot', 'ebs:GetSnapshotBlock', 'ebs:ListSnapshotBlocks', 'ebs:PutSnapshotBlock', 'ebs:StartSnapshot',
       'ec2:CreateTags', 'ec2:DeleteSnapshot', 'ec2:DeleteTags', 'ec2:DeregisterImage',
-      'ec2:DescribeImages', 'ec2:DescribeInstances', 'ec2:DescribeSnapshots', 'ec2:DescribeVolumes',
-      'ec2:GetEbsDefaultKmsKeyId', 'ec2:GetEbsEncryptionByDefault', 'ec2:RegisterImage',
+      'ec2:DescribeImageAttribute', 'ec2:DescribeImages', 'ec2:DescribeInstances', 'ec2:DescribeSnapshotAttribute', 'ec2:DescribeSnapshots', 'ec2:DescribeVolumes',
+      'ec2:DisableImageDeprecation', 'ec2:DisableImageDeregistrationProtection', 'ec2:EnableImageDeprecation', 'ec2:EnableImageDeregistrationProtection',
+      'ec2:GetEbsDefaultKmsKeyId', 'ec2:GetEbsEncryptionByDefault', 'ec2:GetImageBlockPublicAccessState',
+      'ec2:ModifyImageAttribute', 'ec2:ModifySnapshotAttribute', 'ec2:RegisterImage',
       'kms:DescribeKey',
       'logs:CreateLogStream', 'logs:PutLogEvents',
       's3:GetObject',

@@ -133,10 +133,10 @@ export interface RecordedImage {
 
 /**
  * Records a build as complete on its available AMI (read by id just before) and the AMI's root
- * snapshot, unless the AMI carries a complete record already (an earlier delivery of the same
+ * snapshot (not for a rename, whose snapshot keeps the record of the build that wrote it), unless the AMI carries a complete record already (an earlier delivery of the same
  * event wrote it): that one is kept and returned.
  */
-export async function recordCompletion(ec2: EC2Client, recorded: RecordedImage, startedAt: number, blocks?: number): Promise<BuildRecord> {
+export async function recordCompletion(ec2: EC2Client, recorded: RecordedImage, startedAt: number, blocks?: number, onSnapshot = true): Promise<BuildRecord> {
   const existing = recordOf(recorded.image.Tags);
   if (existing?.outcome === 'complete') {
     return existing;
@@ -157,7 +157,7 @@ export async function recordCompletion(ec2: EC2Client, recorded: RecordedImage, 
     progressPercent: 100,
   };
   await withRetry('ec2:CreateTags build-record', () => ec2.send(new CreateTagsCommand({
-    Resources: [recorded.image.ImageId!, recorded.snapshotId],
+    Resources: onSnapshot ? [recorded.image.ImageId!, recorded.snapshotId] : [recorded.image.ImageId!],
     Tags: [{ Key: BUILD_RECORD_TAG, Value: formatBuildRecord(record) }],
   })));
   return record;
@@ -191,7 +191,7 @@ export async function findRecordedCompletion(ec2: EC2Client, buildId: string, wa
       const image = await describeImageById(ec2, listed.ImageId!);
       const snapshotId = image ? rootSnapshotOf(image) : undefined;
       if (image?.State === 'available' && isRecordedComplete(image.Tags) && snapshotId && image.KernelId) {
-        return { ImageId: image.ImageId!, SnapshotId: snapshotId, KernelId: image.KernelId };
+        return { ImageId: image.ImageId!, SnapshotId: snapshotId, KernelId: image.KernelId, ImageName: image.Name };
       }
     }
     if (lookup >= waitsMs.length || waitsMs[lookup] + reserveMs >= invocationTimeLeft()) {

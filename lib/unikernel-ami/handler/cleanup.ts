@@ -18,11 +18,22 @@
  *   CloudFormation's hour, unless it carries a failed record. A snapshot that an AMI uses is never
  *   deleted (EC2 refuses it: InvalidSnapshot.InUse).
  */
-import { CreateTagsCommand, DescribeInstancesCommand, DescribeVolumesCommand, DeleteVolumeCommand, EC2Client, Filter, Image, Instance } from '@aws-sdk/client-ec2';
-import { AmiRemovalKind, BuildStrategyKind, OPERATION_TIMING, RETAINED_TAG, UnikernelAmiProperties } from '../types';
+import {
+  CreateTagsCommand,
+  DescribeInstancesCommand,
+  DescribeVolumesCommand,
+  DeleteVolumeCommand,
+  DisableImageDeregistrationProtectionCommand,
+  EC2Client,
+  Filter,
+  Image,
+  Instance,
+} from '@aws-sdk/client-ec2';
+import { AmiRemovalKind, BuildStrategyKind, DeregistrationProtectionKind, OPERATION_TIMING, RETAINED_TAG, UnikernelAmiProperties } from '../types';
 import { isRecordedComplete, recordFailure, recordOf } from './build-record';
 import type { AwsClients } from './clients';
 import { clock, invocationTimeLeft } from './clock';
+import { PROTECTION_VALUES } from './distribution';
 import { terminateHelper } from './helper-instance';
 import {
   buildIdOfTags,
@@ -36,6 +47,7 @@ import {
   findImages,
   findSnapshots,
   isYoung,
+  otherImageUsing,
   PAGE_SIZE,
   removeById,
   rootSnapshotOf,
@@ -58,6 +70,8 @@ export interface Leftover {
   readonly createdAt?: number;
   /** For an error: whether another attempt may succeed (throttling, a server error) or not (AccessDenied). */
   readonly transient?: boolean;
+  /** For an error that is not about permissions: what the user can do (else: fix the handler's permissions). */
+  readonly advice?: string;
 }
 
 /** What the handler knows of a build to remove. */
@@ -215,6 +229,11 @@ export async function removeBuildPass(aws: RemovalClients, build: BuildToRemove,
         log.step('keep-image', { imageId: image.ImageId, state: image.State, why: keep });
         continue;
       }
+      const protectedLeft = await unprotect(aws.ec2, image, log);
+      if (protectedLeft) {
+        left.push(protectedLeft);
+        continue;
+      }
       if (build.remover === 'failed' && recordOf(image.Tags) === undefined) {
         // Should the deregistration not happen, a later sweep can prove from this that the build failed.
         await recordFailure(aws.ec2, image, build.known?.createdAt).catch((err) => log.step('record-failure-failed', { imageId: image.ImageId, error: (err as Error).message }));
@@ -275,14 +294,14 @@ export async function removeBuildPass(aws: RemovalClients, build: BuildToRemove,
   await part('snapshots by id', async () => {
     for (const snapshotId of new Set([...(known.snapshotIds ?? []), ...rootsOfRemoved.keys()])) {
       if (await mayDelete(snapshotId)) {
-        await removeSnapshot(aws.ec2, snapshotId, rootsOfRemoved.has(snapshotId) ? rootsOfRemoved.get(snapshotId) : known.createdAt, removed, left, log, found);
+        await removeSnapshot(aws.ec2, build, snapshotId, rootsOfRemoved.has(snapshotId) ? rootsOfRemoved.get(snapshotId) : known.createdAt, removed, left, log, found);
       }
     }
   });
   await part('snapshots by tag', async () => {
     for (const snapshot of await findBuildSnapshots(aws.ec2, build.buildId)) {
       if (!(known.snapshotIds ?? []).includes(snapshot.SnapshotId!) && !rootsOfRemoved.has(snapshot.SnapshotId!) && await mayDelete(snapshot.SnapshotId!)) {
-        await removeSnapshot(aws.ec2, snapshot.SnapshotId!, timeOf(snapshot.StartTime), removed, left, log, found);
+        await removeSnapshot(aws.ec2, build, snapshot.SnapshotId!, timeOf(snapshot.StartTime), removed, left, log, found);
       }
     }
   });
@@ -321,8 +340,25 @@ function hasRetainedTag(image: Image): boolean {
  * Deletes one snapshot, once per removal: `removed` remembers what earlier passes deleted, whose
  * NotFound would otherwise look like the lag of a new snapshot.
  */
-async function removeSnapshot(ec2: EC2Client, snapshotId: string, createdAt: number | undefined, removed: Set<string>, left: Leftover[], log: StepLog, found: PassFindings = {}): Promise<void> {
+async function removeSnapshot(ec2: EC2Client, build: BuildToRemove, snapshotId: string, createdAt: number | undefined, removed: Set<string>, left: Leftover[], log: StepLog, found: PassFindings = {}): Promise<void> {
   if (removed.has(snapshotId)) {
+    return;
+  }
+  // A rename registered the snapshot again (or this build is the rename): while another AMI, read
+  // by its id, uses it, it stays for that AMI's own Delete. Only a finished build's snapshot can be
+  // renamed, and only its Delete removes one (other removers keep a snapshot recorded complete). A
+  // read that fails leaves the decision to EC2, which refuses to delete a snapshot a registered AMI
+  // uses (InvalidSnapshot.InUse).
+  const user = build.remover === 'delete'
+    ? await otherImageUsing(ec2, snapshotId, build.buildId).catch((err) => {
+      log.step('describe-snapshot-users-failed', { snapshotId, error: (err as Error).message });
+      return undefined;
+    })
+    : undefined;
+  if (user) {
+    removed.add(snapshotId);
+    found.image = true;
+    log.step('keep-snapshot', { snapshotId, why: `AMI ${user} of another build uses it` });
     return;
   }
   if (await deleteSnapshot(ec2, snapshotId, createdAt)) {
@@ -340,6 +376,35 @@ function noSuchBucket(err: unknown): HelperProgress {
     return {};
   }
   throw err;
+}
+
+/**
+ * Deregistration protection, before an AMI is deregistered: protection without cooldown is turned
+ * off, and the AMI can go. Protection with cooldown keeps the AMI for 24 hours after it is turned
+ * off (EC2 API reference, DisableImageDeregistrationProtection), longer than any invocation: it is
+ * turned off (once), and the AMI is reported as left, not to be waited for, with when it can go.
+ * The construct allows the cooldown only with RETAIN, whose Delete never deregisters; this is what
+ * a failed build's cleanup meets, or a Delete of a resource deployed without the construct.
+ * @returns what is left, or undefined when the AMI may be deregistered now
+ */
+async function unprotect(ec2: EC2Client, image: Image, log: StepLog): Promise<Leftover | undefined> {
+  const protection = image.DeregistrationProtection ?? PROTECTION_VALUES[DeregistrationProtectionKind.OFF];
+  if (protection === PROTECTION_VALUES[DeregistrationProtectionKind.OFF]) {
+    return undefined;
+  }
+  if (protection.startsWith('enabled')) {
+    await withRetry('ec2:DisableImageDeregistrationProtection', () => ec2.send(new DisableImageDeregistrationProtectionCommand({ ImageId: image.ImageId })));
+    log.step('disable-deregistration-protection', { imageId: image.ImageId, was: protection });
+    if (protection === PROTECTION_VALUES[DeregistrationProtectionKind.ON]) {
+      return undefined;
+    }
+  }
+  return {
+    kind: 'error',
+    id: `AMI ${image.ImageId} has deregistration protection with cooldown: its protection is off now, but EC2 keeps it for 24 hours after that (${protection})`,
+    transient: false,
+    advice: 'Delete again after the cooldown (or keep the AMI: removalPolicy RETAIN, the only removal policy the construct allows with the cooldown).',
+  };
 }
 
 /**

@@ -20,7 +20,7 @@ import { EC2Client, GetEbsDefaultKmsKeyIdCommand, GetEbsEncryptionByDefaultComma
 import { DescribeKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { BuildStrategyKind } from '../types';
 import { BuildFailure } from './failure';
-import { BuildSpec } from './properties';
+import { BuildSpec, isShared } from './properties';
 import { withRetry } from './retry';
 
 /** The alias of the AWS managed key for EBS, which GetEbsDefaultKmsKeyId names when no other key is set. */
@@ -36,9 +36,16 @@ export function usesDefaultKey(spec: BuildSpec, encryptionByDefault: boolean): b
   return (encryptionByDefault || spec.encrypted) && !ownKey;
 }
 
+/** Whether the AMI's own snapshot is encrypted with the account's default EBS key. */
+export function snapshotUsesDefaultKey(spec: BuildSpec, encryptionByDefault: boolean): boolean {
+  return (encryptionByDefault || spec.encrypted) && !(spec.encrypted && spec.kmsKeyArn !== undefined);
+}
+
 /**
  * Fails the build, before anything is created, if it would encrypt with a customer managed default
- * key the handler was not granted (the construct's `encryptionKey`).
+ * key the handler was not granted (the construct's `encryptionKey`), or if it is to be shared and
+ * its snapshot would be encrypted with the AWS managed key (which EC2 does not share; the construct
+ * cannot know at synth when the account's encryption by default decides it).
  */
 export async function checkDefaultEncryptionKey(aws: { readonly ec2: EC2Client; readonly kms: KMSClient }, spec: BuildSpec): Promise<void> {
   const byDefault = (await withRetry('ec2:GetEbsEncryptionByDefault', () => aws.ec2.send(new GetEbsEncryptionByDefaultCommand({})))).EbsEncryptionByDefault === true;
@@ -46,11 +53,20 @@ export async function checkDefaultEncryptionKey(aws: { readonly ec2: EC2Client; 
     return;
   }
   const defaultKey = (await withRetry('ec2:GetEbsDefaultKmsKeyId', () => aws.ec2.send(new GetEbsDefaultKmsKeyIdCommand({})))).KmsKeyId;
-  if (defaultKey === undefined || isAwsManagedAlias(defaultKey) || defaultKey === spec.kmsKeyArn) {
+  const sharedOnDefaultKey = isShared(spec.sharing) && snapshotUsesDefaultKey(spec, byDefault);
+  if (defaultKey === undefined || isAwsManagedAlias(defaultKey)) {
+    refuseSharingOnAwsManagedKey(sharedOnDefaultKey, byDefault);
+    return;
+  }
+  if (defaultKey === spec.kmsKeyArn) {
     return;
   }
   const key = await describeKey(aws.kms, defaultKey);
-  if (key?.manager === 'AWS' || (key !== undefined && key.arn === spec.kmsKeyArn)) {
+  if (key?.manager === 'AWS') {
+    refuseSharingOnAwsManagedKey(sharedOnDefaultKey, byDefault);
+    return;
+  }
+  if (key !== undefined && key.arn === spec.kmsKeyArn) {
     return;
   }
   const named = key !== undefined && key.arn !== defaultKey ? `${defaultKey} (${key.arn})` : defaultKey;
@@ -65,13 +81,25 @@ export async function checkDefaultEncryptionKey(aws: { readonly ec2: EC2Client; 
   );
 }
 
+/** The failure of sharing an AMI encrypted with the AWS managed key. */
+export function unsharableKeyMessage(why: string): string {
+  return `Cannot share the AMI: its ${why}, and EC2 does not share AMIs encrypted with the AWS managed key (alias/aws/ebs). ` +
+    'Give the construct a customer managed encryptionKey whose key policy lets the target accounts use it, or do not share the AMI.';
+}
+
+function refuseSharingOnAwsManagedKey(shared: boolean, byDefault: boolean): void {
+  if (shared) {
+    throw new BuildFailure(unsharableKeyMessage(`snapshot would be encrypted with the AWS managed key alias/aws/ebs (${byDefault ? 'this account\'s EBS encryption by default' : 'encryption without an encryptionKey'})`));
+  }
+}
+
 /** `alias/aws/ebs`, or its alias ARN. */
-function isAwsManagedAlias(keyId: string): boolean {
+export function isAwsManagedAlias(keyId: string): boolean {
   return keyId === AWS_MANAGED_EBS_ALIAS || keyId.endsWith(`:${AWS_MANAGED_EBS_ALIAS}`);
 }
 
 /** The key an id, ARN or alias names; undefined if the handler may not describe it (another account's key, or a key policy that does not allow it). */
-async function describeKey(kms: KMSClient, keyId: string): Promise<{ arn?: string; manager?: string } | undefined> {
+export async function describeKey(kms: KMSClient, keyId: string): Promise<{ arn?: string; manager?: string } | undefined> {
   try {
     const metadata = (await withRetry('kms:DescribeKey', () => kms.send(new DescribeKeyCommand({ KeyId: keyId })))).KeyMetadata;
     return { arn: metadata?.Arn, manager: metadata?.KeyManager };

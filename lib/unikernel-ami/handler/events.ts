@@ -43,6 +43,11 @@ export interface BuildState {
   readonly InstanceId?: string;
   /** EBS-direct build: the snapshot written by the EBS direct APIs. */
   readonly SnapshotId?: string;
+  /**
+   * Rename: the snapshot of the resource's current AMI, registered again under the new name. Not a
+   * snapshot of this build: its cleanup never deletes it.
+   */
+  readonly SourceSnapshotId?: string;
   /** EBS-direct build: the 512 KiB blocks the snapshot holds (for the build record). */
   readonly Blocks?: number;
   /** Delete: the build had finished (an available AMI) when the Delete began, so it left nothing transient. */

@@ -21,7 +21,7 @@ import {
   Snapshot,
 } from '@aws-sdk/client-ec2';
 import { PV_ROOT_DEVICE_NAME } from '../../pv-grub';
-import { BUILD_ID_TAG, PROPERTIES_TAG, RETAINED_TAG, UnikernelAmiAttributes } from '../types';
+import { BUILD_ID_TAG, BUILD_RECORD_TAG, IMAGE_USER_TAG_PREFIX, PROPERTIES_TAG, RETAINED_TAG, UnikernelAmiAttributes } from '../types';
 import { clock, invocationTimeLeft } from './clock';
 import { BuildFailure } from './failure';
 import { StepLog } from './log';
@@ -50,9 +50,17 @@ export function isNotFound(err: unknown): boolean {
   return name.endsWith('NotFound') || name === 'NoSuchKey' || name === 'InvalidAMIID.Unavailable';
 }
 
-/** The AMI name: unique per account and region, and readable. */
-export function imageNameOf(spec: BuildSpec, buildId: string): string {
-  return `${spec.name}-${buildId}`;
+/**
+ * The AMI name: unique per account and region (a rebuild registers its AMI before the old one
+ * goes, and a rename registers the same disk again), and readable.
+ */
+export function imageNameOf(spec: Pick<BuildSpec, 'imageNamePrefix'>, buildId: string): string {
+  return `${spec.imageNamePrefix}-${buildId}`;
+}
+
+/** The AMI's description: ImageDescription, or one that names the unikernel and the build. */
+export function imageDescriptionOf(spec: Pick<BuildSpec, 'name' | 'imageDescription'>, buildId: string): string {
+  return spec.imageDescription ?? `${spec.name} unikernel booted by PV-GRUB (mirage-unikernel-ami build ${buildId})`;
 }
 
 /** Every page of a tag-filtered Describe call. */
@@ -232,7 +240,7 @@ export async function ensureImage(ctx: ImageContext, snapshotId: string, snapsho
       ctx.ec2.send(
         new RegisterImageCommand({
           Name: name,
-          Description: `${ctx.spec.name} unikernel booted by PV-GRUB (mirage-unikernel-ami build ${ctx.buildId})`,
+          Description: imageDescriptionOf(ctx.spec, ctx.buildId),
           VirtualizationType: 'paravirtual',
           Architecture: ctx.spec.architecture,
           KernelId: ctx.spec.kernelId,
@@ -289,7 +297,7 @@ export async function describeBuiltImage(ec2: EC2Client, buildId: string): Promi
     const image = (await findBuildImages(ec2, buildId)).find((i) => i.State === 'available');
     const snapshotId = image ? rootSnapshotOf(image) : undefined;
     if (image?.ImageId && snapshotId && image.KernelId) {
-      return { attributes: { ImageId: image.ImageId, SnapshotId: snapshotId, KernelId: image.KernelId }, image };
+      return { attributes: { ImageId: image.ImageId, SnapshotId: snapshotId, KernelId: image.KernelId, ImageName: image.Name }, image };
     }
     if (lookup >= BUILT_IMAGE_LOOKUPS_MS.length || BUILT_IMAGE_LOOKUPS_MS[lookup] >= invocationTimeLeft()) {
       throw new BuildFailure(`The AMI of build ${buildId} is gone (deregistered outside CloudFormation?). Change the kernel or Name to build a new one.`);
@@ -374,6 +382,46 @@ export async function deleteSnapshot(ec2: EC2Client, snapshotId: string, created
     }
     throw err;
   }
+}
+
+/** The AMI a build registered on a snapshot it did not write (a rename), from the snapshot's tags. */
+export function imageUserOf(tags: readonly { Key?: string; Value?: string }[] | undefined, buildId: string): string | undefined {
+  const value = tags?.find((tag) => tag.Key === `${IMAGE_USER_TAG_PREFIX}${buildId}`)?.Value;
+  return value && /^ami-[0-9a-f]+$/.test(value) ? value : undefined;
+}
+
+/** Marks a snapshot as used by a rename's AMI (see IMAGE_USER_TAG_PREFIX). */
+export async function markImageUser(ec2: EC2Client, snapshotId: string, buildId: string, imageId: string): Promise<void> {
+  await withRetry('ec2:CreateTags image-user', () => ec2.send(new CreateTagsCommand({ Resources: [snapshotId], Tags: [{ Key: `${IMAGE_USER_TAG_PREFIX}${buildId}`, Value: imageId }] })));
+}
+
+/**
+ * Another AMI that still uses a snapshot the build `buildId` is about to delete: the AMI of the
+ * build that wrote it (its record) or of a rename (IMAGE_USER_TAG_PREFIX), each read by its id and
+ * not deregistered. EC2 would refuse the deletion anyway (InvalidSnapshot.InUse); this tells the
+ * handler that the snapshot is to stay, rather than to be waited for.
+ */
+export async function otherImageUsing(ec2: EC2Client, snapshotId: string, buildId: string): Promise<string | undefined> {
+  const snapshot = await describeSnapshotById(ec2, snapshotId);
+  const tags = snapshot?.Tags ?? [];
+  const candidates = new Set<string>();
+  const writer = buildIdOfTags(tags);
+  const recordedImage = /(?:^| )image=(ami-[0-9a-f]+)/.exec(tags.find((tag) => tag.Key === BUILD_RECORD_TAG)?.Value ?? '')?.[1];
+  if (recordedImage && writer !== buildId) {
+    candidates.add(recordedImage);
+  }
+  for (const tag of tags) {
+    if (tag.Key?.startsWith(IMAGE_USER_TAG_PREFIX) && tag.Key !== `${IMAGE_USER_TAG_PREFIX}${buildId}` && /^ami-[0-9a-f]+$/.test(tag.Value ?? '')) {
+      candidates.add(tag.Value!);
+    }
+  }
+  for (const imageId of candidates) {
+    const image = await describeImageById(ec2, imageId);
+    if (image && image.State !== 'deregistered' && image.State !== 'failed' && rootSnapshotOf(image) === snapshotId) {
+      return imageId;
+    }
+  }
+  return undefined;
 }
 
 /** When EC2 says a resource was made (Describe answers carry it), in clock time. */

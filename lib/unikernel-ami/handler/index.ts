@@ -25,13 +25,14 @@
  *   state (the helper terminated, the progress object removed) finds the record and answers the same.
  *   No cleanup but the build's own Delete deregisters an AMI recorded complete (cleanup.ts).
  */
-import { BuildStrategyKind, OPERATION_TIMING } from '../types';
+import { BuildStrategyKind, OPERATION_TIMING, UnikernelAmiAttributes } from '../types';
 import { buildIdOf, isBuildId } from './build-id';
-import { findRecordedCompletion, recordCompletion, recordOf } from './build-record';
+import { findRecordedCompletion, isRecordedComplete, recordCompletion, recordOf } from './build-record';
 import { BuildToRemove, describeLeftovers, failedBuild, isFinishedBuild, KnownIds, Leftover, PassFindings, removeBuild, removeBuildPass, sweepFailedBuilds } from './cleanup';
 import { AwsClients, clients } from './clients';
 import { clock, InvocationContext, invocationTimeLeft, runInvocation } from './clock';
 import { DirectUploadError, uploadSnapshotDirect } from './ebs-direct';
+import { applyDistribution } from './distribution';
 import { checkDefaultEncryptionKey } from './encryption-default';
 import {
   BuildAction,
@@ -43,12 +44,30 @@ import {
 } from './events';
 import { BuildFailure, failureMessage } from './failure';
 import { advanceHelperBuild, deleteDuplicateSnapshots, HelperContext, launchHelper, terminateHelper } from './helper-instance';
-import { describeBuiltImage, describeImageById, describeOwnSnapshot, describeSnapshotById, ensureImage, findBuildByProperties, findBuildImages, ImageProgress, retagImage, rootSnapshotOf, snapshotWait, timeOf } from './image';
+import {
+  describeBuiltImage,
+  describeImageById,
+  describeOwnSnapshot,
+  describeSnapshotById,
+  ensureImage,
+  findBuildByProperties,
+  findBuildImages,
+  ImageProgress,
+  imageNameOf,
+  imageUserOf,
+  isNotFound,
+  isYoung,
+  markImageUser,
+  retagImage,
+  rootSnapshotOf,
+  snapshotWait,
+  timeOf,
+} from './image';
 import { prepareDiskImage } from './kernel';
 import { StepLog } from './log';
 import { progressPercentOf } from './stages';
 import { deleteProgress, readProgress, writeProgress } from './progress';
-import { buildTags, changedRebuildProperties, parseProperties, propertiesHash, resourceFilters } from './properties';
+import { buildTags, changedRebuildProperties, imageNameChanged, parseProperties, propertiesHash, resourceFilters } from './properties';
 import { isRetryableError } from './retry';
 import { deleteStagedImage, stageImage } from './staging';
 import { migrateBuildTags } from './tag-migration';
@@ -124,7 +143,7 @@ async function continueRequest(event: IsCompleteRequest): Promise<IsCompleteResp
     case BuildAction.BUILD:
       return continueBuild(event);
     case BuildAction.RETAG:
-      return { IsComplete: true, Data: (await describeBuiltImage(clients.ec2, event.PhysicalResourceId)).attributes };
+      return continueRetag(event);
     case BuildAction.DELETE:
       return continueDelete(event);
     default:
@@ -133,7 +152,7 @@ async function continueRequest(event: IsCompleteRequest): Promise<IsCompleteResp
 }
 
 /** Everything a build step needs. */
-type BuildContext = HelperContext & Pick<AwsClients, 'ebs'>;
+type BuildContext = HelperContext & Pick<AwsClients, 'ebs' | 'kms'>;
 
 function buildContext(aws: AwsClients, buildId: string, event: OnEventRequest, log: StepLog): BuildContext {
   const spec = parseProperties(event.ResourceProperties);
@@ -226,9 +245,11 @@ async function continueBuild(event: IsCompleteRequest): Promise<IsCompleteRespon
   const log = new StepLog(buildId);
   const ctx = buildContext(clients, buildId, event, log);
   try {
-    const done = ctx.spec.strategy === BuildStrategyKind.HELPER_INSTANCE
-      ? await advanceHelperToImage(ctx, state, startedAt)
-      : await advanceDirectToImage(ctx, state.SnapshotId!, startedAt, state.Blocks);
+    const done = state.SourceSnapshotId
+      ? await advanceRenameToImage(ctx, state.SourceSnapshotId, startedAt)
+      : ctx.spec.strategy === BuildStrategyKind.HELPER_INSTANCE
+        ? await advanceHelperToImage(ctx, state, startedAt)
+        : await advanceDirectToImage(ctx, state.SnapshotId!, startedAt, state.Blocks);
     if (typeof done === 'string') {
       return notComplete(done, startedAt, log);
     }
@@ -257,7 +278,7 @@ async function continueBuild(event: IsCompleteRequest): Promise<IsCompleteRespon
       if (ctx.spec.strategy === BuildStrategyKind.HELPER_INSTANCE && !(await tidyRepeatedHelperBuild(ctx, startedAt))) {
         return { IsComplete: false };
       }
-      return { IsComplete: true, Data: recorded };
+      return { IsComplete: true, Data: named(ctx, recorded) };
     }
     log.step('build-failed', { error: (err as Error).message });
     log.stage('failed', { reason: (err as Error).message });
@@ -292,7 +313,7 @@ function notComplete(waitingFor: string, startedAt: number, log: StepLog): IsCom
   return { IsComplete: false };
 }
 
-type Attributes = { ImageId: string; SnapshotId: string; KernelId: string };
+type Attributes = { ImageId: string; SnapshotId: string; KernelId: string; ImageName: string };
 
 /**
  * Helper strategy, one round: the helper writes and the handler snapshots the volume; once the
@@ -314,10 +335,14 @@ async function advanceHelperToImage(ctx: BuildContext, state: BuildState, starte
   if (image.status === 'recorded') {
     await deleteStagedImage(ctx.s3, ctx.spec.stagingBucket, ctx.buildId);
     await deleteProgress(ctx.s3, ctx.spec.stagingBucket!, ctx.buildId);
-    return image.attributes;
+    return named(ctx, image.attributes);
   }
   if (image.status !== 'available') {
     return imageWait(image);
+  }
+  const distributed = await distribute(ctx, image.imageId, round.snapshotId, 'new-build');
+  if (distributed) {
+    return distributed;
   }
   // The AMI is good: the rest is tidying up, which waits out any error (until the deadline)
   // rather than throwing away the AMI.
@@ -343,15 +368,53 @@ async function advanceHelperToImage(ctx: BuildContext, state: BuildState, starte
  * Records the build complete on its AMI, read by its id (write-once: build-record.ts).
  * @returns the attributes CloudFormation gets, from the AMI as read by id, or what the build waits for
  */
-async function recordComplete(ctx: BuildContext, imageId: string, startedAt: number, snapshotStartedAt?: number, blocks?: number): Promise<Attributes | string> {
+async function recordComplete(ctx: BuildContext, imageId: string, startedAt: number, snapshotStartedAt?: number, blocks?: number, renamed = false): Promise<Attributes | string> {
   const image = await describeImageById(ctx.ec2, imageId);
   const snapshotId = image ? rootSnapshotOf(image) : undefined;
   if (image?.State !== 'available' || !snapshotId || !image.KernelId) {
     return `EC2 to show the available AMI ${imageId} by its id`;
   }
-  const record = await recordCompletion(ctx.ec2, { image, snapshotId, snapshotStartedAt }, startedAt, blocks);
+  if (renamed) {
+    // The snapshot keeps the record of the build that wrote it; this build marks itself as one more
+    // AMI on it, so that no Delete removes the snapshot while this AMI uses it.
+    await markImageUser(ctx.ec2, snapshotId, ctx.buildId, imageId);
+  }
+  const record = await recordCompletion(ctx.ec2, { image, snapshotId, snapshotStartedAt }, startedAt, blocks, !renamed);
   ctx.log.step('record-complete', { imageId, snapshotId, recordedAt: record.stages[record.stages.length - 1]?.at });
-  return { ImageId: imageId, SnapshotId: snapshotId, KernelId: image.KernelId };
+  return { ImageId: imageId, SnapshotId: snapshotId, KernelId: image.KernelId, ImageName: image.Name ?? imageNameOf(ctx.spec, ctx.buildId) };
+}
+
+/**
+ * Applies what the AMI offers beyond its disk (distribution.ts) to the available AMI, read by id. A
+ * refusal (public access blocked, a key EC2 does not share, a deprecation time out of EC2's limits)
+ * fails the build or Update.
+ *
+ * A build applies them before it records itself complete, and never after: a repeated delivery of
+ * the build's event that runs on after a later Update (a second waiter execution polls on) must not
+ * put the build's values back over the Update's. An Update that keeps the AMI (`update`) applies
+ * them whatever the record says.
+ *
+ * A NotFound of the AMI or its snapshot right after the AMI was registered is EC2's lag ("Eventual
+ * consistency in the Amazon EC2 API"): waited for while the AMI is young (isYoung).
+ * @returns what the build waits for, or undefined once applied
+ */
+async function distribute(ctx: BuildContext, imageId: string, snapshotId: string, mode: 'new-build' | 'rename' | 'update'): Promise<string | undefined> {
+  const image = await describeImageById(ctx.ec2, imageId);
+  if (image?.State !== 'available') {
+    return `EC2 to show the available AMI ${imageId} by its id`;
+  }
+  if (mode !== 'update' && isRecordedComplete(image.Tags)) {
+    return undefined;
+  }
+  try {
+    await applyDistribution(ctx, image, snapshotId, mode === 'new-build');
+  } catch (err) {
+    if (isNotFound(err) && isYoung(timeOf(image.CreationDate))) {
+      return `EC2 to know AMI ${imageId} and its snapshot ${snapshotId} everywhere (${(err as Error).message})`;
+    }
+    throw err;
+  }
+  return undefined;
 }
 
 /** EBS-direct strategy, one round: wait for the uploaded snapshot, register the AMI, wait for it, record the build complete. */
@@ -367,10 +430,14 @@ async function advanceDirectToImage(ctx: BuildContext, snapshotId: string, start
   }
   const image = await ensureImage(ctx, snapshotId, timeOf(snapshot.StartTime), (id) => recordedOnSnapshot(ctx, id));
   if (image.status === 'recorded') {
-    return image.attributes;
+    return named(ctx, image.attributes);
   }
   if (image.status !== 'available') {
     return imageWait(image);
+  }
+  const distributed = await distribute(ctx, image.imageId, snapshotId, 'new-build');
+  if (distributed) {
+    return distributed;
   }
   try {
     return await recordComplete(ctx, image.imageId, startedAt, timeOf(snapshot.StartTime), blocks);
@@ -391,7 +458,39 @@ async function recordedOnSnapshot(ctx: BuildContext, snapshotId: string): Promis
   if (record?.outcome !== 'complete' || !record.imageId) {
     return undefined;
   }
-  return { ImageId: record.imageId, SnapshotId: record.snapshotId ?? snapshotId, KernelId: ctx.spec.kernelId };
+  return { ImageId: record.imageId, SnapshotId: record.snapshotId ?? snapshotId, KernelId: ctx.spec.kernelId, ImageName: imageNameOf(ctx.spec, ctx.buildId) };
+}
+
+/**
+ * A rename, one round: EC2 cannot rename an AMI, so the snapshot of the resource's current AMI is
+ * registered again under the new name (a new AMI, no new disk); CloudFormation's cleanup Delete of
+ * the old physical id then deregisters the old AMI and keeps the snapshot, which this AMI uses.
+ */
+async function advanceRenameToImage(ctx: BuildContext, snapshotId: string, startedAt: number): Promise<Attributes | string> {
+  const image = await ensureImage(ctx, snapshotId, undefined, async (id) => {
+    const imageId = imageUserOf((await describeSnapshotById(ctx.ec2, id))?.Tags, ctx.buildId);
+    return imageId ? { ImageId: imageId, SnapshotId: id, KernelId: ctx.spec.kernelId, ImageName: imageNameOf(ctx.spec, ctx.buildId) } : undefined;
+  });
+  if (image.status === 'recorded') {
+    return named(ctx, image.attributes);
+  }
+  if (image.status !== 'available') {
+    return imageWait(image);
+  }
+  const distributed = await distribute(ctx, image.imageId, snapshotId, 'rename');
+  if (distributed) {
+    return distributed;
+  }
+  try {
+    return await recordComplete(ctx, image.imageId, startedAt, undefined, undefined, true);
+  } catch (err) {
+    return `the completion of the build to be recorded on AMI ${image.imageId} (${(err as Error).message})`;
+  }
+}
+
+/** Attributes with the AMI's name, which records and earlier releases' answers may lack. */
+function named(ctx: BuildContext, attributes: UnikernelAmiAttributes): Attributes {
+  return { ...attributes, ImageName: attributes.ImageName ?? imageNameOf(ctx.spec, ctx.buildId) };
 }
 
 function imageWait(image: Exclude<ImageProgress, { status: 'recorded' }>): string {
@@ -429,16 +528,31 @@ async function startUpdate(event: OnEventRequest): Promise<OnEventResponse> {
   // this Update must not sweep the build its first delivery started).
   await sweepFailedBuilds(clients, event.StackId, event.LogicalResourceId, [props, oldProps], new Set([physicalId, buildIdOf(event)]), log);
   const changed = changedRebuildProperties(oldProps, props);
-  if (changed.length === 0 && isBuildId(physicalId)) {
+  const renamed = imageNameChanged(oldProps, props);
+  if (changed.length === 0 && !renamed && isBuildId(physicalId)) {
     return retag(event, physicalId, log, migratedAt);
   }
   const existing = await findExistingBuild(event, physicalId, log);
   if (existing) {
-    log.step('return-existing-build', { existingBuildId: existing, previousBuildId: physicalId, changed: changed.join(',') });
+    log.step('return-existing-build', { existingBuildId: existing, previousBuildId: physicalId, changed: [...changed, ...(renamed ? ['ImageName'] : [])].join(',') });
     return retag(event, existing, log);
+  }
+  if (changed.length === 0 && isBuildId(physicalId)) {
+    return startRename(event, physicalId, log);
   }
   log.step('rebuild', { previousBuildId: physicalId, changed: changed.join(',') });
   return startBuild(event);
+}
+
+/**
+ * An Update that changes only the AMI's name: a new build id (physical id) whose AMI is the current
+ * build's snapshot registered again under the new name (advanceRenameToImage).
+ */
+async function startRename(event: OnEventRequest, currentBuildId: string, log: StepLog): Promise<OnEventResponse> {
+  const buildId = buildIdOf(event);
+  const { attributes } = await describeBuiltImage(clients.ec2, currentBuildId);
+  log.step('rename', { previousBuildId: currentBuildId, newBuildId: buildId, snapshotId: attributes.SnapshotId, imageName: imageNameOf(parseProperties(event.ResourceProperties), buildId) });
+  return { PhysicalResourceId: buildId, BuildState: { Action: BuildAction.BUILD, SourceSnapshotId: attributes.SnapshotId, StartedAt: clock().now() } };
 }
 
 /**
@@ -467,6 +581,31 @@ async function findExistingBuild(event: OnEventRequest, physicalId: string, log:
 const EXISTING_BUILD_WAITS_MS = [10_000, 20_000, 30_000];
 /** EC2's documented lag ("a couple of seconds ... up to a few minutes"), as DELETE_UNSEEN_CONFIRM_MS. */
 const EXISTING_BUILD_CONFIRM_MS = 3 * 60_000;
+
+/**
+ * An Update that keeps the AMI, after its tags: what the AMI offers beyond its disk is brought to the
+ * event's properties (distribution.ts); a rollback Update brings the old values back the same way.
+ */
+async function continueRetag(event: IsCompleteRequest): Promise<IsCompleteResponse> {
+  const buildId = event.PhysicalResourceId;
+  const log = new StepLog(buildId);
+  const startedAt = event.BuildState.StartedAt ?? clock().now();
+  const ctx = buildContext(clients, buildId, event, log);
+  try {
+    const { attributes } = await describeBuiltImage(clients.ec2, buildId);
+    const waiting = await distribute(ctx, attributes.ImageId, attributes.SnapshotId, 'update');
+    if (waiting) {
+      return notComplete(waiting, startedAt, log);
+    }
+    return { IsComplete: true, Data: { ...attributes, ImageName: attributes.ImageName ?? imageNameOf(ctx.spec, buildId) } };
+  } catch (err) {
+    if (isRetryableError(err) && !pastDeadline(startedAt)) {
+      log.step('transient-error', { error: (err as Error).message });
+      return { IsComplete: false };
+    }
+    throw err;
+  }
+}
 
 /** The build's AMI stays: checked first (it may have been deregistered by hand), then its tags are updated. */
 async function retag(event: OnEventRequest, buildId: string, log: StepLog, migratedAt?: number): Promise<OnEventResponse> {
@@ -544,7 +683,8 @@ async function continueDelete(event: IsCompleteRequest): Promise<IsCompleteRespo
   const refused = left.filter((l) => l.kind === 'error' && !l.transient);
   if (refused.length > 0) {
     // A denied call is no reason to wait: it will be denied again. Never "nothing left" either.
-    throw new BuildFailure(`Could not remove build ${physicalId}: ${describeLeftovers(refused)}. Fix the handler's permissions, then delete again.`);
+    const advice = refused.every((l) => l.advice) ? [...new Set(refused.map((l) => l.advice))].join(' ') : 'Fix the handler\'s permissions, then delete again.';
+    throw new BuildFailure(`Could not remove build ${physicalId}: ${describeLeftovers(refused)}. ${advice}`);
   }
   if (pastDeadline(startedAt)) {
     throw new BuildFailure(`Could not remove everything of build ${physicalId} within ${HANDLER_DEADLINE_MS / 60_000} minutes; left: ${describeLeftovers(left)}. Delete the stack again, or remove them by hand.`);

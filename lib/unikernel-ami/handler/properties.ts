@@ -10,7 +10,9 @@ import {
   BUILD_ID_TAG,
   BUILD_OWNED_TAG_KEYS,
   BuildStrategyKind,
+  DeregistrationProtectionKind,
   HelperInstanceBuildProperties,
+  IMAGE_USER_TAG_PREFIX,
   MANAGED_TAG,
   NAME_TAG,
   PROPERTIES_TAG,
@@ -43,6 +45,31 @@ export interface BuildSpec {
   readonly stagingBucket?: string;
   readonly helper?: HelperInstanceBuildProperties;
   readonly userTags: { readonly [key: string]: string };
+  /** What every AMI name of the resource starts with (ImageName, or Name). */
+  readonly imageNamePrefix: string;
+  /** The AMI's description; absent: the handler's default. */
+  readonly imageDescription?: string;
+  readonly sharing: ImageSharingSpec;
+  /** Seconds after the AMI's creation at which it is deprecated; absent: never. */
+  readonly deprecateAfterSeconds?: number;
+  readonly protection: DeregistrationProtectionKind;
+}
+
+/** Who may launch the AMI and create volumes from its snapshot (ImageSharingProperties, typed). */
+export interface ImageSharingSpec {
+  readonly accounts: readonly string[];
+  readonly organizationArns: readonly string[];
+  readonly organizationalUnitArns: readonly string[];
+  readonly snapshotAccounts: readonly string[];
+  readonly public: boolean;
+}
+
+/** Nobody else may launch the AMI or read its snapshot. */
+export const NO_SHARING: ImageSharingSpec = { accounts: [], organizationArns: [], organizationalUnitArns: [], snapshotAccounts: [], public: false };
+
+/** Whether anyone besides the account may launch the AMI or read its snapshot. */
+export function isShared(sharing: ImageSharingSpec): boolean {
+  return sharing.public || [sharing.accounts, sharing.organizationArns, sharing.organizationalUnitArns, sharing.snapshotAccounts].some((list) => list.length > 0);
 }
 
 function oneOf<T extends string>(property: string, value: string, allowed: Record<string, T>): T {
@@ -85,10 +112,57 @@ export function parseProperties(props: UnikernelAmiProperties): BuildSpec {
     stagingBucket: props.StagingBucket,
     helper: props.Helper,
     userTags: props.Tags ?? {},
+    imageNamePrefix: imageNamePrefixOf(props),
+    imageDescription: props.ImageDescription || undefined,
+    sharing: parseSharing(props),
+    deprecateAfterSeconds: parseDeprecation(props.DeprecateAfterSeconds),
+    protection: props.DeregistrationProtection ? oneOf('DeregistrationProtection', props.DeregistrationProtection, DeregistrationProtectionKind) : DeregistrationProtectionKind.OFF,
   };
 }
 
-/** Properties whose change means a different disk or AMI, hence a new build (and a new physical id). */
+/** What the resource's AMI names start with: ImageName, or Name (the handler appends `-<build id>`). */
+export function imageNamePrefixOf(props: UnikernelAmiProperties): string {
+  return props.ImageName || props.Name;
+}
+
+function parseSharing(props: UnikernelAmiProperties): ImageSharingSpec {
+  const list = (property: keyof ImageSharingSpec, values: unknown, pattern: RegExp): string[] => {
+    if (values === undefined) {
+      return [];
+    }
+    if (!Array.isArray(values) || values.some((value) => typeof value !== 'string' || !pattern.test(value))) {
+      throw new Error(`Invalid resource property Sharing.${property} ${JSON.stringify(values)}: expected a list of ${pattern.source}. Redeploy with the construct, which validates it.`);
+    }
+    return [...new Set(values as string[])].sort();
+  };
+  const sharing = props.Sharing ?? {};
+  return {
+    accounts: list('accounts', sharing.Accounts, ACCOUNT_ID),
+    organizationArns: list('organizationArns', sharing.OrganizationArns, ORGANIZATION_ARN),
+    organizationalUnitArns: list('organizationalUnitArns', sharing.OrganizationalUnitArns, OU_ARN),
+    snapshotAccounts: list('snapshotAccounts', sharing.SnapshotAccounts, ACCOUNT_ID),
+    public: String(sharing.Public ?? '') === 'true',
+  };
+}
+const ACCOUNT_ID = /^[0-9]{12}$/;
+const ORGANIZATION_ARN = /^arn:aws[a-z-]*:organizations::[0-9]{12}:organization\/o-[a-z0-9]{10,32}$/;
+const OU_ARN = /^arn:aws[a-z-]*:organizations::[0-9]{12}:ou\/o-[a-z0-9]{10,32}\/ou-[a-z0-9]{4,32}-[a-z0-9]{8,32}$/;
+
+function parseDeprecation(value: string | undefined): number | undefined {
+  if (value === undefined || value === '') {
+    return undefined;
+  }
+  if (!/^[0-9]+$/.test(String(value)) || Number(value) < 60) {
+    throw new Error(`Invalid resource property DeprecateAfterSeconds ${JSON.stringify(value)}: expected a whole number of seconds, at least 60. Redeploy with the construct, which sets it.`);
+  }
+  return Number(value);
+}
+
+/**
+ * Properties whose change means a different disk, hence a new build (and a new physical id). The
+ * others are applied to the AMI in place (tags, description, sharing, deprecation, protection), or,
+ * for ImageName, the same snapshot is registered again under the new name (EC2 cannot rename an AMI).
+ */
 const REBUILD_PROPERTIES: readonly (keyof UnikernelAmiProperties)[] = [
   'KernelBucket',
   'KernelKey',
@@ -109,12 +183,22 @@ export function changedRebuildProperties(oldProps: UnikernelAmiProperties, newPr
   return REBUILD_PROPERTIES.filter((key) => (oldProps[key] ?? '') !== (newProps[key] ?? ''));
 }
 
+/** Whether the AMI's name changes: the same disk is then registered again under the new name. */
+export function imageNameChanged(oldProps: UnikernelAmiProperties, newProps: UnikernelAmiProperties): boolean {
+  return imageNamePrefixOf(oldProps) !== imageNamePrefixOf(newProps);
+}
+
 /**
- * What identifies a build's result: a hash of REBUILD_PROPERTIES. Two builds with the same hash
- * make the same AMI, so a rollback to old properties can return the old build instead of a new one.
+ * What identifies a build's result: a hash of REBUILD_PROPERTIES and of the AMI's name. Two builds
+ * with the same hash make the same AMI, so a rollback to old properties can return the old build
+ * instead of a new one (a rebuild's, or a rename's). An ImageName that names nothing else than Name
+ * leaves the hash as releases before ImageName computed it, so their builds are still found.
  */
 export function propertiesHash(props: UnikernelAmiProperties): string {
-  const values = REBUILD_PROPERTIES.map((key) => [key, String(props[key] ?? '')]);
+  const values: string[][] = REBUILD_PROPERTIES.map((key) => [key, String(props[key] ?? '')]);
+  if (imageNamePrefixOf(props) !== props.Name) {
+    values.push(['ImageName', imageNamePrefixOf(props)]);
+  }
   return createHash('sha256').update(JSON.stringify(values)).digest('hex').slice(0, 32);
 }
 
@@ -122,13 +206,13 @@ const RESERVED_TAG_KEYS: ReadonlySet<string> = new Set(BUILD_OWNED_TAG_KEYS);
 
 /** Whether a tag key is one the build sets itself (not a user tag). */
 export function isReservedTagKey(key: string): boolean {
-  return RESERVED_TAG_KEYS.has(key);
+  return RESERVED_TAG_KEYS.has(key) || key.startsWith(IMAGE_USER_TAG_PREFIX);
 }
 
 /** The user's tags without the keys the build sets itself (those always win). */
 export function userTagList(userTags: { readonly [key: string]: string }): Tag[] {
   return Object.entries(userTags)
-    .filter(([key]) => !RESERVED_TAG_KEYS.has(key))
+    .filter(([key]) => !isReservedTagKey(key))
     .map(([Key, Value]) => ({ Key, Value }));
 }
 

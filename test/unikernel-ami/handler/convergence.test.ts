@@ -35,7 +35,9 @@ function summary(result: LifecycleResult) {
 function expectSuccessWithRealIds(outcome: CfnOutcome, gone = false): void {
   expect(outcome.status).toBe('SUCCESS');
   expect(outcome.physicalResourceId).toMatch(/^mua-[0-9a-f]{16}$/);
-  expect(outcome.data).toEqual({ ImageId: expect.stringMatching(/^ami-/), SnapshotId: expect.stringMatching(/^snap-/), KernelId: expect.stringMatching(/^aki-/) });
+  expect(outcome.data).toEqual({
+    ImageId: expect.stringMatching(/^ami-/), SnapshotId: expect.stringMatching(/^snap-/), KernelId: expect.stringMatching(/^aki-/), ImageName: `hello-${outcome.physicalResourceId}`,
+  });
   if (gone) {
     return;
   }

@@ -31,6 +31,10 @@ const ALLOWED_CALLS = new Set([
   's3:GetObject',
   // the encryption-by-default check (encryption-default.ts)
   'ec2:GetEbsEncryptionByDefault', 'ec2:GetEbsDefaultKmsKeyId', 'kms:DescribeKey',
+  // what the AMI offers beyond its disk (distribution.ts): read back on every Update that keeps the AMI
+  'ec2:DescribeImageAttribute', 'ec2:ModifyImageAttribute', 'ec2:DescribeSnapshotAttribute', 'ec2:ModifySnapshotAttribute',
+  'ec2:EnableImageDeprecation', 'ec2:DisableImageDeprecation', 'ec2:EnableImageDeregistrationProtection', 'ec2:DisableImageDeregistrationProtection',
+  'ec2:GetImageBlockPublicAccessState',
 ]);
 
 const { aws, logLines } = useFakeAws();
@@ -83,7 +87,7 @@ describe('Create', () => {
     });
     expect(register.EnaSupport).toBeUndefined();
     expect(register.SriovNetSupport).toBeUndefined();
-    expect(created.data).toEqual({ ImageId: expect.stringMatching(/^ami-/), SnapshotId: snapshot.id, KernelId: X86_64_AKI });
+    expect(created.data).toEqual({ ImageId: expect.stringMatching(/^ami-/), SnapshotId: snapshot.id, KernelId: X86_64_AKI, ImageName: `hello-${created.physicalResourceId}` });
     expect(result.leaks).toEqual([]);
   });
 

@@ -23,9 +23,9 @@
  * recycleBinRetentionMs for why).
  */
 import { DiskLayout } from '../../../lib/disk-image';
-import { UnikernelAmiProperties } from '../../../lib/unikernel-ami/types';
+import { BUILD_ID_TAG, UnikernelAmiProperties } from '../../../lib/unikernel-ami/types';
 import { awsError, diskImageContent, FakeAws, FaultKind, FaultRule, LOST_RESPONSE_ACTIONS, seededRandom, SSM_STATUS_FAULTS, STATEFUL_ACTIONS } from '../../fixtures/fake-aws';
-import { CFN_RESPONSE_LIMIT_BYTES, DEFAULT_KERNEL, Lifecycle, lifecycleProperties, LifecycleResult, RepetitionFault, runLifecycle, Strategy } from '../../fixtures/lifecycle';
+import { CFN_RESPONSE_LIMIT_BYTES, DEFAULT_KERNEL, Lifecycle, lifecycleProperties, LifecycleResult, RepetitionFault, runLifecycle, Strategy, updatePropertiesOf } from '../../fixtures/lifecycle';
 
 /** How each kind of fault is injected at a call: how many answers it changes, for how long. */
 export const FAULTS: Record<FaultKind, Omit<FaultRule, 'service' | 'action' | 'phase' | 'kind'>> = {
@@ -209,10 +209,8 @@ function check(scenario: Scenario, result: LifecycleResult, mustSucceed: boolean
   }
   if (aws) {
     const p1 = lifecycleProperties(scenario);
-    // The live build is the first Create's, or the rebuild's (whose kernel arguments differ).
-    const finalProps = result.livePhysicalId && result.livePhysicalId !== result.outcomes[0].physicalResourceId
-      ? { ...p1, KernelArgs: `${p1.KernelArgs} console=hvc0`.trim() }
-      : p1;
+    // The live build is the first Create's, or the Update's (a rebuild, whose kernel arguments differ, or a rename).
+    const finalProps = result.livePhysicalId && result.livePhysicalId !== result.outcomes[0].physicalResourceId ? updatePropertiesOf(scenario) : p1;
     for (const buildId of result.keptBuildIds) {
       const image = [...aws.world.images.values()].find((i) => i.state === 'available' && i.tags.some((t) => t.Value === buildId));
       const snapshot = image && aws.world.snapshots.get(image.blockDeviceMappings[0]?.Ebs?.SnapshotId ?? '');
@@ -222,8 +220,46 @@ function check(scenario: Scenario, result: LifecycleResult, mustSucceed: boolean
         problems.push(`the AMI ${image.id} of build ${buildId} does not hold the disk image`);
       }
     }
+    if (result.livePhysicalId && result.liveProperties) {
+      problems.push(...distributionProblems(aws, result.livePhysicalId, result.liveProperties));
+    }
   }
   return problems;
+}
+
+/**
+ * What the live AMI offers must be what CloudFormation holds for it (issue 17): the name, the
+ * description, launch and create-volume permissions, deprecation and protection of its properties,
+ * whatever fault came in between (a failed Update's rollback re-applies the old values).
+ */
+function distributionProblems(aws: FakeAws, buildId: string, props: UnikernelAmiProperties): string[] {
+  const image = [...aws.world.images.values()].find((i) => i.state === 'available' && i.tags.some((t) => t.Key === BUILD_ID_TAG && t.Value === buildId));
+  if (!image) {
+    return [];
+  }
+  const snapshot = aws.world.snapshots.get(image.blockDeviceMappings[0]?.Ebs?.SnapshotId ?? '');
+  const sharing = props.Sharing ?? {};
+  const launch = [
+    ...(sharing.Accounts ?? []).map((a) => `user:${a}`), ...(sharing.OrganizationArns ?? []).map((a) => `org:${a}`),
+    ...(sharing.OrganizationalUnitArns ?? []).map((a) => `ou:${a}`), ...(sharing.Public === 'true' ? ['group:all'] : []),
+  ];
+  const deprecateAt = props.DeprecateAfterSeconds === undefined ? undefined : Math.round((image.createdAt + Number(props.DeprecateAfterSeconds) * 1000) / 60_000) * 60_000;
+  const protection = { 'on': 'without-cooldown', 'on-with-cooldown': 'with-cooldown' }[props.DeregistrationProtection ?? ''];
+  const wrong: string[] = [];
+  const expect = (what: string, actual: unknown, expected: unknown) => {
+    if (JSON.stringify(actual) !== JSON.stringify(expected)) {
+      wrong.push(`the live AMI ${image.id} has ${what} ${JSON.stringify(actual)} where its properties say ${JSON.stringify(expected)}`);
+    }
+  };
+  expect('the name', image.name, `${props.ImageName ?? props.Name}-${buildId}`);
+  if (props.ImageDescription !== undefined) {
+    expect('the description', image.description, props.ImageDescription);
+  }
+  expect('launch permissions', [...(image.launchPermissions ?? [])].sort(), launch.sort());
+  expect('create-volume permissions', [...(snapshot?.createVolumePermissions ?? [])].sort(), [...(sharing.SnapshotAccounts ?? [])].sort());
+  expect('deprecation', image.deprecationTime, deprecateAt);
+  expect('deregistration protection', image.protection, protection);
+  return wrong;
 }
 
 export function tally(results: readonly ScenarioResult[]): MatrixFigures {
@@ -306,7 +342,7 @@ const MATRIX_TEST_TIMEOUT_MS = 15 * 60_000;
  * one more per lifecycle the faults of issue 15 assigned to it; the figures (leaks and wrongful
  * deletes included) are printed once all have run, for each group.
  */
-export function defineMatrix(strategy: Strategy, lifecycles: readonly Lifecycle[]): void {
+export function defineMatrix(strategy: Strategy, lifecycles: readonly Lifecycle[], title: string = strategy): void {
   const aws = new FakeAws();
   const all: ScenarioResult[] = [];
   const repeated: ScenarioResult[] = [];
@@ -329,8 +365,8 @@ export function defineMatrix(strategy: Strategy, lifecycles: readonly Lifecycle[
   });
 
   afterAll(() => {
-    process.stdout.write(`\n${figuresLine(`reliability matrix, ${strategy}`, tally(all))}\n`);
-    process.stdout.write(`${figuresLine(`reliability matrix, ${strategy}, repetition and staleness`, tally(repeated))}\n`);
+    process.stdout.write(`\n${figuresLine(`reliability matrix, ${title}`, tally(all))}\n`);
+    process.stdout.write(`${figuresLine(`reliability matrix, ${title}, repetition and staleness`, tally(repeated))}\n`);
   });
 
   test.each(lifecycles)(`${strategy}, %s: a fault at each call leaves the right outcome and nothing behind`, async (lifecycle) => {

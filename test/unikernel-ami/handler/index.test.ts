@@ -340,7 +340,8 @@ describe('Update', () => {
     const response = await aws.drive(onEvent(request));
     // THEN
     expect(response.PhysicalResourceId).toBe(old.buildId);
-    expect(response.Data).toEqual({ ImageId, SnapshotId, KernelId: X86_64_AKI });
+    const ImageName = `hello-${old.buildId}`;
+    expect(response.Data).toEqual({ ImageId, SnapshotId, KernelId: X86_64_AKI, ImageName });
     expect(aws.handlerRequests('DeleteTags')[0].input).toEqual({ Resources: [ImageId, SnapshotId], Tags: [{ Key: 'team' }] });
     for (const id of [ImageId, SnapshotId]) {
       expect(aws.tagsOf(id)).toMatchObject({ project: 'hello-unikernel', owner: 'ops', Name: 'hello', [BUILD_ID_TAG]: old.buildId, [STACK_TAG]: STACK_NAME, [MANAGED_TAG]: 'true' });
@@ -349,8 +350,9 @@ describe('Update', () => {
     expect(aws.handlerRequests('GetObject')).toEqual([]);
     expect(aws.handlerRequests('RunInstances')).toEqual([]);
     expect(aws.handlerRequests('RegisterImage')).toEqual([]);
-    // isComplete completes at once with the same attributes
-    expect(await aws.drive(isComplete(isCompleteEvent(request, response)))).toEqual({ IsComplete: true, Data: { ImageId, SnapshotId, KernelId: X86_64_AKI } });
+    // isComplete completes at once with the same attributes, having changed nothing else of the AMI
+    expect(await aws.drive(isComplete(isCompleteEvent(request, response)))).toEqual({ IsComplete: true, Data: { ImageId, SnapshotId, KernelId: X86_64_AKI, ImageName } });
+    expect(['ModifyImageAttribute', 'ModifySnapshotAttribute', 'EnableImageDeprecation', 'EnableImageDeregistrationProtection'].flatMap((a) => aws.handlerRequests(a))).toEqual([]);
   });
 
   test('a user tag cannot overwrite the build\'s own tags', async () => {

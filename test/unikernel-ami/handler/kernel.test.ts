@@ -15,8 +15,8 @@ import { buildDiskImage, DiskLayout } from '../../../lib/disk-image';
 import { KernelNotBootableError } from '../../../lib/kernel-inspection';
 import { KernelArchitecture } from '../../../lib/pv-grub';
 import { prepareDiskImage } from '../../../lib/unikernel-ami/handler/kernel';
-import { BuildSpec } from '../../../lib/unikernel-ami/handler/properties';
-import { AmiRemovalKind, BuildStrategyKind } from '../../../lib/unikernel-ami/types';
+import { BuildSpec, NO_SHARING } from '../../../lib/unikernel-ami/handler/properties';
+import { AmiRemovalKind, BuildStrategyKind, DeregistrationProtectionKind } from '../../../lib/unikernel-ami/types';
 import { blockDigests, fakeKernel } from '../../disk-image/tools';
 
 const MIB = 2 ** 20;
@@ -46,6 +46,9 @@ function spec(overrides: Partial<BuildSpec> = {}): BuildSpec {
     removal: AmiRemovalKind.DESTROY,
     strategy: BuildStrategyKind.EBS_DIRECT,
     userTags: {},
+    imageNamePrefix: 'hello',
+    sharing: NO_SHARING,
+    protection: DeregistrationProtectionKind.OFF,
     ...overrides,
   };
 }

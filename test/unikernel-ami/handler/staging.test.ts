@@ -17,9 +17,9 @@ import { buildDiskImage, DiskImage } from '../../../lib/disk-image';
 import { DiskLayout } from '../../../lib/disk-image';
 import { KernelArchitecture } from '../../../lib/pv-grub';
 import { StepLog } from '../../../lib/unikernel-ami/handler/log';
-import { BuildSpec } from '../../../lib/unikernel-ami/handler/properties';
+import { BuildSpec, NO_SHARING } from '../../../lib/unikernel-ami/handler/properties';
 import { stageImage, stagingKeys } from '../../../lib/unikernel-ami/handler/staging';
-import { AmiRemovalKind, BuildStrategyKind } from '../../../lib/unikernel-ami/types';
+import { AmiRemovalKind, BuildStrategyKind, DeregistrationProtectionKind } from '../../../lib/unikernel-ami/types';
 import { fakeKernel } from '../../disk-image/tools';
 import { expectStagedBlocks, streamed } from './images';
 
@@ -35,6 +35,7 @@ function spec(): BuildSpec {
     kernelBucket: 'kernels', kernelKey: 'hello.xen', name: 'hello', kernelArgs: '', layout: DiskLayout.WHOLE_VOLUME, volumeSizeGiB: 1,
     architecture: KernelArchitecture.X86_64, kernelId: 'aki-5c21674b', encrypted: false, removal: AmiRemovalKind.DESTROY,
     strategy: BuildStrategyKind.HELPER_INSTANCE, stagingBucket: BUCKET, userTags: {},
+    imageNamePrefix: 'hello', sharing: NO_SHARING, protection: DeregistrationProtectionKind.OFF,
   };
 }
 
