@@ -141,10 +141,11 @@ function main(): void {
       const a = after.timelines.filter((t) => t.strategy === strategy);
       const ratio = mean(a.map((t) => t.invocations)) / mean(b.map((t) => t.invocations));
       return [strategy, seconds(mean(b.map((t) => t.handlerMs))), seconds(mean(a.map((t) => t.handlerMs))),
-        mean(b.map((t) => t.invocations)).toFixed(1), mean(a.map((t) => t.invocations)).toFixed(1), `${ratio.toFixed(2)}x${ratio <= 2 ? '' : ', over 2x'}`];
+        mean(b.map((t) => t.invocations)).toFixed(1), mean(a.map((t) => t.invocations)).toFixed(1), `${ratio.toFixed(2)}x${ratio <= 2 ? '' : ', over 2x'}`,
+        mean(b.map((t) => t.requests)).toFixed(0), mean(a.map((t) => t.requests)).toFixed(0)];
     });
     console.log('Before and after, mean per build\n');
-    printTable(['strategy', 'handler adds, before', 'after', 'invocations, before', 'after', 'after / before (goal <= 2x)'], rows);
+    printTable(['strategy', 'handler adds, before', 'after', 'invocations, before', 'after', 'after / before (goal <= 2x)', 'AWS requests, before', 'after'], rows);
   }
 }
 

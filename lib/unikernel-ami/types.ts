@@ -225,7 +225,8 @@ export const OPERATION_TIMING = {
   isCompleteSeconds: 5 * 60,
   queryIntervalSeconds: 10,
   isCompletePollWindowSeconds: 10,
-  isCompletePollStepSeconds: 2,
+  // Every 5 s rather than less: each look repeats the round's Describe and Get requests.
+  isCompletePollStepSeconds: 5,
   waiterTotalSeconds: 45 * 60,
   serviceTimeoutSeconds: 3600,
   handlerDeadlineSeconds: 38 * 60,
