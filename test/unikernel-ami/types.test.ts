@@ -20,5 +20,6 @@ describe('the time budget of one custom-resource operation', () => {
     // Half the Lambda timeout at most: the rest is for a failed round's cleanup (handler/index.ts).
     expect(t.isCompletePollWindowSeconds).toBeLessThanOrEqual(t.isCompleteSeconds / 2);
     expect(t.waiterTotalSeconds % t.queryIntervalSeconds).toBe(0);
+    expect(t.isCompletePollBuildSeconds).toBeLessThan(t.handlerDeadlineSeconds);
   });
 });

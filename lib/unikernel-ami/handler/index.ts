@@ -280,20 +280,22 @@ async function tidyRepeatedHelperBuild(ctx: BuildContext, startedAt: number): Pr
 /** How often, and for how long, one isComplete looks again while the build waits for AWS (OPERATION_TIMING in types.ts). */
 const POLL_STEP_MS = OPERATION_TIMING.isCompletePollStepSeconds * 1000;
 const POLL_WINDOW_MS = OPERATION_TIMING.isCompletePollWindowSeconds * 1000;
+const POLL_BUILD_MS = OPERATION_TIMING.isCompletePollBuildSeconds * 1000;
 
 /**
  * Runs a build round, and while the build waits for AWS, runs it again every POLL_STEP_MS for up to
  * POLL_WINDOW_MS of this invocation: a state that changes within the window is acted on within a
  * step instead of at the waiter's next poll, and each invocation covers the window as well as the
  * waiter's interval, so that a build needs no more invocations than a plain poll every interval.
- * Each round reads the build's state back from AWS, as a round of the next invocation would. The
- * window never eats into the time a failed round may need to remove the build (IS_COMPLETE_CLEANUP_MS).
+ * Each round reads the build's state back from AWS, as a round of the next invocation would. Only in
+ * the build's first POLL_BUILD_MS (later waits are unusual ones), and the window never eats into the
+ * time a failed round may need to remove the build (IS_COMPLETE_CLEANUP_MS).
  */
 async function pollWithinInvocation<T>(log: StepLog, startedAt: number, round: () => Promise<T | string>): Promise<T | string> {
   const until = clock().now() + POLL_WINDOW_MS;
   for (;;) {
     const done = await round();
-    if (typeof done !== 'string' || pastDeadline(startedAt) || clock().now() + POLL_STEP_MS > until
+    if (typeof done !== 'string' || clock().now() - startedAt >= POLL_BUILD_MS || clock().now() + POLL_STEP_MS > until
       || invocationTimeLeft() < POLL_STEP_MS + IS_COMPLETE_CLEANUP_MS) {
       return done;
     }
