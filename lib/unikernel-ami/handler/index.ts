@@ -295,13 +295,24 @@ async function pollWithinInvocation<T>(log: StepLog, startedAt: number, round: (
   const until = clock().now() + POLL_WINDOW_MS;
   for (;;) {
     const done = await round();
-    if (typeof done !== 'string' || clock().now() - startedAt >= POLL_BUILD_MS || clock().now() + POLL_STEP_MS > until
+    if (typeof done !== 'string' || leftToTheWaiter(done) || clock().now() - startedAt >= POLL_BUILD_MS || clock().now() + POLL_STEP_MS > until
       || invocationTimeLeft() < POLL_STEP_MS + IS_COMPLETE_CLEANUP_MS) {
       return done;
     }
     log.step('wait', { waitingFor: done, lookAgainMs: POLL_STEP_MS });
     await clock().sleep(POLL_STEP_MS);
   }
+}
+
+/**
+ * Whether a round's wait is left to the waiter's next poll rather than looked at again within the
+ * invocation: EC2 showing or listing what the build made ("EC2 to ..."), and the AMI becoming
+ * available. EC2's reads lag for seconds after a create (its tag filter longer than a read by id),
+ * and the AMI is found by its tags: a round that looked again within that lag would make the create
+ * again (a second RegisterImage, refused as a duplicate). The waiter's next poll comes after it.
+ */
+function leftToTheWaiter(waitingFor: string): boolean {
+  return waitingFor.startsWith('EC2 to ') || /^AMI \S+ to become available$/.test(waitingFor);
 }
 
 /** Not complete yet; past the handler's deadline, the build fails with what it was waiting for. */
