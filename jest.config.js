@@ -17,5 +17,9 @@ module.exports = {
     '^.+\\.ts$': ['ts-jest', { tsconfig: 'tsconfig.jest.json' }],
   },
   setupFilesAfterEnv: ['aws-sdk-client-mock-jest'],
+  // A worker per core. Jest's default leaves one core to itself (cores - 1), which on a 2-core
+  // machine runs every file one after another; its own process only hands out files. The long
+  // suites (the fault matrix, the Xen boots) are split so that no file holds up the rest.
+  maxWorkers: '100%',
   testTimeout: 120000,
 };

@@ -707,7 +707,7 @@ export class UnikernelAmiBuildInfrastructure extends Construct {
           'A function of the CDK provider framework: it chooses its runtime itself (lambda.determineLatestNodeRuntime), the Provider API has no runtime option.');
       } else if (child instanceof sfn.CfnStateMachine) {
         acknowledgeNagRule(child, 'AwsSolutions-SF2',
-          'The CDK provider framework\'s waiter only calls isComplete every 15 s; the Provider API offers no X-Ray tracing for it. All its events are logged.');
+          `The CDK provider framework's waiter only calls isComplete every ${OPERATION_TIMING.queryIntervalSeconds} s; the Provider API offers no X-Ray tracing for it. All its events are logged.`);
       } else if (child instanceof iam.CfnPolicy && child.node.path.includes('waiter-state-machine')) {
         const invoked = ['framework-isComplete', 'framework-onTimeout'].map((id) => this.provider.node.findChild(id) as lambda.Function);
         acknowledgeNagRule(child, 'AwsSolutions-IAM5',

@@ -13,4 +13,13 @@ describe('the time budget of one custom-resource operation', () => {
     // case is an onEvent that returned at once.
     expect(t.handlerDeadlineSeconds + t.queryIntervalSeconds + t.isCompleteSeconds).toBeLessThanOrEqual(t.waiterTotalSeconds);
   });
+
+  test('an isComplete that looks again within its invocation stays well inside its Lambda timeout, and the waiter\'s attempts divide its total', () => {
+    expect(t.isCompletePollStepSeconds).toBeGreaterThan(0);
+    expect(t.isCompletePollWindowSeconds).toBeGreaterThanOrEqual(t.isCompletePollStepSeconds);
+    // Half the Lambda timeout at most: the rest is for a failed round's cleanup (handler/index.ts).
+    expect(t.isCompletePollWindowSeconds).toBeLessThanOrEqual(t.isCompleteSeconds / 2);
+    expect(t.waiterTotalSeconds % t.queryIntervalSeconds).toBe(0);
+    expect(t.isCompletePollBuildSeconds).toBeLessThan(t.handlerDeadlineSeconds);
+  });
 });

@@ -1,7 +1,8 @@
 /**
  * The custom-resource handler of Custom::MirageUnikernelAmi, run by the CDK provider framework:
- * onEvent starts the work of a Create, Update or Delete, and isComplete is called every ~15 s until
- * the work is done. State is read back from AWS on every call, so every step may repeat.
+ * onEvent starts the work of a Create, Update or Delete, and isComplete is called every ~10 s until
+ * the work is done (a build's isComplete also looks again within its invocation: pollWithinInvocation).
+ * State is read back from AWS on every call, so every step may repeat.
  *
  * How it converges:
  * - A transient error (throttling, a server error, a lost response) in isComplete is only "not
@@ -245,11 +246,11 @@ async function continueBuild(event: IsCompleteRequest): Promise<IsCompleteRespon
   const log = new StepLog(buildId);
   const ctx = buildContext(clients, buildId, event, log);
   try {
-    const done = state.SourceSnapshotId
-      ? await advanceRenameToImage(ctx, state.SourceSnapshotId, startedAt)
+    const done = await pollWithinInvocation(log, startedAt, () => (state.SourceSnapshotId
+      ? advanceRenameToImage(ctx, state.SourceSnapshotId, startedAt)
       : ctx.spec.strategy === BuildStrategyKind.HELPER_INSTANCE
-        ? await advanceHelperToImage(ctx, state, startedAt)
-        : await advanceDirectToImage(ctx, state.SnapshotId!, startedAt, state.Blocks);
+        ? advanceHelperToImage(ctx, state, startedAt)
+        : advanceDirectToImage(ctx, state.SnapshotId!, startedAt, state.Blocks)));
     if (typeof done === 'string') {
       return notComplete(done, startedAt, log);
     }
@@ -302,6 +303,44 @@ async function tidyRepeatedHelperBuild(ctx: BuildContext, startedAt: number): Pr
     ctx.log.step('wait', { waitingFor: `the staged objects of the repeated delivery to be removed (${(err as Error).message})` });
     return pastDeadline(startedAt);
   }
+}
+
+/** How often, and for how long, one isComplete looks again while the build waits for AWS (OPERATION_TIMING in types.ts). */
+const POLL_STEP_MS = OPERATION_TIMING.isCompletePollStepSeconds * 1000;
+const POLL_WINDOW_MS = OPERATION_TIMING.isCompletePollWindowSeconds * 1000;
+const POLL_BUILD_MS = OPERATION_TIMING.isCompletePollBuildSeconds * 1000;
+
+/**
+ * Runs a build round, and while the build waits for AWS, runs it again every POLL_STEP_MS for up to
+ * POLL_WINDOW_MS of this invocation: a state that changes within the window is acted on within a
+ * step instead of at the waiter's next poll, and each invocation covers the window as well as the
+ * waiter's interval, so that a build needs no more invocations than a plain poll every interval.
+ * Each round reads the build's state back from AWS, as a round of the next invocation would. Only in
+ * the build's first POLL_BUILD_MS (later waits are unusual ones), and the window never eats into the
+ * time a failed round may need to remove the build (IS_COMPLETE_CLEANUP_MS).
+ */
+async function pollWithinInvocation<T>(log: StepLog, startedAt: number, round: () => Promise<T | string>): Promise<T | string> {
+  const until = clock().now() + POLL_WINDOW_MS;
+  for (;;) {
+    const done = await round();
+    if (typeof done !== 'string' || leftToTheWaiter(done) || clock().now() - startedAt >= POLL_BUILD_MS || clock().now() + POLL_STEP_MS > until
+      || invocationTimeLeft() < POLL_STEP_MS + IS_COMPLETE_CLEANUP_MS) {
+      return done;
+    }
+    log.step('wait', { waitingFor: done, lookAgainMs: POLL_STEP_MS });
+    await clock().sleep(POLL_STEP_MS);
+  }
+}
+
+/**
+ * Whether a round's wait is left to the waiter's next poll rather than looked at again within the
+ * invocation: EC2 showing or listing what the build made ("EC2 to ..."), and the AMI becoming
+ * available. EC2's reads lag for seconds after a create (its tag filter longer than a read by id),
+ * and the AMI is found by its tags: a round that looked again within that lag would make the create
+ * again (a second RegisterImage, refused as a duplicate). The waiter's next poll comes after it.
+ */
+function leftToTheWaiter(waitingFor: string): boolean {
+  return waitingFor.startsWith('EC2 to ') || /^AMI \S+ to become available$/.test(waitingFor);
 }
 
 /** Not complete yet; past the handler's deadline, the build fails with what it was waiting for. */

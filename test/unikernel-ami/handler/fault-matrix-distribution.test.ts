@@ -8,4 +8,4 @@
 import { DISTRIBUTION_LIFECYCLES, Lifecycle } from '../../fixtures/lifecycle';
 import { defineMatrix } from './fault-matrix';
 
-defineMatrix('ebs-direct', Object.keys(DISTRIBUTION_LIFECYCLES) as Lifecycle[], 'ebs-direct, issue 17 (naming, sharing, deprecation, protection)');
+defineMatrix('ebs-direct', Object.keys(DISTRIBUTION_LIFECYCLES) as Lifecycle[], undefined, 'ebs-direct, issue 17 (naming, sharing, deprecation, protection)');

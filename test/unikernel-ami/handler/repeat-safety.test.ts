@@ -52,7 +52,7 @@ function imageState(fake: FakeAws, imageId: string) {
 
 /**
  * One execution of the provider framework's for a request, for running several side by side inside
- * one aws.drive: onEvent, then isComplete every 15 s of simulated time until it is complete.
+ * one aws.drive: onEvent, then isComplete every query interval of simulated time until it is complete.
  */
 async function execution(request: OnEventRequest) {
   const response = await onEvent(request);
