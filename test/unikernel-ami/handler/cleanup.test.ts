@@ -120,6 +120,30 @@ describe('volumes of a helper build', () => {
     expect(left).toEqual(volumeIds.map((id) => ({ kind: 'volume', id })));
   });
 
+  test('a second pass right after reports nothing: a volume being deleted is not a leftover', async () => {
+    await createVolume();
+    await aws.advance(60_000);
+    expect(await pass()).toEqual([]);
+    expect(await pass()).toEqual([]);
+    expect(deleteVolumeRequests()).toHaveLength(1);
+  });
+
+  test('a volume EC2 lists by tag but does not know by id yet (just created) is reported as left, not as gone', async () => {
+    aws.configure({ lagByIdMs: 5 * 60_000, lagByFilterMs: 0 });
+    const volumeId = await createVolume();
+    await aws.advance(10_000);
+    expect(await pass()).toEqual([{ kind: 'volume', id: volumeId }]);
+    expect(deleteVolumeRequests().map((r) => r.error)).toEqual(['InvalidVolume.NotFound']);
+  });
+
+  test.each(['DescribeVolumes', 'DeleteVolume'])('%s refused: the pass reports the refusal, naming the call, as not transient', async (action) => {
+    await createVolume();
+    await aws.advance(60_000);
+    aws.injectFault({ kind: 'refuse', service: 'ec2', action, maxHits: Infinity, error: () => awsError('UnauthorizedOperation', 'You are not authorized to perform this operation.', { status: 403 }) });
+    const left = await pass();
+    expect(left).toEqual([{ kind: 'error', id: expect.stringContaining(`ec2:${action}`), transient: false }]);
+  });
+
   test('a volume of the build in the error state is deleted too', async () => {
     const volumeId = await createVolume();
     await aws.advance(60_000);
@@ -135,7 +159,8 @@ describe('instances of a helper build', () => {
     await aws.drive(ec2.send(new TerminateInstancesCommand({ InstanceIds: [instanceId] })));
     expect(aws.world.instances.get(instanceId)!.state).toBe('shutting-down');
     const terminationsBefore = terminateRequests().length;
-    expect(await pass()).toEqual([]);
+    // (whether the pass knows its id from a launch or not)
+    expect(await pass({ instanceIds: [instanceId] })).toEqual([]);
     // (the fake records this test's own TerminateInstances too)
     expect(terminateRequests()).toHaveLength(terminationsBefore);
   });
