@@ -184,6 +184,13 @@ describe('instances of a helper build', () => {
     expect(terminateRequests()).toEqual([]);
   });
 
+  test('a termination EC2 refuses is reported, naming the call, as not transient', async () => {
+    const { instanceId } = await helper();
+    aws.injectFault({ kind: 'refuse', service: 'ec2', action: 'TerminateInstances', maxHits: Infinity, error: () => awsError('UnauthorizedOperation', 'You are not authorized to perform this operation.', { status: 403 }) });
+    expect(await pass()).toEqual([{ kind: 'error', id: expect.stringContaining('ec2:TerminateInstances'), transient: false }]);
+    expect(aws.world.instances.get(instanceId)!.state).toBe('running');
+  });
+
   test('a known helper EC2 does not know yet (just launched) is reported as left, with when it was launched, not as gone', async () => {
     const launchedAt = aws.clock.now();
     const unknown = 'i-0123456789abcdef0';

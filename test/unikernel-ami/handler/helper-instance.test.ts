@@ -10,7 +10,8 @@ import { SCRIPT_MESSAGE_PREFIX } from '../../../lib/unikernel-ami/handler/helper
 import { awsError, useFakeAws } from '../../fixtures/fake-aws';
 import { runLifecycle } from '../../fixtures/lifecycle';
 
-const { aws } = useFakeAws();
+const { aws, logLines } = useFakeAws();
+const logged = (step: string) => logLines.map((line) => JSON.parse(line)).filter((line) => line.step === step);
 
 const snapshotRequests = (action: string) => aws.requests.filter((r) => r.principal === 'handler' && r.action === action);
 
@@ -32,6 +33,7 @@ describe('duplicate snapshots (CreateSnapshot has no client token)', () => {
     expect(deleted).not.toContain(kept);
     expect(deleted.length).toBeGreaterThanOrEqual(1);
     expect(made).toEqual([kept]);
+    expect(logged('delete-duplicate-snapshot')).toEqual([expect.objectContaining({ snapshotId: deleted[0], gone: true })]);
     expect(result.leaks).toEqual([]);
     expect(result.wrongfulDeletes).toEqual([]);
   });
@@ -52,6 +54,7 @@ describe('duplicate snapshots (CreateSnapshot has no client token)', () => {
     const deletes = snapshotRequests('DeleteSnapshot');
     expect(deletes.length).toBeGreaterThanOrEqual(2);
     expect(new Set(deletes.map((r) => r.input.SnapshotId)).size).toBe(1);
+    expect(logged('delete-duplicate-snapshot').map((line) => line.gone)).toEqual([false, true]);
     expect([...aws.world.snapshots.keys()]).toEqual([created.data!.SnapshotId]);
     expect(result.leaks).toEqual([]);
   });
@@ -85,7 +88,7 @@ describe('scriptFailure: the failure CloudFormation shows for a script that did 
   test('Cancelling counts as cancelled, with the status details when they differ', () => {
     expect(scriptFailure(INSTANCE, COMMAND, { Status: 'Cancelling', StatusDetails: 'Cancelling' }))
       .toMatch(new RegExp(`^The helper script \\(SSM command ${COMMAND}\\) on ${INSTANCE} was cancelled before it finished \\(Cancelling\\): ssm:CancelCommand`));
-    expect(scriptFailure(INSTANCE, COMMAND, { Status: 'Cancelled', StatusDetails: 'Terminated' })).toContain('(Cancelled, Terminated)');
+    expect(scriptFailure(INSTANCE, COMMAND, { Status: 'Cancelled', StatusDetails: 'Terminated' })).toMatch(/\(Cancelled, Terminated\): ssm:CancelCommand was called on it\. Redeploy to start a new build\.$/);
   });
 
   test('a failed script that wrote nothing says so, with its status once and its exit code', () => {
