@@ -12,11 +12,13 @@ export const MUTATED_FILES = [
 
 // scripts/mutation.sh runs one file at a time (MUTATION_FILE), each with its own reports and
 // incremental file: a run that hits its time budget keeps the results of the files it finished.
+// A file may be narrowed to lines (Stryker's `file:from-to`), which get reports of their own.
 const only = process.env.MUTATION_FILE;
-if (only && !MUTATED_FILES.includes(only)) {
-  throw new Error(`MUTATION_FILE=${only} is not one of ${MUTATED_FILES.join(', ')}`);
+const range = /^(.*\.ts)(?::(\d+)-(\d+))?$/.exec(only ?? '');
+if (only && (!range || !MUTATED_FILES.includes(range[1]))) {
+  throw new Error(`MUTATION_FILE=${only} is not one of ${MUTATED_FILES.join(', ')} (optionally with :from-to lines)`);
 }
-const name = only ? only.replace(/^.*\//, '').replace(/\.ts$/, '') : 'all';
+const name = only ? `${range[1].replace(/^.*\//, '').replace(/\.ts$/, '')}${range[2] ? `-${range[2]}-${range[3]}` : ''}` : 'all';
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
@@ -32,6 +34,8 @@ export default {
       // builds (a load test, covered by the same code paths as repeat-safety and index tests).
       testMatch: ['<rootDir>/test/unikernel-ami/handler/*.test.ts'],
       testPathIgnorePatterns: ['/node_modules/', '/fault-matrix-', '/helper-script', '/concurrent-builds\\.test\\.ts$'],
+      // A mutant's run stops at its first failing test: the small, fast test files go first.
+      testSequencer: '<rootDir>/scripts/jest-small-first-sequencer.js',
     },
     enableFindRelatedTests: false,
   },

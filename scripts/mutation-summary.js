@@ -2,7 +2,7 @@
 // The figures of the last complete mutation run of each file (reports/mutation/<file>.json, written
 // by Stryker's JSON reporter; scripts/mutation.sh): mutants by status, the score, and every mutant
 // that survived or had no test, with its place and replacement, for docs/mutation.md.
-// Usage: node scripts/mutation-summary.js [lib/unikernel-ami/handler/<file>.ts ...]
+// Usage: node scripts/mutation-summary.js lib/unikernel-ami/handler/<file>.ts[:from-to] ...
 const fs = require('fs');
 const path = require('path');
 
@@ -19,7 +19,9 @@ const score = (c) => {
 };
 
 for (const file of files) {
-  const name = path.basename(file, '.ts');
+  // The report name stryker.config.mjs gives: the file's base name, and its line range if narrowed.
+  const [, source, from, to] = /^(.*\.ts)(?::(\d+)-(\d+))?$/.exec(file) ?? [undefined, file];
+  const name = `${path.basename(source, '.ts')}${from ? `-${from}-${to}` : ''}`;
   const reportPath = path.join(root, 'reports', 'mutation', `${name}.json`);
   if (!fs.existsSync(reportPath)) {
     console.log(`${file}: no report (${path.relative(root, reportPath)}): not run to its end yet`);
