@@ -213,6 +213,27 @@ describe('issue 11, item 7: failure messages fit CloudFormation\'s 4,096-byte re
     expect(failed.failureReason).toContain('does not match its manifest checksum');
     expect(summary(result)).toMatchObject({ leaks: [], killed: 0 });
   });
+
+  test('an AWS refusal with a 6 kB message (UnauthorizedOperation\'s encoded authorization message): the FAILED response stays under CloudFormation\'s 4,096 bytes and names the build', async () => {
+    // GIVEN EC2 refusing the helper's launch with an UnauthorizedOperation whose encoded
+    // authorization message alone is larger than CloudFormation accepts for a whole response
+    const encoded = 'A'.repeat(6000);
+    aws.injectFault({
+      kind: 'refuse', service: 'ec2', action: 'RunInstances', maxHits: Infinity,
+      error: () => awsError('UnauthorizedOperation', `You are not authorized to perform this operation. Encoded authorization failure message: ${encoded}`, { status: 403 }),
+    });
+    // WHEN
+    const result = await runLifecycle(aws, { strategy: 'helper-instance', lifecycle: 'create' });
+    // THEN
+    const [failed] = result.outcomes;
+    expect(failed.status).toBe('FAILED');
+    expect(failed.failureReason).toMatch(/UnauthorizedOperation|not authorized/);
+    // A failed Create has no physical id of its own (the framework answers its CREATE_FAILED
+    // marker): the build id in the reason is how the user finds the build's logs and resources.
+    expect(failed.failureReason).toMatch(/\.\.\. \(build mua-[0-9a-f]+\)/);
+    expect(failed.responseBytes).toBeLessThan(CFN_RESPONSE_LIMIT_BYTES);
+    expect(result.leaks).toEqual([]);
+  });
 });
 
 describe('issue 7: the handler\'s side of least privilege', () => {
