@@ -44,6 +44,18 @@ const SDK_EXPORTS_USED = {
     RunInstancesCommand: 'dist-es/commands/RunInstancesCommand.js',
     TerminateInstancesCommand: 'dist-es/commands/TerminateInstancesCommand.js',
     GetConsoleOutputCommand: 'dist-es/commands/GetConsoleOutputCommand.js',
+    // What builds --remove-failed reaches through the handler's cleanup.ts (distribution settings, the default-key check).
+    DescribeImageAttributeCommand: 'dist-es/commands/DescribeImageAttributeCommand.js',
+    DescribeSnapshotAttributeCommand: 'dist-es/commands/DescribeSnapshotAttributeCommand.js',
+    DisableImageDeprecationCommand: 'dist-es/commands/DisableImageDeprecationCommand.js',
+    DisableImageDeregistrationProtectionCommand: 'dist-es/commands/DisableImageDeregistrationProtectionCommand.js',
+    EnableImageDeprecationCommand: 'dist-es/commands/EnableImageDeprecationCommand.js',
+    EnableImageDeregistrationProtectionCommand: 'dist-es/commands/EnableImageDeregistrationProtectionCommand.js',
+    GetEbsDefaultKmsKeyIdCommand: 'dist-es/commands/GetEbsDefaultKmsKeyIdCommand.js',
+    GetEbsEncryptionByDefaultCommand: 'dist-es/commands/GetEbsEncryptionByDefaultCommand.js',
+    GetImageBlockPublicAccessStateCommand: 'dist-es/commands/GetImageBlockPublicAccessStateCommand.js',
+    ModifyImageAttributeCommand: 'dist-es/commands/ModifyImageAttributeCommand.js',
+    ModifySnapshotAttributeCommand: 'dist-es/commands/ModifySnapshotAttributeCommand.js',
   },
   '@aws-sdk/client-cloudformation': {
     CloudFormationClient: 'dist-es/CloudFormationClient.js',
