@@ -101,14 +101,12 @@ export function findBuildImages(ec2: EC2Client, buildId: string): Promise<Image[
 }
 
 /**
- * An AMI read by its id, as a sweep or cleanup confirms it before deciding anything (a tag-filtered
- * read may answer an old state, or leave an AMI out, for a while); undefined when EC2 does not know
- * the id (or no longer lists it).
+ * One resource read by its id (the Describe call asked for that id only); undefined when EC2 does
+ * not know the id (or no longer lists it).
  */
-export async function describeImageById(ec2: EC2Client, imageId: string): Promise<Image | undefined> {
+async function describeById<T>(label: string, call: () => Promise<T[] | undefined>): Promise<T | undefined> {
   try {
-    const response = await withRetry('ec2:DescribeImages', () => ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] })));
-    return response.Images?.[0];
+    return (await withRetry(label, call))?.[0];
   } catch (err) {
     if (isNotFound(err)) {
       return undefined;
@@ -117,17 +115,18 @@ export async function describeImageById(ec2: EC2Client, imageId: string): Promis
   }
 }
 
+/**
+ * An AMI read by its id, as a sweep or cleanup confirms it before deciding anything (a tag-filtered
+ * read may answer an old state, or leave an AMI out, for a while); undefined when EC2 does not know
+ * the id (or no longer lists it).
+ */
+export function describeImageById(ec2: EC2Client, imageId: string): Promise<Image | undefined> {
+  return describeById('ec2:DescribeImages', async () => (await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }))).Images);
+}
+
 /** A snapshot read by its id; undefined when EC2 does not know the id. */
-export async function describeSnapshotById(ec2: EC2Client, snapshotId: string): Promise<Snapshot | undefined> {
-  try {
-    const response = await withRetry('ec2:DescribeSnapshots', () => ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })));
-    return response.Snapshots?.[0];
-  } catch (err) {
-    if (isNotFound(err)) {
-      return undefined;
-    }
-    throw err;
-  }
+export function describeSnapshotById(ec2: EC2Client, snapshotId: string): Promise<Snapshot | undefined> {
+  return describeById('ec2:DescribeSnapshots', async () => (await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }))).Snapshots);
 }
 
 /** The build an AMI or snapshot belongs to, from its tags. */
