@@ -468,18 +468,33 @@ async function advanceDirectToImage(ctx: BuildContext, snapshotId: string, start
     return waitingFor;
   }
   const image = await ensureImage(ctx, snapshotId, timeOf(snapshot.StartTime), (id) => recordedOnSnapshot(ctx, id));
+  return finishImage(ctx, image, snapshotId, 'new-build', (imageId) => recordComplete(ctx, imageId, startedAt, timeOf(snapshot.StartTime), blocks));
+}
+
+/**
+ * The end of a build whose snapshot holds the image (EBS direct, or a rename): its AMI available,
+ * distributed as the properties say, and the build recorded complete.
+ * @returns the attributes when done, or what the build is waiting for
+ */
+async function finishImage(
+  ctx: BuildContext,
+  image: ImageProgress,
+  snapshotId: string,
+  mode: 'new-build' | 'rename',
+  record: (imageId: string) => Promise<Attributes | string>,
+): Promise<Attributes | string> {
   if (image.status === 'recorded') {
     return named(ctx, image.attributes);
   }
   if (image.status !== 'available') {
     return imageWait(image);
   }
-  const distributed = await distribute(ctx, image.imageId, snapshotId, 'new-build');
+  const distributed = await distribute(ctx, image.imageId, snapshotId, mode);
   if (distributed) {
     return distributed;
   }
   try {
-    return await recordComplete(ctx, image.imageId, startedAt, timeOf(snapshot.StartTime), blocks);
+    return await record(image.imageId);
   } catch (err) {
     // The AMI is good: a record that cannot be written yet is waited for (until the deadline).
     return `the completion of the build to be recorded on AMI ${image.imageId} (${(err as Error).message})`;
@@ -510,21 +525,7 @@ async function advanceRenameToImage(ctx: BuildContext, snapshotId: string, start
     const imageId = imageUserOf((await describeSnapshotById(ctx.ec2, id))?.Tags, ctx.buildId);
     return imageId ? { ImageId: imageId, SnapshotId: id, KernelId: ctx.spec.kernelId, ImageName: imageNameOf(ctx.spec, ctx.buildId) } : undefined;
   });
-  if (image.status === 'recorded') {
-    return named(ctx, image.attributes);
-  }
-  if (image.status !== 'available') {
-    return imageWait(image);
-  }
-  const distributed = await distribute(ctx, image.imageId, snapshotId, 'rename');
-  if (distributed) {
-    return distributed;
-  }
-  try {
-    return await recordComplete(ctx, image.imageId, startedAt, undefined, undefined, true);
-  } catch (err) {
-    return `the completion of the build to be recorded on AMI ${image.imageId} (${(err as Error).message})`;
-  }
+  return finishImage(ctx, image, snapshotId, 'rename', (imageId) => recordComplete(ctx, imageId, startedAt, undefined, undefined, true));
 }
 
 /** Attributes with the AMI's name, which records and earlier releases' answers may lack. */
