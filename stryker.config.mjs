@@ -44,14 +44,17 @@ export default {
   coverageAnalysis: 'perTest',
   // A static mutant (a module-level constant) needs the whole test set; MUTATION_STATIC=1 runs them too.
   ignoreStatic: process.env.MUTATION_STATIC !== '1',
-  // The machine this was written on had two cores shared with other work.
-  concurrency: 1,
+  // The machine this was written on had two cores shared with other work; MUTATION_CONCURRENCY
+  // runs more test runners at once on a machine with cores to spare.
+  concurrency: Number(process.env.MUTATION_CONCURRENCY ?? 1),
   // The tests run on simulated time: a mutant that makes a wait loop endless is caught by this.
   timeoutMS: 20_000,
   // Later runs retest only the mutants of changed code or of changed tests.
   incremental: true,
   incrementalFile: `reports/mutation/${name}.incremental.json`,
-  reporters: ['clear-text', 'progress-append-only', 'html', 'json'],
+  // 'live' (scripts/stryker-live-reporter.mjs) prints each survivor as soon as it is known.
+  plugins: ['@stryker-mutator/*', './scripts/stryker-live-reporter.mjs'],
+  reporters: ['clear-text', 'progress-append-only', 'html', 'json', 'live'],
   htmlReporter: { fileName: `reports/mutation/${name}.html` },
   jsonReporter: { fileName: `reports/mutation/${name}.json` },
   clearTextReporter: { allowColor: false, logTests: false, reportMutants: true },
