@@ -5,7 +5,7 @@
  * completed, an AMI or snapshot that failed (with or without a reason), a tag update that meets
  * throttling, lag or a denial, an AMI deregistered twice, and the tag naming a rename's AMI.
  */
-import { EC2Client } from '@aws-sdk/client-ec2';
+import { DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
 import { formatBuildRecord } from '../../../lib/unikernel-ami/handler/build-record';
 import { runInvocation } from '../../../lib/unikernel-ami/handler/clock';
 import { PV_ROOT_DEVICE_NAME } from '../../../lib/pv-grub';
@@ -15,6 +15,7 @@ import {
   deregisterImage,
   describeBuiltImage,
   describeImageById,
+  describeOwn,
   describeOwnSnapshot,
   describeSnapshotById,
   ensureImage,
@@ -150,12 +151,12 @@ describe('reads by id', () => {
 });
 
 describe('the build\'s own snapshot (describeOwnSnapshot)', () => {
-  test('unknown to EC2 while young: not there yet; unknown for longer than the grace: a failure that says so', async () => {
+  test('unknown to EC2 while young: not there yet; unknown for the grace (five minutes): a failure that says so', async () => {
     const young = addSnapshot({}, 0, 10 * 60_000);
-    await expect(aws.drive(describeOwnSnapshot(ec2, young.id, BUILD_ID, aws.clock.now()))).resolves.toBeUndefined();
-    const createdAt = aws.clock.now() - NOT_FOUND_GRACE_MS - 60_000;
+    await expect(aws.drive(describeOwnSnapshot(ec2, young.id, BUILD_ID, aws.clock.now() - NOT_FOUND_GRACE_MS + 1))).resolves.toBeUndefined();
+    const createdAt = aws.clock.now() - NOT_FOUND_GRACE_MS;
     await expect(aws.drive(describeOwnSnapshot(ec2, young.id, BUILD_ID, createdAt))).rejects.toThrow(new BuildFailure(
-      `Snapshot ${young.id} of build ${BUILD_ID} is not found: EC2 has not known it for 6 minutes `
+      `Snapshot ${young.id} of build ${BUILD_ID} is not found: EC2 has not known it for 5 minutes `
       + '(was it deleted outside CloudFormation?). Redeploy to start a new build.',
     ));
   });
@@ -164,6 +165,14 @@ describe('the build\'s own snapshot (describeOwnSnapshot)', () => {
     const [first, second] = [addSnapshot(), addSnapshot()];
     expect((await aws.drive(describeOwnSnapshot(ec2, second.id, BUILD_ID, second.createdAt)))?.SnapshotId).toBe(second.id);
     expect((await aws.drive(describeOwnSnapshot(ec2, first.id, BUILD_ID, aws.clock.now())))?.SnapshotId).toBe(first.id);
+  });
+
+  test('a read that answers nothing (a filter, not an id) counts as unknown: not there yet while young, then gone', async () => {
+    const unknown = 'snap-0123456789abcdef0';
+    const read = async () => (await ec2.send(new DescribeSnapshotsCommand({ Filters: [{ Name: 'snapshot-id', Values: [unknown] }] }))).Snapshots?.[0];
+    const gone = () => new BuildFailure(`${unknown} is gone`);
+    await expect(aws.drive(describeOwn('ec2:DescribeSnapshots', read, aws.clock.now(), gone))).resolves.toBeUndefined();
+    await expect(aws.drive(describeOwn('ec2:DescribeSnapshots', read, aws.clock.now() - HOUR_MS, gone))).rejects.toThrow(gone());
   });
 
   test('a refusal other than NotFound is passed on, whatever the snapshot\'s age', async () => {
@@ -337,8 +346,9 @@ describe('the AMI of a finished build (describeBuiltImage)', () => {
     expect(lookupTimes()).toEqual([0, 10_000, 30_000, 60_000, 120_000]);
   });
 
-  test('an invocation with less time left than the next wait fails at once rather than be cut off', async () => {
-    await expect(aws.drive(runInvocation(undefined, 25_000, 0, () => describeBuiltImage(ec2, BUILD_ID)))).rejects.toThrow(gone);
+  test('an invocation with no more time left than the next wait fails at once rather than be cut off', async () => {
+    // 30 s in all: after the first wait (10 s), the second (20 s) would end at the deadline
+    await expect(aws.drive(runInvocation(undefined, 30_000, 0, () => describeBuiltImage(ec2, BUILD_ID)))).rejects.toThrow(gone);
     expect(lookupTimes()).toEqual([0, 10_000]);
   });
 });
@@ -505,17 +515,26 @@ describe('another AMI on a snapshot a build is about to delete (markImageUser, o
     await expect(aws.drive(otherImageUsing(ec2, s.id, OTHER_BUILD_ID))).resolves.toBe(b.id);
   });
 
+  test('for the rename, its own AMI (its own mark) is no other AMI', async () => {
+    const { s, a } = await sharedSnapshot();
+    a.state = 'deregistered';
+    await expect(aws.drive(otherImageUsing(ec2, s.id, BUILD_ID))).resolves.toBeUndefined();
+  });
+
   test.each([
     ['deregistered', { state: 'deregistered' }],
     ['failed', { state: 'failed' }],
+    ['unknown to EC2 by its id', { byIdAt: Infinity }],
     ['registered on another snapshot', { blockDeviceMappings: [{ DeviceName: PV_ROOT_DEVICE_NAME, Ebs: { SnapshotId: 'snap-0ffffffffffffffff' } }] }],
   ] as [string, Partial<FakeImage>][])('an AMI %s does not use the snapshot', async (_, b) => {
     const { s } = await sharedSnapshot(b);
     await expect(aws.drive(otherImageUsing(ec2, s.id, OTHER_BUILD_ID))).resolves.toBeUndefined();
   });
 
-  test('a mark whose value is not one AMI id (edited by hand) names none', async () => {
-    const s = addSnapshot({ tags: [...tagsOf(OTHER_BUILD_ID), ...['xami-0123456789abcdef0', 'ami-0123456789abcdef0 x', 'ami-'].map((value, n) => ({ Key: `${IMAGE_USER_TAG_PREFIX}mua-00000000000000d${n}`, Value: value }))] });
+  test('a mark whose value is not one AMI id (edited by hand), or a user tag naming an AMI, names none', async () => {
+    const marks = ['xami-0123456789abcdef0', 'ami-0123456789abcdef0 x', 'ami-'].map((value, n) => ({ Key: `${IMAGE_USER_TAG_PREFIX}mua-00000000000000d${n}`, Value: value }));
+    // and a user tag naming an AMI, which is no mark either
+    const s = addSnapshot({ tags: [...tagsOf(OTHER_BUILD_ID), ...marks, { Key: 'base-ami', Value: 'ami-0123456789abcdef0' }] });
     await expect(aws.drive(otherImageUsing(ec2, s.id, OTHER_BUILD_ID))).resolves.toBeUndefined();
     expect(requests('DescribeImages')).toEqual([]);
   });
