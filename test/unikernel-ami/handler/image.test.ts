@@ -1,14 +1,16 @@
 /**
- * The AMI and snapshot steps both strategies share (image.ts), each on the fake account with the
- * answers EC2 gives that the lifecycle tests rarely meet: a read by id of something EC2 does not
- * know (yet), a refusal that is not a NotFound, RegisterImage not knowing a snapshot just seen
- * completed, an AMI or snapshot that failed (with or without a reason), a tag update that meets
- * throttling, lag or a denial, an AMI deregistered twice, and the tag naming a rename's AMI.
+ * The AMI and snapshot steps both strategies share (image.ts), each on the fake account, with the
+ * answers EC2 gives that the lifecycle tests rarely meet: reads by id of what EC2 does not know
+ * (yet), refusals that are not a NotFound (and the call they name), RegisterImage not knowing a
+ * snapshot just seen completed or answering a duplicate name, an AMI or snapshot that failed (with
+ * or without a reason), a built AMI the lookups leave out or lost, a tag update that meets
+ * throttling, lag or a denial, AMIs and snapshots removed twice or held, and the marks that tell
+ * which AMIs share a snapshot.
  */
 import { DescribeSnapshotsCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { PV_ROOT_DEVICE_NAME } from '../../../lib/pv-grub';
 import { formatBuildRecord } from '../../../lib/unikernel-ami/handler/build-record';
 import { runInvocation } from '../../../lib/unikernel-ami/handler/clock';
-import { PV_ROOT_DEVICE_NAME } from '../../../lib/pv-grub';
 import { BuildFailure } from '../../../lib/unikernel-ami/handler/failure';
 import {
   deleteSnapshot,
