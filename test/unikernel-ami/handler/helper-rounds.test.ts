@@ -21,7 +21,9 @@ import {
 } from '../../../lib/unikernel-ami/handler/helper-instance';
 import { onEvent } from '../../../lib/unikernel-ami/handler/index';
 import { StepLog } from '../../../lib/unikernel-ami/handler/log';
-import { readProgress } from '../../../lib/unikernel-ami/handler/progress';
+import { readProgress, writeProgress } from '../../../lib/unikernel-ami/handler/progress';
+import { formatBuildRecord } from '../../../lib/unikernel-ami/handler/build-record';
+import { BUILD_RECORD_TAG } from '../../../lib/unikernel-ami/types';
 import { buildTags, parseProperties, propertiesHash } from '../../../lib/unikernel-ami/handler/properties';
 import {
   createEvent,
@@ -124,7 +126,9 @@ async function launchedBuild(properties = helperInstanceProperties()) {
     ctx,
     instanceId,
     startedAt,
-    round: (known: string | undefined = instanceId, started = startedAt): Promise<HelperRound> => aws.drive(advanceHelperBuild(ctx, known, started)),
+    round: (started = startedAt): Promise<HelperRound> => aws.drive(advanceHelperBuild(ctx, instanceId, started)),
+    /** A round of an isComplete whose event has no instance id. */
+    roundWithoutId: (): Promise<HelperRound> => aws.drive(advanceHelperBuild(ctx, undefined, startedAt)),
     progress: () => aws.drive(readProgress(clients.s3, STAGING_BUCKET, buildId)),
   };
 }
@@ -194,4 +198,188 @@ describe('isComplete rounds of a helper build', () => {
     // While pending, the snapshot's own progress (EC2's Progress, "5%").
     expect(stages.find((s) => s.stage === 'snapshot')!.progressPercent).toBe(5);
   });
+
+  test('a helper stuck pending fails the build once it has been pending for more than ten minutes since its launch (not since onEvent began)', async () => {
+    aws.injectFault({ kind: 'never-finishes', service: 'ec2', action: 'RunInstances' });
+    const build = await launchedBuild();
+    const launchedAt = aws.world.instances.get(build.instanceId)!.launchedAt;
+    // GIVEN a build whose onEvent began nine minutes before the launch (a launch left to isComplete)
+    const startedEarlier = launchedAt - 9 * 60_000;
+    await aws.advance(launchedAt + 2 * 60_000 - aws.clock.now());
+    await expect(build.round(startedEarlier)).resolves.toEqual({ done: false, waitingFor: `the helper instance ${build.instanceId} to start` });
+    await aws.advance(launchedAt + 10 * 60_000 - aws.clock.now());
+    await expect(build.round()).resolves.toEqual({ done: false, waitingFor: `the helper instance ${build.instanceId} to start` });
+    await aws.advance(60_000);
+    await expect(build.round()).rejects.toThrow(`The helper instance ${build.instanceId} has been pending for 11 minutes; EC2 did not start it. Redeploy to try again.`);
+  });
+
+  test('an SSM agent that never comes online fails the build after fifteen minutes of running, saying which routes the subnet needs', async () => {
+    aws.configure({ ssmReachable: false });
+    const build = await launchedBuild();
+    const launchedAt = aws.world.instances.get(build.instanceId)!.launchedAt;
+    await aws.advance(launchedAt + 15 * 60_000 - aws.clock.now());
+    await expect(build.round()).resolves.toEqual({ done: false, waitingFor: `the SSM agent of the helper instance ${build.instanceId} to come online` });
+    await aws.advance(60_000);
+    await expect(build.round()).rejects.toThrow(`The helper instance ${build.instanceId} has run for 16 minutes without its SSM agent coming online. `
+      + 'Its subnet needs a route to the SSM and S3 endpoints (a NAT gateway, or VPC endpoints for ssm, ssmmessages, ec2messages and S3).');
+  });
+
+  test('a helper terminated before its volume was written fails the build with its state and EC2\'s reason', async () => {
+    const build = await launchedBuild();
+    await aws.advance(30_000);
+    aws.world.beginShutdown(aws.world.instances.get(build.instanceId)!, aws.clock.now(), { Code: 'Client.UserInitiatedShutdown', Message: 'Client.UserInitiatedShutdown: User initiated shutdown' });
+    await expect(build.round()).rejects.toThrow(
+      `The helper instance ${build.instanceId} is shutting-down before its volume was written (Client.UserInitiatedShutdown: User initiated shutdown). Redeploy to start a new build.`);
+  });
+
+  test('a helper stopped without a reason given: the failure names its state only', async () => {
+    const build = await launchedBuild();
+    await aws.advance(30_000);
+    const instance = aws.world.instances.get(build.instanceId)!;
+    instance.state = 'stopped';
+    instance.stateReason = undefined;
+    aws.world.recordStates();
+    await expect(build.round()).rejects.toThrow(new RegExp(`^The helper instance ${build.instanceId} is stopped before its volume was written\\. Redeploy to start a new build\\.$`));
+  });
+
+  test('a helper EC2 no longer knows is waited for within five minutes of the build\'s start, then fails the build', async () => {
+    const build = await launchedBuild();
+    aws.world.instances.delete(build.instanceId);
+    await expect(build.round()).resolves.toEqual({ done: false, waitingFor: `EC2 to show the new helper instance ${build.instanceId}` });
+    await aws.advance(5 * 60_000);
+    await expect(build.round()).rejects.toThrow(
+      `The helper instance ${build.instanceId} is not found after 5 minutes (terminated outside CloudFormation?). Redeploy to start a new build.`);
+  });
+
+  test('the round after SendCommand whose progress write failed finds the command by its comment: the script is sent once', async () => {
+    const build = await launchedBuild();
+    await roundsUntil(() => build.round(), (r) => !r.done && r.waitingFor.startsWith('the SSM agent'));
+    await aws.advance(60_000);
+    // GIVEN the round that sends the script cannot record its command
+    aws.injectFault({ kind: 'refuse', service: 's3', action: 'PutObject', error: () => awsError('AccessDenied', 'Access Denied', { status: 403 }) });
+    await expect(build.round()).rejects.toThrow(/Access Denied/);
+    expect(aws.handlerRequests('SendCommand')).toHaveLength(1);
+    await aws.advance(5_000);
+    // WHEN the next round comes
+    const next = await build.round();
+    // THEN it waits for the command sent before, and records it
+    const [sent] = aws.world.invocations;
+    expect(next).toEqual({ done: false, waitingFor: `the helper script (SSM command ${sent.commandId}) on ${build.instanceId}` });
+    expect(aws.handlerRequests('SendCommand')).toHaveLength(1);
+    expect((await build.progress()).commandId).toBe(sent.commandId);
+  });
+
+  test('SendCommand runs the shell document on the helper alone, with the build id as comment and the script\'s own time limit (1800 s)', async () => {
+    const build = await launchedBuild();
+    await roundsUntil(() => build.round(), () => aws.handlerRequests('SendCommand').length > 0);
+    const [request] = aws.handlerRequests('SendCommand');
+    expect(request.input).toMatchObject({
+      DocumentName: 'AWS-RunShellScript',
+      InstanceIds: [build.instanceId],
+      Comment: build.buildId,
+      Parameters: { executionTimeout: ['1800'], commands: expect.arrayContaining([expect.any(String)]) },
+    });
+  });
+
+  test('a snapshot whose id cannot be recorded is deleted again by its id, and the round fails with the write\'s error', async () => {
+    const build = await launchedBuild();
+    await roundsUntil(() => build.round(), (r) => !r.done && r.waitingFor.includes('InProgress'));
+    await aws.advance(60_000);
+    // (EC2 knows the new snapshot by its id at once here, so that the delete can succeed)
+    aws.configure({ lagByIdMs: 0 });
+    aws.injectFault({ kind: 'refuse', service: 's3', action: 'PutObject', error: () => awsError('AccessDenied', 'Access Denied', { status: 403 }) });
+    await expect(build.round()).rejects.toThrow(/Access Denied/);
+    expect(aws.handlerRequests('CreateSnapshot')).toHaveLength(1);
+    const [created] = aws.requests.filter((r) => r.action === 'CreateSnapshot').map((r) => r.time);
+    expect(created).toBeDefined();
+    expect(aws.handlerRequests('DeleteSnapshot').map((r) => r.input.SnapshotId)).toEqual([expect.stringMatching(/^snap-/)]);
+    expect(aws.world.snapshots.size).toBe(0);
+  });
+
+  test('GetCommandInvocation refused for another reason than a command SSM does not show yet: the round fails at once, naming the call', async () => {
+    const build = await launchedBuild();
+    await roundsUntil(() => build.round(), (r) => !r.done && r.waitingFor.startsWith('the helper script'));
+    aws.injectFault({ kind: 'refuse', service: 'ssm', action: 'GetCommandInvocation', error: () => awsError('AccessDeniedException', 'User is not authorized to perform: ssm:GetCommandInvocation') });
+    await expect(build.round()).rejects.toThrow('ssm:GetCommandInvocation failed: User is not authorized to perform: ssm:GetCommandInvocation');
+  });
 });
+
+describe('a helper gone while the progress object names no snapshot (another delivery of the event took the build on)', () => {
+  /**
+   * A build whose first CreateSnapshot answer was lost (two snapshots: the older one unrecorded),
+   * run until its snapshot completed; then its progress object loses the snapshots and the helper
+   * is terminated, as a repeated onEvent and the other delivery's rounds leave them.
+   */
+  async function goneWithTwoSnapshots() {
+    aws.injectFault({ kind: 'lost-response', service: 'ec2', action: 'CreateSnapshot' });
+    const build = await launchedBuild();
+    await roundsUntil(() => build.round(), () => false, 10_000);
+    const [older, newer] = [...aws.world.snapshots.values()].sort((a, b) => a.createdAt - b.createdAt);
+    await aws.advance(120_000);
+    const { snapshotIds, snapshotCreatedAt, ...rest } = await build.progress();
+    expect(snapshotIds).toEqual([newer.id]);
+    await aws.drive(writeProgress(clients.s3, STAGING_BUCKET, build.buildId, rest));
+    aws.world.beginShutdown(aws.world.instances.get(build.instanceId)!, aws.clock.now(), { Code: 'Client.UserInitiatedShutdown', Message: 'Client.UserInitiatedShutdown: User initiated shutdown' });
+    return { build, older, newer };
+  }
+
+  test('the oldest snapshot of the build carries it on', async () => {
+    const { build, older } = await goneWithTwoSnapshots();
+    await expect(build.round()).resolves.toEqual({ done: true, snapshotId: older.id, instanceId: build.instanceId });
+  });
+
+  test('a snapshot in the error state is passed over', async () => {
+    const { build, older, newer } = await goneWithTwoSnapshots();
+    older.state = 'error';
+    await expect(build.round()).resolves.toEqual({ done: true, snapshotId: newer.id, instanceId: build.instanceId });
+  });
+
+  test('a snapshot recorded complete goes before an older one', async () => {
+    const { build, newer } = await goneWithTwoSnapshots();
+    newer.tags.push({ Key: BUILD_RECORD_TAG, Value: formatBuildRecord({ version: 1, outcome: 'complete', startedAt: build.startedAt, stages: [] }) });
+    await expect(build.round()).resolves.toEqual({ done: true, snapshotId: newer.id, instanceId: build.instanceId });
+  });
+});
+
+describe('a round that does not know the helper\'s id (RunInstances\' answer lost in onEvent)', () => {
+  const forgetInstance = async (build: Awaited<ReturnType<typeof launchedBuild>>) => {
+    const { instanceId, ...rest } = await build.progress();
+    await aws.drive(writeProgress(clients.s3, STAGING_BUCKET, build.buildId, rest));
+  };
+  const byClientToken = () => aws.handlerRequests('DescribeInstances').filter((r) => JSON.stringify(r.input).includes('client-token'));
+
+  test('the progress object\'s id is used: no launch', async () => {
+    const build = await launchedBuild();
+    await aws.advance(30_000);
+    await expect(build.roundWithoutId()).resolves.toEqual({ done: false, waitingFor: `the SSM agent of the helper instance ${build.instanceId} to come online` });
+    expect(aws.handlerRequests('RunInstances')).toHaveLength(1);
+  });
+
+  test('one subnet: the launch is repeated with the build id as client token, which returns the same helper, and its id is recorded', async () => {
+    const build = await launchedBuild();
+    await forgetInstance(build);
+    await aws.advance(30_000);
+    await expect(build.roundWithoutId()).resolves.toEqual({ done: false, waitingFor: `the SSM agent of the helper instance ${build.instanceId} to come online` });
+    expect(aws.handlerRequests('RunInstances').map((r) => r.input.ClientToken)).toEqual([build.buildId, build.buildId]);
+    expect(byClientToken()).toEqual([]);
+    expect(aws.world.instances.size).toBe(1);
+    expect((await build.progress()).instanceId).toBe(build.instanceId);
+  });
+
+  test.each([
+    ['pending', 10_000],
+    ['running', 30_000],
+  ])('two subnets, the helper launched in the second and %s: found by its client token, no second launch', async (state, afterMs) => {
+    aws.injectFault({ kind: 'refuse', service: 'ec2', action: 'RunInstances', error: () => awsError('InsufficientInstanceCapacity', 'no t3.small capacity', { status: 500 }) });
+    const base = helperInstanceProperties();
+    const build = await launchedBuild(helperInstanceProperties({ Helper: { ...base.Helper!, SubnetIds: [HELPER_SUBNET_ID, OTHER_SUBNET] } }));
+    await forgetInstance(build);
+    await aws.advance(afterMs);
+    expect(aws.world.instances.get(build.instanceId)!.state).toBe(state);
+    await build.roundWithoutId();
+    expect(byClientToken()).toHaveLength(1);
+    expect([...aws.world.instances.keys()]).toEqual([build.instanceId]);
+    expect((await build.progress()).instanceId).toBe(build.instanceId);
+  });
+});
+
