@@ -177,6 +177,10 @@ describe('isComplete rounds of a helper build', () => {
     const command = progress.commandId!;
     const snapshot = progress.snapshotIds![0];
     expect(answers[answers.length - 1]).toEqual({ done: true, snapshotId: snapshot, instanceId: id });
+    // The script wrote, and the snapshot holds, the launch's data volume (not the helper's root volume).
+    const dataVolume = aws.world.instances.get(id)!.blockDevices.find((device) => device.deviceName === '/dev/sdf')!.volumeId;
+    expect(aws.world.snapshots.get(snapshot)!.volumeId).toBe(dataVolume);
+    expect(JSON.stringify(aws.handlerRequests('SendCommand')[0].input)).toContain(dataVolume);
     const said = waitingFor(answers).flatMap((s) => s.split(' | '));
     expect([...new Set(said)].filter((s) => !/^snapshot \S+ to complete \(/.test(s))).toEqual([
       `EC2 to show the new helper instance ${id}`,
@@ -383,3 +387,91 @@ describe('a round that does not know the helper\'s id (RunInstances\' answer los
   });
 });
 
+describe('more isComplete rounds', () => {
+  test('a running helper whose data volume EC2 does not list yet: the round waits for it and sends nothing', async () => {
+    const build = await launchedBuild();
+    await roundsUntil(() => build.round(), (r) => !r.done && r.waitingFor.startsWith('the SSM agent'));
+    await aws.advance(60_000);
+    const instance = aws.world.instances.get(build.instanceId)!;
+    const devices = instance.blockDevices;
+    instance.blockDevices = devices.filter((device) => device.deviceName !== '/dev/sdf');
+    await expect(build.round()).resolves.toEqual({ done: false, waitingFor: `EC2 to list the data volume of the helper instance ${build.instanceId}` });
+    expect(aws.handlerRequests('SendCommand')).toEqual([]);
+    instance.blockDevices = devices;
+    await expect(build.round()).resolves.toEqual({ done: false, waitingFor: expect.stringMatching(/^the helper script \(SSM command /) });
+  });
+
+  test('with another helper in the account (older, and terminated), a round reads its own helper by its id', async () => {
+    const other = await aws.drive(onEvent(createEvent(helperInstanceProperties({ Name: 'other' }), 'other-request')));
+    aws.world.beginShutdown(aws.world.instances.get(other.BuildState!.InstanceId!)!, aws.clock.now(), { Code: 'Client.UserInitiatedShutdown', Message: 'Client.UserInitiatedShutdown: User initiated shutdown' });
+    const build = await launchedBuild();
+    await roundsUntil(() => build.round(), () => aws.handlerRequests('SendCommand').length > 0);
+    expect(aws.handlerRequests('SendCommand')[0].input.InstanceIds).toEqual([build.instanceId]);
+  });
+
+  test('DescribeInstances refused: CloudFormation is told which call failed', async () => {
+    const build = await launchedBuild();
+    aws.injectFault({ kind: 'refuse', service: 'ec2', action: 'DescribeInstances', error: () => awsError('UnauthorizedOperation', 'You are not authorized to perform this operation.') });
+    await expect(build.round()).rejects.toThrow(/^ec2:DescribeInstances failed: You are not authorized/);
+  });
+
+  test('a snapshot EC2 does not show is waited for five minutes from its creation (not from the build\'s start), then the build fails', async () => {
+    const build = await launchedBuild();
+    await roundsUntil(() => build.round(), (r) => !r.done && r.waitingFor.startsWith('snapshot '));
+    const { snapshotIds, snapshotCreatedAt } = await build.progress();
+    expect(snapshotCreatedAt! - build.startedAt).toBeGreaterThan(60_000);
+    // GIVEN the snapshot deleted outside the build
+    aws.world.snapshots.delete(snapshotIds![0]);
+    await aws.advance(snapshotCreatedAt! + 5 * 60_000 - 30_000 - aws.clock.now());
+    await expect(build.round()).resolves.toEqual({ done: false, waitingFor: `EC2 to show the new snapshot ${snapshotIds![0]}` });
+    await aws.advance(60_000);
+    await expect(build.round()).rejects.toThrow(`Snapshot ${snapshotIds![0]} of build ${build.buildId} is not found`);
+  });
+});
+
+describe('the lost-id round with two subnets, before EC2\'s filtered reads list the new helper', () => {
+  async function lostIdBuild() {
+    const base = helperInstanceProperties();
+    const build = await launchedBuild(helperInstanceProperties({ Helper: { ...base.Helper!, SubnetIds: [HELPER_SUBNET_ID, OTHER_SUBNET] } }));
+    const { instanceId, ...rest } = await build.progress();
+    await aws.drive(writeProgress(clients.s3, STAGING_BUCKET, build.buildId, rest));
+    return { build, instanceId };
+  }
+
+  test('nothing found by client token: the launch is repeated in the first subnet with its own token, which returns the same helper', async () => {
+    const { build, instanceId } = await lostIdBuild();
+    await build.roundWithoutId();
+    expect(aws.handlerRequests('RunInstances').map((r) => r.input.ClientToken)).toEqual([build.buildId, build.buildId]);
+    expect([...aws.world.instances.keys()]).toEqual([instanceId]);
+  });
+
+  test('DescribeInstances by client token refused: CloudFormation is told which call failed', async () => {
+    const { build } = await lostIdBuild();
+    aws.injectFault({ kind: 'refuse', service: 'ec2', action: 'DescribeInstances', error: () => awsError('UnauthorizedOperation', 'You are not authorized to perform this operation.') });
+    await expect(build.roundWithoutId()).rejects.toThrow(/^ec2:DescribeInstances failed: You are not authorized/);
+  });
+});
+
+describe('the RunInstances request', () => {
+  test('the helper requires IMDSv2, terminates when it shuts itself down, and tags its instance, volumes and network interface with the build\'s tags', async () => {
+    const build = await launchedBuild();
+    const [request] = aws.handlerRequests('RunInstances');
+    const tags = build.ctx.tags;
+    expect(request.input).toMatchObject({
+      MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled' },
+      InstanceInitiatedShutdownBehavior: 'terminate',
+      SecurityGroupIds: ['sg-0abc1234'],
+      TagSpecifications: [
+        { ResourceType: 'instance', Tags: tags },
+        { ResourceType: 'volume', Tags: tags },
+        { ResourceType: 'network-interface', Tags: tags },
+      ],
+    });
+  });
+
+  test('an unencrypted build leaves the data volume\'s encryption to the account\'s default', async () => {
+    await launchedBuild();
+    const mappings = (aws.handlerRequests('RunInstances')[0].input as { BlockDeviceMappings: unknown[] }).BlockDeviceMappings;
+    expect(mappings[0]).toEqual({ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 1, VolumeType: 'gp3', DeleteOnTermination: true } });
+  });
+});
