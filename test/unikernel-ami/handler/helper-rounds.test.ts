@@ -27,6 +27,8 @@ import { BUILD_RECORD_TAG } from '../../../lib/unikernel-ami/types';
 import { buildTags, parseProperties, propertiesHash } from '../../../lib/unikernel-ami/handler/properties';
 import {
   createEvent,
+  HELPER_IMAGE_ID,
+  HELPER_INSTANCE_PROFILE_ARN,
   HELPER_SUBNET_ID,
   helperInstanceProperties,
   KERNEL_BUCKET,
@@ -181,6 +183,7 @@ describe('isComplete rounds of a helper build', () => {
     const dataVolume = aws.world.instances.get(id)!.blockDevices.find((device) => device.deviceName === '/dev/sdf')!.volumeId;
     expect(aws.world.snapshots.get(snapshot)!.volumeId).toBe(dataVolume);
     expect(JSON.stringify(aws.handlerRequests('SendCommand')[0].input)).toContain(dataVolume);
+    expect(aws.world.snapshots.get(snapshot)!.description).toBe(`hello unikernel disk (mirage-unikernel-ami build ${build.buildId})`);
     const said = waitingFor(answers).flatMap((s) => s.split(' | '));
     expect([...new Set(said)].filter((s) => !/^snapshot \S+ to complete \(/.test(s))).toEqual([
       `EC2 to show the new helper instance ${id}`,
@@ -327,8 +330,9 @@ describe('a helper gone while the progress object names no snapshot (another del
     return { build, older, newer };
   }
 
-  test('the oldest snapshot of the build carries it on', async () => {
+  test.each(['oldest-first', 'newest-first'] as const)('the oldest snapshot of the build carries it on, whatever the order EC2 lists them in (%s)', async (order) => {
     const { build, older } = await goneWithTwoSnapshots();
+    aws.configure({ filteredReadOrder: order });
     await expect(build.round()).resolves.toEqual({ done: true, snapshotId: older.id, instanceId: build.instanceId });
   });
 
@@ -427,6 +431,15 @@ describe('more isComplete rounds', () => {
     await aws.advance(60_000);
     await expect(build.round()).rejects.toThrow(`Snapshot ${snapshotIds![0]} of build ${build.buildId} is not found`);
   });
+
+  test('the SSM agent of another helper in the account is online: this helper\'s own agent is waited for', async () => {
+    const other = await aws.drive(onEvent(createEvent(helperInstanceProperties({ Name: 'other' }), 'other-request')));
+    await aws.advance(90_000);
+    expect(aws.world.instances.get(other.BuildState!.InstanceId!)!.agentOnlineAt).toBeDefined();
+    const build = await launchedBuild();
+    await aws.advance(30_000);
+    await expect(build.round()).resolves.toEqual({ done: false, waitingFor: `the SSM agent of the helper instance ${build.instanceId} to come online` });
+  });
 });
 
 describe('the lost-id round with two subnets, before EC2\'s filtered reads list the new helper', () => {
@@ -453,11 +466,15 @@ describe('the lost-id round with two subnets, before EC2\'s filtered reads list 
 });
 
 describe('the RunInstances request', () => {
-  test('the helper requires IMDSv2, terminates when it shuts itself down, and tags its instance, volumes and network interface with the build\'s tags', async () => {
+  test('the helper runs the given AMI and type in the given subnet with the given instance profile, requires IMDSv2, terminates when it shuts itself down, and tags its instance, volumes and network interface with the build\'s tags', async () => {
     const build = await launchedBuild();
     const [request] = aws.handlerRequests('RunInstances');
     const tags = build.ctx.tags;
     expect(request.input).toMatchObject({
+      ImageId: HELPER_IMAGE_ID,
+      InstanceType: 't3.small',
+      SubnetId: HELPER_SUBNET_ID,
+      IamInstanceProfile: { Arn: HELPER_INSTANCE_PROFILE_ARN },
       MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled' },
       InstanceInitiatedShutdownBehavior: 'terminate',
       SecurityGroupIds: ['sg-0abc1234'],
@@ -469,9 +486,30 @@ describe('the RunInstances request', () => {
     });
   });
 
-  test('an unencrypted build leaves the data volume\'s encryption to the account\'s default', async () => {
+  test('an unencrypted build leaves the data volume\'s encryption to the account\'s default; the root volume is mapped as the AL2023 AMI maps it', async () => {
     await launchedBuild();
     const mappings = (aws.handlerRequests('RunInstances')[0].input as { BlockDeviceMappings: unknown[] }).BlockDeviceMappings;
-    expect(mappings[0]).toEqual({ DeviceName: '/dev/sdf', Ebs: { VolumeSize: 1, VolumeType: 'gp3', DeleteOnTermination: true } });
+    expect(mappings).toEqual([
+      { DeviceName: '/dev/sdf', Ebs: { VolumeSize: 1, VolumeType: 'gp3', DeleteOnTermination: true } },
+      { DeviceName: '/dev/xvda', Ebs: { VolumeSize: 8, VolumeType: 'gp3', DeleteOnTermination: true } },
+    ]);
+  });
+});
+
+describe('a step\'s call refused: CloudFormation is told which call failed', () => {
+  test.each([
+    ['ssm', 'DescribeInstanceInformation'],
+    ['ssm', 'ListCommandInvocations'],
+    ['ssm', 'SendCommand'],
+    ['ec2', 'CreateSnapshot'],
+  ] as const)('%s:%s', async (service, action) => {
+    aws.injectFault({ kind: 'refuse', service, action, maxHits: Infinity, error: () => awsError('ValidationException', 'The request was refused.') });
+    const build = await launchedBuild();
+    let failure: unknown;
+    await roundsUntil(() => build.round().catch((err) => {
+      failure = err;
+      return { done: false, waitingFor: 'failed' };
+    }), () => failure !== undefined);
+    expect((failure as Error).message).toBe(`${service}:${action} failed: The request was refused.`);
   });
 });
