@@ -276,6 +276,21 @@ describe('isComplete rounds of a helper build', () => {
     expect((await build.progress()).commandId).toBe(sent.commandId);
   });
 
+  test('a command someone else ran on the helper (another comment) is not taken for the script: the script is sent', async () => {
+    const build = await launchedBuild();
+    await roundsUntil(() => build.round(), (r) => !r.done && r.waitingFor.startsWith('the SSM agent'));
+    await aws.advance(60_000);
+    aws.world.invocations.push({
+      commandId: '0f1e2d3c-4b5a-4697-8877-0000000000aa', instanceId: build.instanceId, documentName: 'AWS-RunShellScript', comment: 'operator: df -h',
+      commands: ['df -h'], executionTimeoutSeconds: 600, requestedAt: aws.clock.now() - 10_000, visibleAt: aws.clock.now() - 9_000,
+      status: 'Success', responseCode: 0, stdout: '', stderr: '',
+    });
+    const round = await build.round();
+    const [sent] = aws.handlerRequests('SendCommand');
+    expect(sent).toBeDefined();
+    expect(round).toEqual({ done: false, waitingFor: expect.not.stringContaining('0000000000aa') });
+  });
+
   test('SendCommand runs the shell document on the helper alone, with the build id as comment and the script\'s own time limit (1800 s)', async () => {
     const build = await launchedBuild();
     await roundsUntil(() => build.round(), () => aws.handlerRequests('SendCommand').length > 0);
@@ -334,6 +349,19 @@ describe('a helper gone while the progress object names no snapshot (another del
     const { build, older } = await goneWithTwoSnapshots();
     aws.configure({ filteredReadOrder: order });
     await expect(build.round()).resolves.toEqual({ done: true, snapshotId: older.id, instanceId: build.instanceId });
+  });
+
+  test('the snapshot listed by its tag but then unknown by its id is waited for from its own start, not from the build\'s', async () => {
+    const { build, older } = await goneWithTwoSnapshots();
+    expect(aws.clock.now() - build.startedAt).toBeGreaterThan(5 * 60_000);
+    expect(aws.clock.now() - older.createdAt).toBeLessThan(5 * 60_000);
+    // GIVEN the snapshot gone from the reads by id (deleted, or a replica behind) right after the listing
+    aws.onHandlerRequest((request) => {
+      if (request.action === 'DescribeSnapshots' && (request.input.SnapshotIds as string[] | undefined)?.includes(older.id)) {
+        aws.world.snapshots.delete(older.id);
+      }
+    });
+    await expect(build.round()).resolves.toEqual({ done: false, waitingFor: `EC2 to show the new snapshot ${older.id}` });
   });
 
   test('a snapshot in the error state is passed over', async () => {
