@@ -411,6 +411,22 @@ describe('a removal pass: the build\'s snapshots', () => {
     expect(inputsOf('DeleteSnapshot')).toEqual([]);
   });
 
+  test('a snapshot this build made that EC2 does not know by id yet is left, with when the build began, not counted as gone', async () => {
+    const startedAt = aws.clock.now() - MINUTE;
+    const snapshotId = addSnapshot(BUILD_ID, { ageMs: 30_000, unknownByIdForMs: 10 * MINUTE });
+    aws.configure({ staleFilteredReads: [{ id: snapshotId }] });
+    expect(await pass(failedBuild(BUILD_ID, ebsDirectProperties(), { snapshotIds: [snapshotId], createdAt: startedAt }))).toEqual([{ kind: 'snapshot', id: snapshotId, createdAt: startedAt }]);
+  });
+
+  test('a snapshot known by id that EC2 still holds for the AMI just deregistered is reported once, though the tag filter lists it too', async () => {
+    const startedAt = aws.clock.now() - 10 * MINUTE;
+    const { imageId, snapshotId } = addImage(BUILD_ID, { state: 'pending', ageMs: 5 * MINUTE });
+    const left = await pass(failedBuild(BUILD_ID, ebsDirectProperties(), { snapshotIds: [snapshotId], createdAt: startedAt }));
+    expect(imageState(imageId)).toBe('deregistered');
+    expect(left).toEqual([{ kind: 'snapshot', id: snapshotId, createdAt: startedAt }]);
+    expect(inputsOf('DeleteSnapshot')).toEqual([{ SnapshotId: snapshotId }]);
+  });
+
   test('a snapshot an earlier pass deleted is neither read nor deleted again', async () => {
     const snapshotId = 'snap-0123456789abcdef0';
     expect(await pass(failedBuild(BUILD_ID, ebsDirectProperties(), { snapshotIds: [snapshotId] }), new Set([snapshotId]))).toEqual([]);
@@ -481,8 +497,23 @@ describe('a removal pass of a helper build: its progress and staged objects', ()
     aws.injectFault({ kind: 'access-denied', service: 's3', action: 'GetObject', maxHits: Infinity });
     const left = await pass(helperCleanup());
     expect(left).toEqual([{ kind: 'error', id: expect.stringContaining('s3:GetObject progress'), transient: false }]);
+    expect(steps()).toContainEqual(expect.objectContaining({ step: 'remove-build-error', part: 'progress' }));
     expect(snapshotThere(snapshotId)).toBe(false);
     expect(stagedKeys()).toEqual([]);
+  });
+
+  test('a refused DescribeInstances is reported naming the call, and the staged objects still go', async () => {
+    aws.putObject(STAGING_BUCKET, progressKey(BUILD_ID), Buffer.from('{}'));
+    aws.injectFault({ kind: 'refuse', service: 'ec2', action: 'DescribeInstances', maxHits: Infinity, error: denied });
+    expect(await pass(helperCleanup())).toEqual([{ kind: 'error', id: expect.stringContaining('ec2:DescribeInstances'), transient: false }]);
+    expect(stagedKeys()).toEqual([]);
+    expect(steps()).toContainEqual(expect.objectContaining({ step: 'remove-build-error', part: 'helper', error: expect.stringContaining('not authorized') }));
+  });
+
+  test('a refused deletion of the staged objects is reported, naming the part, as not transient', async () => {
+    aws.injectFault({ kind: 'access-denied', service: 's3', action: 'DeleteObject', maxHits: Infinity });
+    expect(await pass(helperCleanup())).toEqual([{ kind: 'error', id: expect.stringContaining('s3:DeleteObject'), transient: false }]);
+    expect(steps()).toContainEqual(expect.objectContaining({ step: 'remove-build-error', part: 'staged objects' }));
   });
 
   test('the Delete of a finished helper build makes no S3 request: its staged objects went when it finished, and its bucket may be gone since', async () => {
@@ -502,6 +533,8 @@ describe('removeBuild: passes until nothing is left or the time is up', () => {
     const left = await aws.drive(removeBuild(clients, failedCleanup(), new StepLog(BUILD_ID), 100_000));
     expect(passTimes()).toEqual([0, 5_000, 15_000, 35_000, 65_000, 95_000]);
     expect(left.map((l) => l.kind)).toEqual(['error', 'snapshot']);
+    // (each pass logs what is left, comma-separated)
+    expect(steps().filter((step) => step.step === 'remove-build').pop()!.left).toBe(`${left[0].id},${left[1].id}`);
   });
 
   test('stops within the invocation\'s time, keeping 15 s to report, even with a larger budget', async () => {
