@@ -7,16 +7,18 @@
  * the sweep of a resource's failed builds. On the strict fake account, on simulated time: the AMIs
  * and snapshots are put in the account as earlier builds left them.
  */
-import { Image, Tag } from '@aws-sdk/client-ec2';
+import { EC2Client, Image, RunInstancesCommand, Tag } from '@aws-sdk/client-ec2';
 import { formatBuildRecord } from '../../../lib/unikernel-ami/handler/build-record';
-import { BuildToRemove, failedBuild, Leftover, PassFindings, reasonToKeep, removeBuild, removeBuildPass, SWEEP_PROOF_AGE_MS } from '../../../lib/unikernel-ami/handler/cleanup';
+import {
+  BuildToRemove, describeLeftovers, failedBuild, findFailedBuilds, isFinishedBuild, Leftover, PassFindings, reasonToKeep, removeBuild, removeBuildPass, sweepFailedBuilds, SWEEP_PROOF_AGE_MS,
+} from '../../../lib/unikernel-ami/handler/cleanup';
 import { runInvocation } from '../../../lib/unikernel-ami/handler/clock';
 import { progressKey } from '../../../lib/unikernel-ami/handler/progress';
 import { stagingKeys } from '../../../lib/unikernel-ami/handler/staging';
 import { clients } from '../../../lib/unikernel-ami/handler/clients';
 import { StepLog } from '../../../lib/unikernel-ami/handler/log';
 import { BUILD_ID_TAG, BUILD_RECORD_TAG, IMAGE_USER_TAG_PREFIX, RESOURCE_TAG, RETAINED_TAG, STACK_ID_TAG, UnikernelAmiProperties } from '../../../lib/unikernel-ami/types';
-import { ebsDirectProperties, helperInstanceProperties, LOGICAL_ID, REGION, STACK_ID, STAGING_BUCKET, X86_64_AKI } from '../../fixtures/custom-resource';
+import { ebsDirectProperties, HELPER_IMAGE_ID, HELPER_SUBNET_ID, helperInstanceProperties, LOGICAL_ID, REGION, STACK_ID, STAGING_BUCKET, X86_64_AKI } from '../../fixtures/custom-resource';
 import { awsError, useFakeAws } from '../../fixtures/fake-aws';
 
 process.env.AWS_REGION = REGION;
@@ -547,5 +549,118 @@ describe('removeBuild: passes until nothing is left or the time is up', () => {
   test('one pass when nothing is left', async () => {
     expect(await aws.drive(removeBuild(clients, failedCleanup(), new StepLog(BUILD_ID), 10 * MINUTE))).toEqual([]);
     expect(passTimes()).toEqual([0]);
+  });
+});
+
+describe('the sweep of a resource\'s failed builds', () => {
+  const ec2 = new EC2Client({ region: REGION });
+  const build = (n: number) => `mua-0000000000000a${n.toString(16).padStart(2, '0')}`;
+
+  /** A running instance launched with these tags, as a helper is. */
+  async function launch(tags: Tag[]): Promise<string> {
+    const response = await aws.drive(ec2.send(new RunInstancesCommand({
+      ImageId: HELPER_IMAGE_ID, InstanceType: 't3.small', MinCount: 1, MaxCount: 1, SubnetId: HELPER_SUBNET_ID,
+      TagSpecifications: [{ ResourceType: 'instance', Tags: tags }],
+    })));
+    await aws.advance(MINUTE);
+    return response.Instances![0].InstanceId!;
+  }
+
+  test('the candidates are the resource\'s builds without an available AMI, but those excluded, with what the tag filter listed of each', async () => {
+    // GIVEN builds of the resource: finished, failed (AMI and snapshot), a snapshot only, excluded, an instance only
+    addImage(build(1), { state: 'available' });
+    const failed = addImage(build(2), { state: 'pending', tags: [recordTag('failed')] });
+    const snapshotOnly = addSnapshot(build(3));
+    addSnapshot(build(4));
+    await launch(tagsOf(build(5)));
+    // and what is not the resource's or no build's: another resource's build, a snapshot without a build id
+    aws.world.snapshots.get(addSnapshot(build(6)))!.tags = tagsOf(build(6)).map((tag) => (tag.Key === RESOURCE_TAG ? { ...tag, Value: 'OtherAmi' } : tag));
+    aws.world.snapshots.get(addSnapshot(build(7)))!.tags = tagsOf(build(7)).filter((tag) => tag.Key !== BUILD_ID_TAG);
+    const untagged = addSnapshot(build(9));
+    aws.world.snapshots.get(untagged)!.tags = [];
+    aws.world.images.get(addImage(build(8), { state: 'pending', snapshotId: untagged }).imageId)!.tags = tagsOf(build(8)).filter((tag) => tag.Key !== BUILD_ID_TAG);
+    await launch(tagsOf(build(10)).filter((tag) => tag.Key !== BUILD_ID_TAG));
+    // WHEN
+    const byId = (list: { buildId: string }[]) => [...list].sort((a, b) => a.buildId.localeCompare(b.buildId));
+    const withInstances = await aws.drive(findFailedBuilds(clients.ec2, STACK_ID, LOGICAL_ID, true, new Set([build(4)])));
+    const withoutInstances = await aws.drive(findFailedBuilds(clients.ec2, STACK_ID, LOGICAL_ID, false, new Set([build(4)])));
+    // THEN
+    expect(byId(withInstances)).toEqual([
+      { buildId: build(2), imageIds: [failed.imageId], snapshotIds: [failed.snapshotId] },
+      { buildId: build(3), imageIds: [], snapshotIds: [snapshotOnly] },
+      { buildId: build(5), imageIds: [], snapshotIds: [] },
+    ]);
+    expect(byId(withoutInstances).map((c) => c.buildId)).toEqual([build(2), build(3)]);
+  });
+
+  test('each candidate is confirmed by id: one whose AMI must stay, or whose snapshot is recorded complete, is spared and the log says why; the others are removed', async () => {
+    // GIVEN a failed build, a build whose pending AMI is young and has no record, and one whose snapshot is recorded complete
+    const failed = addImage(build(1), { state: 'pending', tags: [recordTag('failed')] });
+    const young = addImage(build(2), { state: 'pending', ageMs: 10 * MINUTE });
+    const complete = addSnapshot(build(3), { tags: [recordTag('complete')] });
+    // and one whose AMI is listed by the tag filter but gone by id (old)
+    const gone = addImage(build(4), { state: 'pending', unknownByIdForMs: 10 * MINUTE });
+    // WHEN
+    await aws.drive(sweepFailedBuilds(clients, STACK_ID, LOGICAL_ID, [ebsDirectProperties()], new Set(), new StepLog(BUILD_ID)));
+    // THEN
+    expect(inputsOf('DeregisterImage')).toEqual([{ ImageId: failed.imageId }]);
+    expect(imageState(gone.imageId)).toBe('pending');
+    expect(imageState(young.imageId)).toBe('pending');
+    expect(snapshotThere(young.snapshotId)).toBe(true);
+    expect(snapshotThere(complete)).toBe(true);
+    expect(steps()).toEqual(expect.arrayContaining([
+      expect.objectContaining({ step: 'sweep-failed-build', failedBuildId: build(1), left: `snapshot ${failed.snapshotId}` }),
+      expect.objectContaining({ step: 'sweep-spare-build', buildId: build(2), why: `AMI ${young.imageId} stays: it is pending, younger than an hour, and its build has no failed record` }),
+      expect.objectContaining({ step: 'sweep-spare-build', buildId: build(3), why: `snapshot ${complete} stays: its build is recorded complete` }),
+      expect.objectContaining({ step: 'sweep-failed-build', failedBuildId: build(4) }),
+    ]));
+    expect(steps().filter((step) => String(step.step).startsWith('sweep-'))).toHaveLength(4);
+  });
+
+  test('a sweep whose read of a snapshot by id is refused during the removal (after the candidate was confirmed) deletes nothing and reports the refusal', async () => {
+    const snapshotId = addSnapshot(build(1));
+    let reads = 0;
+    aws.onHandlerRequest((request) => {
+      if (request.action === 'DescribeSnapshots' && request.input.SnapshotIds && ++reads === 2) {
+        aws.injectFault({ kind: 'refuse', service: 'ec2', action: 'DescribeSnapshots', maxHits: 1, error: denied });
+      }
+    });
+    await aws.drive(sweepFailedBuilds(clients, STACK_ID, LOGICAL_ID, [ebsDirectProperties()], new Set(), new StepLog(BUILD_ID)));
+    expect(snapshotThere(snapshotId)).toBe(true);
+    expect(inputsOf('DeleteSnapshot')).toEqual([]);
+    expect(steps()).toContainEqual(expect.objectContaining({ step: 'sweep-failed-build', failedBuildId: build(1), left: expect.stringContaining('ec2:DescribeSnapshots') }));
+  });
+
+  test('with the properties of a helper build among those given (an Update from helper-instance to EBS direct), instances are looked for and the staged objects go', async () => {
+    const instanceId = await launch(tagsOf(build(1)));
+    aws.putObject(STAGING_BUCKET, progressKey(build(1)), Buffer.from('{}'));
+    await aws.drive(sweepFailedBuilds(clients, STACK_ID, LOGICAL_ID, [ebsDirectProperties(), helperInstanceProperties()], new Set(), new StepLog(BUILD_ID)));
+    expect(inputsOf('TerminateInstances')).toEqual([{ InstanceIds: [instanceId] }]);
+    expect(aws.world.buckets.get(STAGING_BUCKET)!.has(progressKey(build(1)))).toBe(false);
+    expect(steps()).toContainEqual(expect.objectContaining({ step: 'sweep-failed-build', failedBuildId: build(1), left: '' }));
+  });
+});
+
+describe('isFinishedBuild: whether a build had finished when its Delete began', () => {
+  test('a build with an available AMI has finished; one whose AMI is pending, or with none, has not', async () => {
+    addImage(build2(1), { state: 'available' });
+    addImage(build2(2), { state: 'pending' });
+    addImage(build2(3), { state: 'pending' });
+    addImage(build2(3), { state: 'available' });
+    expect(await aws.drive(isFinishedBuild(clients.ec2, build2(1)))).toBe(true);
+    expect(await aws.drive(isFinishedBuild(clients.ec2, build2(2)))).toBe(false);
+    expect(await aws.drive(isFinishedBuild(clients.ec2, build2(3)))).toBe(true);
+    expect(await aws.drive(isFinishedBuild(clients.ec2, build2(4)))).toBe(false);
+  });
+  const build2 = (n: number) => `mua-0000000000000b0${n}`;
+});
+
+describe('describeLeftovers: what a failure message says is left', () => {
+  test('an error by its text, anything else by its kind and id, comma-separated', () => {
+    expect(describeLeftovers([
+      { kind: 'error', id: 'AccessDenied: not allowed' },
+      { kind: 'snapshot', id: 'snap-0123456789abcdef0' },
+      { kind: 'staged objects', id: 's3://staging-bucket/builds/x/' },
+    ])).toBe('AccessDenied: not allowed, snapshot snap-0123456789abcdef0, staged objects s3://staging-bucket/builds/x/');
   });
 });
