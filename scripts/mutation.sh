@@ -26,6 +26,10 @@ main() {
   fi
   # The tests synthesize a stack, which needs the bundled handler.
   node scripts/bundle-handler.js
+  # Each mutant's tests run fastest file first (scripts/jest-small-first-sequencer.js): measured here.
+  mkdir -p reports/mutation
+  node scripts/mutation-test-durations.js reports/mutation/test-durations.json
+  export MUTATION_TEST_DURATIONS="$PWD/reports/mutation/test-durations.json"
   start=$(date +%s)
   failed=()
   for index in "${!files[@]}"; do
