@@ -2,6 +2,8 @@
 // `npm run mutation` (scripts/mutation.sh, which bounds the run's time). Not part of `npm test`.
 // What it measures, the score and every surviving mutant's justification: docs/mutation.md.
 
+import fs from 'node:fs';
+
 /** The handler files whose mutants are tested (the helper script's text, helper-script.ts, is not). */
 export const MUTATED_FILES = [
   'lib/unikernel-ami/handler/failure.ts',
@@ -18,7 +20,31 @@ const range = /^(.*\.ts)(?::(\d+)-(\d+))?$/.exec(only ?? '');
 if (only && (!range || !MUTATED_FILES.includes(range[1]))) {
   throw new Error(`MUTATION_FILE=${only} is not one of ${MUTATED_FILES.join(', ')} (optionally with :from-to lines)`);
 }
-const name = only ? `${range[1].replace(/^.*\//, '').replace(/\.ts$/, '')}${range[2] ? `-${range[2]}-${range[3]}` : ''}` : 'all';
+
+/**
+ * The unit tests of each mutated file: the first stage of a run (MUTATION_STAGE=unit) tests every
+ * mutant with these alone. Stryker's jest runner loads every test file of the test set for each
+ * mutant, and runs every test that reached it, without stopping at the first failure: with the
+ * whole set, a mutant costs about 20 s here, most of it loading the lifecycle suites. The second
+ * stage (MUTATION_STAGE=rest) runs the whole set, but only on the mutants the first did not detect
+ * (MUTATION_MUTANTS: a JSON list of Stryker `file:line:column-line:column` ranges, written by
+ * scripts/mutation-stages.js). A mutant the unit tests kill would be killed by the whole set, which
+ * holds them, so the two stages give the statuses one run with the whole set would give.
+ */
+export const UNIT_TESTS = {
+  'lib/unikernel-ami/handler/failure.ts': ['failure.test.ts'],
+  'lib/unikernel-ami/handler/helper-instance.ts': ['helper-rounds.test.ts', 'helper-instance.test.ts', 'helper-faults.test.ts'],
+  'lib/unikernel-ami/handler/cleanup.ts': ['cleanup-decisions.test.ts', 'cleanup.test.ts'],
+  'lib/unikernel-ami/handler/image.ts': ['image.test.ts'],
+};
+const stage = process.env.MUTATION_STAGE;
+if (stage !== undefined && (!only || !['unit', 'rest'].includes(stage) || (stage === 'rest' && !process.env.MUTATION_MUTANTS) || (stage === 'unit' && process.env.MUTATION_MUTANTS))) {
+  throw new Error(`MUTATION_STAGE=${stage}: 'unit' or 'rest' (with MUTATION_MUTANTS), for one MUTATION_FILE`);
+}
+const name = `${only ? `${range[1].replace(/^.*\//, '').replace(/\.ts$/, '')}${range[2] ? `-${range[2]}-${range[3]}` : ''}` : 'all'}${stage ? `.${stage}` : ''}`;
+const HANDLER_TESTS = '<rootDir>/test/unikernel-ami/handler';
+const testMatch = stage === 'unit' ? UNIT_TESTS[range[1]].map((file) => `${HANDLER_TESTS}/${file}`) : [`${HANDLER_TESTS}/*.test.ts`];
+const mutate = stage === 'rest' ? JSON.parse(fs.readFileSync(process.env.MUTATION_MUTANTS, 'utf8')) : only ? [only] : MUTATED_FILES;
 
 /** @type {import('@stryker-mutator/api/core').PartialStrykerOptions} */
 export default {
@@ -32,14 +58,12 @@ export default {
       // would rerun a large part of them), the helper-script tests (they run the shell script in
       // bash and on a loop device; helper-script.ts is not mutated) and the twenty concurrent
       // builds (a load test, covered by the same code paths as repeat-safety and index tests).
-      testMatch: ['<rootDir>/test/unikernel-ami/handler/*.test.ts'],
+      testMatch,
       testPathIgnorePatterns: ['/node_modules/', '/fault-matrix-', '/helper-script', '/concurrent-builds\\.test\\.ts$'],
-      // A mutant's run stops at its first failing test: the small, fast test files go first.
-      testSequencer: '<rootDir>/scripts/jest-small-first-sequencer.js',
     },
     enableFindRelatedTests: false,
   },
-  mutate: only ? [only] : MUTATED_FILES,
+  mutate,
   // Each mutant runs only the tests that reached its code in the initial run.
   coverageAnalysis: 'perTest',
   // A static mutant (a module-level constant) needs the whole test set; MUTATION_STATIC=1 runs them too.

@@ -26,12 +26,29 @@ main() {
   fi
   # The tests synthesize a stack, which needs the bundled handler.
   node scripts/bundle-handler.js
-  # Each mutant's tests run fastest file first (scripts/jest-small-first-sequencer.js): measured here.
   mkdir -p reports/mutation
-  node scripts/mutation-test-durations.js reports/mutation/test-durations.json
-  export MUTATION_TEST_DURATIONS="$PWD/reports/mutation/test-durations.json"
   start=$(date +%s)
   failed=()
+  # One Stryker run of one stage (stryker.config.mjs MUTATION_STAGE; the rest stage with the file of
+  # its mutants' ranges) of one file, within the budget:
+  # exits the script when the budget is hit, and fails (recorded in `failed`) when Stryker does.
+  stage() {
+    local left status
+    left=$(( budget_s - ($(date +%s) - start) ))
+    set +e
+    # shellcheck disable=SC2086 # STRYKER_ARGS is a list of options
+    MUTATION_FILE="$1" MUTATION_STAGE="$2" MUTATION_MUTANTS="${3:-}" timeout --signal=INT --kill-after=60s "${left}s" nice -n 10 node_modules/.bin/stryker run ${STRYKER_ARGS:-}
+    status=$?
+    set -e
+    if [ "$status" -eq 124 ] || [ "$status" -eq 137 ] || [ "$left" -le 0 ]; then
+      echo "mutation: the time budget of $(( budget_s / 60 )) minutes was hit during ${1} (${2} stage); its results were not saved; not run: ${files[*]:$((index + 1))}" >&2
+      exit 124
+    fi
+    if [ "$status" -ne 0 ]; then
+      failed+=("$1 ($2 stage, status ${status})")
+      return 1
+    fi
+  }
   for index in "${!files[@]}"; do
     file="${files[$index]}"
     left=$(( budget_s - ($(date +%s) - start) ))
@@ -39,19 +56,21 @@ main() {
       echo "mutation: the time budget of $(( budget_s / 60 )) minutes was hit; not run: ${files[*]:$index}" >&2
       exit 124
     fi
-    echo "mutation: ${file} (${left} s of the budget left)"
-    set +e
-    # shellcheck disable=SC2086 # STRYKER_ARGS is a list of options
-    MUTATION_FILE="$file" timeout --signal=INT --kill-after=60s "${left}s" nice -n 10 node_modules/.bin/stryker run ${STRYKER_ARGS:-}
-    status=$?
-    set -e
-    if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
-      echo "mutation: the time budget of $(( budget_s / 60 )) minutes was hit during ${file}; its results were not saved; not run: ${files[*]:$((index + 1))}" >&2
-      exit 124
+    name=$(node scripts/mutation-stages.js name "$file")
+    echo "mutation: ${file} (${left} s of the budget left): the unit tests first"
+    if ! stage "$file" unit; then
+      continue
     fi
-    if [ "$status" -ne 0 ]; then
-      failed+=("$file (status ${status})")
+    retest=$(node scripts/mutation-stages.js rest "reports/mutation/${name}.unit.json" "reports/mutation/${name}.rest-mutants.json")
+    if [ "$retest" -eq 0 ]; then
+      node scripts/mutation-stages.js merge "reports/mutation/${name}.unit.json" "reports/mutation/${name}.json"
+      continue
     fi
+    echo "mutation: ${file}: ${retest} mutants the unit tests did not detect, with the whole test set"
+    if ! stage "$file" rest "$PWD/reports/mutation/${name}.rest-mutants.json"; then
+      continue
+    fi
+    node scripts/mutation-stages.js merge "reports/mutation/${name}.unit.json" "reports/mutation/${name}.rest.json" "reports/mutation/${name}.json"
   done
   node scripts/mutation-summary.js "${files[@]}"
   echo "mutation: finished in $(( $(date +%s) - start )) s"
