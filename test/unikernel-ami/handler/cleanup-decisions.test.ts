@@ -664,3 +664,68 @@ describe('describeLeftovers: what a failure message says is left', () => {
     ])).toBe('AccessDenied: not allowed, snapshot snap-0123456789abcdef0, staged objects s3://staging-bucket/builds/x/');
   });
 });
+
+describe('a removal pass: what it reports of a refused part, and of deregistration protection', () => {
+  /** The one error a pass reports, and the part its log line names. */
+  async function refusedPart(build: BuildToRemove): Promise<{ left: Leftover[]; parts: unknown[] }> {
+    const left = await pass(build);
+    return { left, parts: steps().filter((s) => s.step === 'remove-build-error').map((s) => s.part) };
+  }
+
+  test('a refused DescribeImages: the part "images" is logged, and the leftover is the error\'s code and message, once each', async () => {
+    aws.injectFault({ kind: 'refuse', service: 'ec2', action: 'DescribeImages', maxHits: Infinity, error: denied });
+    const { left, parts } = await refusedPart(ownDelete());
+    expect(parts).toEqual(['images']);
+    expect(left).toHaveLength(1);
+    expect(left[0].id).toMatch(/^UnauthorizedOperation: ec2:DescribeImages/);
+    expect(left[0].id.match(/UnauthorizedOperation/g)).toHaveLength(1);
+  });
+
+  test('a refused deletion of a snapshot known by id: the part "snapshots by id" is logged, and the snapshot stays', async () => {
+    const snapshotId = addSnapshot(BUILD_ID);
+    aws.injectFault({ kind: 'refuse', service: 'ec2', action: 'DeleteSnapshot', maxHits: Infinity, error: denied });
+    const { left, parts } = await refusedPart(ownDelete({ known: { snapshotIds: [snapshotId] } }));
+    expect(parts[0]).toBe('snapshots by id');
+    expect(left[0].id).toMatch(/^UnauthorizedOperation: ec2:DeleteSnapshot/);
+    expect(snapshotThere(snapshotId)).toBe(true);
+  });
+
+  test('a refused tag-filtered DescribeSnapshots: the part "snapshots by tag" is logged', async () => {
+    aws.onHandlerRequest((request) => {
+      if (request.action === 'DescribeSnapshots' && !request.input.SnapshotIds) {
+        aws.injectFault({ kind: 'refuse', service: 'ec2', action: 'DescribeSnapshots', maxHits: 1, error: denied });
+      }
+    });
+    const { left, parts } = await refusedPart(ownDelete());
+    expect(parts).toEqual(['snapshots by tag']);
+    expect(left).toEqual([{ kind: 'error', id: expect.stringMatching(/^UnauthorizedOperation: ec2:DescribeSnapshots/), transient: false }]);
+  });
+
+  test('protection without cooldown is turned off once, logged with what it was, and the AMI deregistered', async () => {
+    const { imageId } = addImage(BUILD_ID, { state: 'available', protection: 'without-cooldown' });
+    // Its root snapshot, which EC2 holds for a moment after the deregistration, goes in a later pass.
+    expect((await pass(ownDelete())).filter((l) => l.kind !== 'snapshot')).toEqual([]);
+    expect(inputsOf('DisableImageDeregistrationProtection')).toEqual([expect.objectContaining({ ImageId: imageId })]);
+    expect(steps()).toContainEqual(expect.objectContaining({ step: 'disable-deregistration-protection', imageId, was: 'enabled-without-cooldown' }));
+    expect(imageState(imageId)).toBe('deregistered');
+  });
+
+  test('a refused DisableImageDeregistrationProtection is reported naming the call, and the AMI stays', async () => {
+    const { imageId } = addImage(BUILD_ID, { state: 'available', protection: 'without-cooldown' });
+    aws.injectFault({ kind: 'refuse', service: 'ec2', action: 'DisableImageDeregistrationProtection', maxHits: Infinity, error: denied });
+    const left = await pass(ownDelete());
+    expect(left[0]).toEqual({ kind: 'error', id: expect.stringMatching(/^UnauthorizedOperation: ec2:DisableImageDeregistrationProtection/), transient: false });
+    expect(imageState(imageId)).toBe('available');
+  });
+
+  test('an AMI whose protection is off but still in its cooldown is not turned off again: it is reported with when it can go', async () => {
+    const { imageId } = addImage(BUILD_ID, { state: 'available' });
+    const until = aws.clock.now() + 3 * 3600_000;
+    aws.world.images.get(imageId)!.protectedUntil = until;
+    const left = await pass(ownDelete());
+    expect(inputsOf('DisableImageDeregistrationProtection')).toEqual([]);
+    expect(inputsOf('DeregisterImage')).toEqual([]);
+    expect(left[0]).toEqual(expect.objectContaining({ kind: 'error', id: expect.stringContaining(`(disabled-until-${new Date(until).toISOString()})`) }));
+    expect(imageState(imageId)).toBe('available');
+  });
+});
