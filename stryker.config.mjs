@@ -71,6 +71,9 @@ export default {
   // The machine this was written on had two cores shared with other work; MUTATION_CONCURRENCY
   // runs more test runners at once on a machine with cores to spare.
   concurrency: Number(process.env.MUTATION_CONCURRENCY ?? 1),
+  // The initial run of the whole test set takes minutes on a busy two-core machine (Stryker's default
+  // limit of 5 was hit here while other tests ran).
+  dryRunTimeoutMinutes: 20,
   // The tests run on simulated time: a mutant that makes a wait loop endless is caught by this.
   timeoutMS: 20_000,
   // Later runs retest only the mutants of changed code or of changed tests.
