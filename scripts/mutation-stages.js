@@ -15,7 +15,8 @@ const SETTLED = new Set([...DETECTED, 'Ignored', 'CompileError']);
 const read = (file) => JSON.parse(fs.readFileSync(file, 'utf8'));
 const keyOf = (m) => `${m.location.start.line}:${m.location.start.column}-${m.location.end.line}:${m.location.end.column} ${m.mutatorName} ${m.replacement ?? ''}`;
 
-function name(file) {
+/** The reports' base name of FILE[:from-to], as stryker.config.mjs gives it (mutation-summary.js too). */
+function reportName(file) {
   const [, source, from, to] = /^(.*\.ts)(?::(\d+)-(\d+))?$/.exec(file) ?? [undefined, file];
   return `${path.basename(source, '.ts')}${from ? `-${from}-${to}` : ''}`;
 }
@@ -60,9 +61,13 @@ function merge(unitReport, restReport, output) {
   fs.writeFileSync(output, JSON.stringify(report));
 }
 
-const [command, ...args] = process.argv.slice(2);
-if (command === 'name' && args.length === 1) {
-  console.log(name(args[0]));
+module.exports = { reportName };
+
+const [command, ...args] = require.main === module ? process.argv.slice(2) : ['library'];
+if (command === 'library') {
+  // Required by another script: no command to run.
+} else if (command === 'name' && args.length === 1) {
+  console.log(reportName(args[0]));
 } else if (command === 'rest' && args.length === 2) {
   rest(args[0], args[1]);
 } else if (command === 'merge' && (args.length === 2 || args.length === 3)) {

@@ -5,6 +5,7 @@
 // Usage: node scripts/mutation-summary.js lib/unikernel-ami/handler/<file>.ts[:from-to] ...
 const fs = require('fs');
 const path = require('path');
+const { reportName } = require('./mutation-stages');
 
 const root = path.join(__dirname, '..');
 const STATUSES = ['Killed', 'Timeout', 'Survived', 'NoCoverage', 'Ignored', 'RuntimeError', 'CompileError'];
@@ -20,8 +21,7 @@ const score = (c) => {
 
 for (const file of files) {
   // The report name stryker.config.mjs gives: the file's base name, and its line range if narrowed.
-  const [, source, from, to] = /^(.*\.ts)(?::(\d+)-(\d+))?$/.exec(file) ?? [undefined, file];
-  const name = `${path.basename(source, '.ts')}${from ? `-${from}-${to}` : ''}`;
+  const name = reportName(file);
   const reportPath = path.join(root, 'reports', 'mutation', `${name}.json`);
   if (!fs.existsSync(reportPath)) {
     console.log(`${file}: no report (${path.relative(root, reportPath)}): not run to its end yet`);
